@@ -1,0 +1,27 @@
+"""Parsers: one module per input format, each turning a dump into Arrow tables of the model.
+
+This package never imports `traceview`; `parsers.model` is the contract between them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from parsers import chrome
+from parsers.detect import KINETO, trace_files
+from parsers.errors import TraceFormatError
+from parsers.parsed import ParsedTrace
+
+PARSER_VERSIONS = {KINETO: chrome.PARSER_VERSION}
+
+
+def parse(
+    path: Path, fmt: str, scratch: Path, trace_id: str, rank_hint: int | None = None
+) -> ParsedTrace:
+    """Parse one file of a detected format."""
+    if fmt == KINETO:
+        return chrome.parse(path, scratch, trace_id, rank_hint=rank_hint)
+    raise TraceFormatError(path, f"no parser for format {fmt!r}")
+
+
+__all__ = ["PARSER_VERSIONS", "ParsedTrace", "TraceFormatError", "parse", "trace_files"]

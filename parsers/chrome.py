@@ -1,0 +1,476 @@
+"""Kineto / Chrome trace JSON (`.json`, `.json.gz`) into the canonical model.
+
+The array of events is read by DuckDB's JSON reader in parallel, with `ts`/`dur` typed as
+DECIMAL so that the decimal text becomes exact integer nanoseconds (a double cannot hold the
+ns part of absolute µs timestamps). Derived columns (kind, device, stream, steps, flows) are
+SQL; nesting is numpy (see `parsers.nesting`). Damaged arrays go through the tolerant path of
+`parsers.jsonscan` and the damage is reported as warnings with counts.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+
+from parsers import jsonscan
+from parsers.errors import TraceFormatError
+from parsers.model import TABLES
+from parsers.nesting import nest
+from parsers.parsed import ParsedTrace
+from parsers.redact import redact
+
+PARSER_VERSION = "1"
+FORMAT = "kineto"
+
+_COLUMNS = (
+    "{'ph': 'VARCHAR', 'cat': 'VARCHAR', 'name': 'VARCHAR', 'pid': 'VARCHAR', 'tid': 'VARCHAR',"
+    " 'ts': 'DECIMAL(38,9)', 'dur': 'DECIMAL(38,9)', 'id': 'VARCHAR', 'bp': 'VARCHAR', 's': 'VARCHAR',"
+    " 'args': 'JSON'}"
+)
+
+DEVICE_CATS = (
+    "kernel",
+    "gpu_memcpy",
+    "gpu_memset",
+    "gpu_user_annotation",
+    "cuda_sync",
+    "mtia_ccp_events",
+    "memcpy",
+    "memset",
+)
+
+_KIND_SQL = """
+CASE
+  WHEN name LIKE 'ProfilerStep#%' THEN 'step'
+  WHEN lcat IN ('cpu_op', 'operator') THEN 'cpu_op'
+  WHEN lcat = 'python_function' THEN 'python'
+  WHEN lcat IN ('user_annotation', 'gpu_user_annotation') THEN 'annotation'
+  WHEN lcat IN ('cuda_runtime', 'runtime', 'privateuse1_runtime', 'xpu_runtime', 'mtia_runtime') THEN 'runtime'
+  WHEN lcat IN ('cuda_driver', 'privateuse1_driver', 'xpu_driver') THEN 'driver'
+  WHEN lcat IN ('kernel', 'mtia_ccp_events') AND (name ILIKE 'nccl%' OR name ILIKE '%rccl%') THEN 'comm'
+  WHEN lcat IN ('kernel', 'mtia_ccp_events') THEN 'kernel'
+  WHEN lcat IN ('gpu_memcpy', 'memcpy') THEN 'memcpy'
+  WHEN lcat IN ('gpu_memset', 'memset') THEN 'memset'
+  WHEN lcat IN ('cuda_sync', 'xpu_sync', 'cuda_event') THEN 'sync'
+  WHEN lcat = 'collective_comm' THEN 'comm'
+  ELSE 'other'
+END
+"""
+
+_ARG_PATHS = [
+    "$.correlation",
+    '$."External id"',
+    '$."external id"',
+    "$.stream",
+    "$.device",
+    '$."Input Dims"',
+    '$."Input type"',
+]
+
+
+def _quote(path: Path) -> str:
+    return "'" + str(path).replace("'", "''") + "'"
+
+
+def _ns(expr: str) -> str:
+    return f"CAST(round({expr} * 1000) AS BIGINT)"
+
+
+def _vendor(top_level: dict, con: duckdb.DuckDBPyConnection) -> str:
+    keys = set(top_level)
+    if keys & {"roctracer_version", "hip_runtime_version", "hip_driver_version"}:
+        return "rocm"
+    names = " ".join(str(d.get("name", "")) for d in top_level.get("deviceProperties", []) if isinstance(d, dict))
+    if any(word in names for word in ("AMD", "Instinct", "Radeon", "gfx")):
+        return "rocm"
+    hip = con.sql(
+        "SELECT count(*) FROM ev WHERE ph = 'X' AND lower(cat) IN ('cuda_runtime', 'runtime') AND name LIKE 'hip%'"
+    ).fetchall()[0][0]
+    return "rocm" if hip else "cuda"
+
+
+def _trace_info(top_level: dict, rank_hint: int | None) -> dict:
+    dist = top_level.get("distributedInfo") if isinstance(top_level.get("distributedInfo"), dict) else {}
+    devices = [d for d in top_level.get("deviceProperties", []) or [] if isinstance(d, dict)]
+    versions = {
+        k: v
+        for k, v in top_level.items()
+        if (k.endswith("_version") or k in ("schemaVersion",)) and isinstance(v, (str, int, float))
+    }
+    host = top_level.get("host_name") or top_level.get("hostname")
+    return {
+        "rank": int(dist["rank"]) if str(dist.get("rank", "")).lstrip("-").isdigit() else (rank_hint or 0),
+        "world_size": int(dist["world_size"]) if str(dist.get("world_size", "")).isdigit() else None,
+        "host": str(host) if host else None,
+        "device_names": [str(d.get("name")) for d in devices if d.get("name")],
+        "tool_versions": json.dumps(versions, sort_keys=True),
+        "base_time_ns": int(top_level.get("baseTimeNanoseconds") or 0),
+    }
+
+
+class _Builder:
+    """Runs the SQL that turns the raw event table `ev` into the model's tables."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, base_ns: int, vendor: str) -> None:
+        self.con = con
+        self.base = base_ns
+        self.vendor = vendor
+        self.warnings: list[str] = []
+
+    def sql(self, query: str) -> None:
+        self.con.execute(query)
+
+    def count(self, query: str) -> int:
+        return int(self.con.sql(query).fetchall()[0][0])
+
+    def build_slices(self) -> None:
+        device_cats = ", ".join(f"'{c}'" for c in DEVICE_CATS)
+        paths = "[" + ", ".join("'" + p.replace("'", "''") + "'" for p in _ARG_PATHS) + "]"
+        self.sql(
+            f"""
+            CREATE TABLE raw_slices AS
+            SELECT rowid AS slice_id, ph, name, cat, lower(cat) AS lcat, pid, tid, ts, dur, args
+            FROM ev WHERE ph = 'X' AND ts IS NOT NULL
+            """
+        )
+        self._pair_begin_end()
+        self.sql(
+            f"""
+            CREATE TABLE xs AS
+            WITH a AS (
+              SELECT *, json_extract_string(args, {paths}) AS av FROM raw_slices
+            )
+            SELECT slice_id,
+                   {self.base} + {_ns('ts')} AS ts_ns,
+                   {_ns('coalesce(dur, 0)')} AS dur_ns,
+                   name, cat, {_KIND_SQL} AS kind,
+                   CASE WHEN lcat IN ({device_cats})
+                        THEN CASE WHEN lcat LIKE 'mtia%' THEN 'mtia' ELSE '{self.vendor}' END
+                        ELSE 'cpu' END AS device_type,
+                   pid, tid,
+                   TRY_CAST(av[1] AS BIGINT) AS correlation,
+                   TRY_CAST(coalesce(av[2], av[3]) AS BIGINT) AS external_id,
+                   TRY_CAST(av[4] AS BIGINT) AS arg_stream,
+                   TRY_CAST(av[5] AS INTEGER) AS arg_device,
+                   av[6] AS input_dims, av[7] AS input_types,
+                   CAST(coalesce(args, '{{}}') AS VARCHAR) AS args
+            FROM a
+            """
+        )
+        self.sql(
+            """
+            CREATE TABLE slices0 AS
+            SELECT slice_id, ts_ns, dur_ns, name, cat, kind, device_type,
+                   CASE WHEN device_type = 'cpu' THEN NULL ELSE coalesce(arg_device, TRY_CAST(pid AS INTEGER)) END
+                     AS device_id,
+                   pid, tid,
+                   CASE WHEN device_type = 'cpu' THEN NULL ELSE coalesce(arg_stream, TRY_CAST(tid AS BIGINT)) END
+                     AS stream,
+                   correlation, external_id, input_dims, input_types, args
+            FROM xs
+            """
+        )
+        dropped = self.count("SELECT count(*) FROM ev WHERE ph = 'X' AND ts IS NULL")
+        if dropped:
+            self.warnings.append(f"{dropped} complete events had no usable ts and were skipped")
+        negative = self.count("SELECT count(*) FROM slices0 WHERE dur_ns < 0")
+        if negative:
+            self.warnings.append(f"{negative} slices have a negative duration (kept as written)")
+
+    def _pair_begin_end(self) -> None:
+        rows = self.con.sql(
+            "SELECT rowid, ph, name, cat, pid, tid, ts, args FROM ev"
+            " WHERE ph IN ('B', 'E') AND ts IS NOT NULL ORDER BY rowid"
+        ).fetchall()
+        if not rows:
+            return
+        open_by_track: dict[tuple, list] = {}
+        paired = []
+        unmatched_end = 0
+        for rowid, ph, name, cat, pid, tid, ts, args in rows:
+            stack = open_by_track.setdefault((pid, tid), [])
+            if ph == "B":
+                stack.append((rowid, name, cat, ts, args))
+            elif stack:
+                b_rowid, b_name, b_cat, b_ts, b_args = stack.pop()
+                paired.append((b_rowid, "X", b_name, b_cat, (b_cat or "").lower(), pid, tid, b_ts, ts - b_ts, b_args))
+            else:
+                unmatched_end += 1
+        unmatched_begin = sum(len(s) for s in open_by_track.values())
+        if unmatched_begin or unmatched_end:
+            self.warnings.append(
+                f"{unmatched_begin} B events without an E and {unmatched_end} E events without a B were skipped"
+            )
+        if paired:
+            self.con.executemany("INSERT INTO raw_slices VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", paired)
+
+    def build_flows(self) -> None:
+        self.sql(
+            f"""
+            CREATE TABLE flow_points AS
+            SELECT rowid AS event_id, ph, cat, id, pid, tid, {self.base} + {_ns('ts')} AS ts_ns
+            FROM ev WHERE ph IN ('s', 't', 'f') AND ts IS NOT NULL
+            """
+        )
+        self.sql(
+            """
+            CREATE TABLE flow_bound AS
+            SELECT f.*, CASE WHEN s.ts_ns + s.dur_ns >= f.ts_ns THEN s.slice_id END AS slice_id
+            FROM flow_points f ASOF LEFT JOIN slices0 s
+              ON f.pid = s.pid AND f.tid = s.tid AND f.ts_ns >= s.ts_ns
+            """
+        )
+        self.sql(
+            """
+            CREATE TABLE flows_t AS
+            SELECT dst.cat AS kind, dst.id AS flow_id, src.slice_id AS src_slice_id, dst.slice_id AS dst_slice_id
+            FROM (SELECT * FROM flow_bound WHERE ph IN ('f', 't')) dst
+            LEFT JOIN (SELECT DISTINCT ON (cat, id) * FROM flow_bound WHERE ph = 's' ORDER BY cat, id, event_id) src
+              ON src.cat = dst.cat AND src.id = dst.id
+            UNION ALL
+            SELECT s.cat, s.id, s.slice_id, NULL
+            FROM flow_bound s
+            WHERE s.ph = 's' AND NOT EXISTS (
+              SELECT 1 FROM flow_bound d WHERE d.ph IN ('f', 't') AND d.cat = s.cat AND d.id = s.id)
+            """
+        )
+        # Device work without a correlation arg (MTIA, legacy) gets it from its launch flow.
+        self.sql(
+            """
+            UPDATE slices0 SET correlation = TRY_CAST(f.flow_id AS BIGINT)
+            FROM flows_t f
+            WHERE slices0.slice_id = f.dst_slice_id AND slices0.correlation IS NULL
+              AND slices0.device_type <> 'cpu' AND f.kind IN ('ac2g', 'async_gpu', 'async_cpu_to_gpu')
+            """
+        )
+
+    def build_nesting(self) -> None:
+        table = self.con.sql(
+            "SELECT slice_id, hash(pid, tid) AS track, ts_ns, dur_ns FROM slices0"
+        ).to_arrow_table()
+        slice_id = table.column("slice_id").to_numpy()
+        track = table.column("track").to_numpy().astype(np.uint64).view(np.int64)
+        result = nest(track, table.column("ts_ns").to_numpy(), table.column("dur_ns").to_numpy(), slice_id)
+        nested = pa.table(
+            {
+                "slice_id": slice_id,
+                "depth": result.depth,
+                "parent_id": pa.array(result.parent, mask=result.parent < 0),
+                "overlaps": result.overlaps,
+                "self_ns": result.self_ns,
+            }
+        )
+        self.con.register("nested_arrow", nested)
+        self.sql("CREATE TABLE nested AS SELECT * FROM nested_arrow")
+        self.con.unregister("nested_arrow")
+        overlapping = int(result.overlaps.sum())
+        if overlapping:
+            self.warnings.append(f"{overlapping} slices overlap their parent partially (kept, flagged in `overlaps`)")
+
+    def build_steps(self) -> None:
+        self.sql(
+            """
+            CREATE TABLE step_spans AS
+            SELECT pid, ts_ns, ts_ns + dur_ns AS end_ns, TRY_CAST(regexp_extract(name, '#(\\d+)', 1) AS BIGINT) AS step
+            FROM slices0 WHERE kind = 'step' AND device_type = 'cpu'
+            """
+        )
+        self.sql(
+            """
+            CREATE TABLE slice_steps AS
+            WITH host AS (
+              SELECT x.slice_id, CASE WHEN x.ts_ns < s.end_ns THEN s.step END AS step, x.correlation, x.kind
+              FROM (SELECT * FROM slices0 WHERE device_type = 'cpu') x
+              ASOF LEFT JOIN step_spans s ON x.pid = s.pid AND x.ts_ns >= s.ts_ns
+            ),
+            launch AS (
+              SELECT DISTINCT ON (correlation) correlation, step FROM host
+              WHERE correlation IS NOT NULL AND kind IN ('runtime', 'driver') ORDER BY correlation, slice_id
+            )
+            SELECT slice_id, step FROM host
+            UNION ALL
+            SELECT d.slice_id, l.step FROM slices0 d LEFT JOIN launch l ON d.correlation = l.correlation
+            WHERE d.device_type <> 'cpu'
+            """
+        )
+
+    def slices_query(self) -> str:
+        return """
+            SELECT s.slice_id, s.ts_ns, s.dur_ns, s.name, s.cat, s.kind, s.device_type, s.device_id, s.pid, s.tid,
+                   s.stream, n.depth, n.parent_id, n.overlaps, n.self_ns, s.correlation, s.external_id, st.step,
+                   s.input_dims, s.input_types, s.args
+            FROM slices0 s JOIN nested n USING (slice_id) LEFT JOIN slice_steps st USING (slice_id)
+            ORDER BY s.slice_id
+        """
+
+    def memory_query(self) -> str:
+        paths = "['$.Addr', '$.Bytes', '$.\"Total Allocated\"', '$.\"Total Reserved\"', '$.\"Device Type\"', '$.\"Device Id\"']"
+        return f"""
+            WITH m AS (
+              SELECT rowid AS rid, ts, pid, tid, json_extract_string(args, {paths}) AS av
+              FROM ev WHERE ph IN ('i', 'I') AND name = '[memory]' AND ts IS NOT NULL
+            )
+            SELECT {self.base} + {_ns('ts')} AS ts_ns,
+                   CASE TRY_CAST(av[5] AS INTEGER)
+                     WHEN 0 THEN 'cpu' WHEN 1 THEN '{self.vendor}' WHEN 6 THEN 'rocm' WHEN 12 THEN 'xpu'
+                     WHEN 19 THEN 'mtia' WHEN 20 THEN 'npu' ELSE 'other' END AS device_type,
+                   TRY_CAST(av[6] AS INTEGER) AS device_id,
+                   TRY_CAST(av[1] AS BIGINT) AS addr, TRY_CAST(av[2] AS BIGINT) AS bytes,
+                   TRY_CAST(av[3] AS BIGINT) AS total_allocated, TRY_CAST(av[4] AS BIGINT) AS total_reserved,
+                   pid, tid
+            FROM m ORDER BY rid
+        """
+
+    def counters_query(self) -> str:
+        return f"""
+            SELECT {self.base} + {_ns('e.ts')} AS ts_ns, e.pid, e.name, j.key AS series,
+                   TRY_CAST(j.value AS DOUBLE) AS value
+            FROM ev e, json_each(e.args) j
+            WHERE e.ph = 'C' AND e.ts IS NOT NULL
+            ORDER BY e.rowid
+        """
+
+    def instants_query(self) -> str:
+        return f"""
+            SELECT {self.base} + {_ns('ts')} AS ts_ns, name, cat, pid, tid, coalesce(s, 't') AS scope,
+                   CAST(coalesce(args, '{{}}') AS VARCHAR) AS args
+            FROM ev WHERE ph IN ('i', 'I', 'R') AND coalesce(name, '') <> '[memory]' AND ts IS NOT NULL
+            ORDER BY rowid
+        """
+
+    def metadata_query(self) -> str:
+        return """
+            SELECT CASE WHEN name LIKE 'thread%' THEN 'thread' WHEN name LIKE 'process%' THEN 'process'
+                        ELSE 'other' END AS kind,
+                   pid, tid, name AS key,
+                   coalesce(json_extract_string(args, ['$.name', '$.labels', '$.sort_index'])
+                              .list_filter(lambda v: v IS NOT NULL)[1],
+                            CAST(args AS VARCHAR)) AS value
+            FROM ev WHERE ph = 'M' ORDER BY rowid
+        """
+
+
+def _top_level_rows(top_level: dict) -> list[tuple]:
+    rows = []
+    for key, value in top_level.items():
+        clean = redact(value, key)
+        if key == "deviceProperties" and isinstance(clean, list):
+            for dev in clean:
+                dev_id = str(dev.get("id", "")) if isinstance(dev, dict) else ""
+                rows.append(("device", None, None, dev_id, json.dumps(dev, sort_keys=True)))
+            continue
+        kind = "distributed" if key == "distributedInfo" else "trace"
+        rows.append((kind, None, None, key, json.dumps(clean, sort_keys=True)))
+    return rows
+
+
+def _with_trace_columns(reader: pa.RecordBatchReader, schema: pa.Schema, trace_id: str, rank: int) -> pa.RecordBatchReader:
+    """Prefix each batch with trace_id and rank and cast it to the model schema."""
+
+    def batches():
+        for batch in reader:
+            n = batch.num_rows
+            columns = [pa.array([trace_id] * n, pa.string()), pa.array([rank] * n, pa.int32())]
+            columns += [batch.column(name).cast(schema.field(name).type) for name in schema.names[2:]]
+            yield pa.RecordBatch.from_arrays(columns, schema=schema)
+
+    return pa.RecordBatchReader.from_batches(schema, batches())
+
+
+def _load_events(con: duckdb.DuckDBPyConnection, path: Path, events_path: Path) -> None:
+    con.execute(
+        f"CREATE TABLE ev AS SELECT * FROM read_json({_quote(events_path)}, format='array', records=true,"
+        f" ignore_errors=true, maximum_object_size=268435456, columns={_COLUMNS})"
+    )
+
+
+def parse(
+    path: Path, scratch: Path, trace_id: str, rank_hint: int | None = None, threads: int | None = None
+) -> ParsedTrace:
+    """Parse one Kineto/Chrome trace file.
+
+    `scratch` is a private directory for temporary files; `rank_hint` is used when the trace
+    itself does not record its rank (no `distributedInfo.rank`).
+    """
+    extracted = jsonscan.extract_events(path, scratch)
+    warnings = list(extracted.warnings)
+    con = duckdb.connect(config={"threads": threads or os.cpu_count() or 1, "temp_directory": str(scratch)})
+    con.execute("SET preserve_insertion_order = true")
+    events_path = extracted.events_path
+    recovery = None
+    if extracted.complete:
+        try:
+            _load_events(con, path, events_path)
+        except duckdb.InvalidInputException:
+            recovery = True
+    else:
+        recovery = True
+    if recovery:
+        rec = jsonscan.recover_events(events_path, scratch / "recovered.json")
+        events_path.unlink(missing_ok=True)
+        events_path = rec.events_path
+        _load_events(con, path, events_path)
+        if rec.damage_offset is not None or not extracted.complete:
+            where = f" at byte {rec.damage_offset} of the events array" if rec.damage_offset is not None else ""
+            warnings.append(f"trace is truncated or damaged{where}: kept {rec.kept} complete events")
+        if rec.repaired:
+            warnings.append(f"{rec.repaired} events had malformed strings and were repaired")
+        if rec.skipped:
+            warnings.append(f"{rec.skipped} malformed events could not be repaired and were skipped")
+    events_path.unlink(missing_ok=True)
+
+    event_count = int(con.sql("SELECT count(*) FROM ev").fetchall()[0][0])
+    with_phase = int(con.sql("SELECT count(ph) FROM ev").fetchall()[0][0])
+    if event_count and not with_phase:
+        raise TraceFormatError(path, "expected trace events with a 'ph' field, found JSON objects without one")
+    unmodelled = con.sql(
+        "SELECT string_agg(DISTINCT ph, ','), count(*) FROM ev"
+        " WHERE ph NOT IN ('X', 'B', 'E', 'i', 'I', 'R', 'C', 's', 't', 'f', 'M')"
+    ).fetchall()[0]
+    if unmodelled[1]:
+        warnings.append(f"{unmodelled[1]} events of phases {unmodelled[0]} are not modelled and were skipped")
+
+    info = _trace_info(extracted.top_level, rank_hint)
+    builder = _Builder(con, info["base_time_ns"], _vendor(extracted.top_level, con))
+    builder.build_slices()
+    builder.build_flows()
+    builder.build_nesting()
+    builder.build_steps()
+    warnings += builder.warnings
+    for line in extracted.top_level.get("ERROR", []) or []:
+        if isinstance(line, str):
+            warnings.append(f"profiler reported: {line[:200]}")
+
+    slice_count = int(con.sql("SELECT count(*) FROM slices0").fetchall()[0][0])
+    con.execute("CREATE TABLE top_level (kind VARCHAR, pid VARCHAR, tid VARCHAR, key VARCHAR, value VARCHAR)")
+    top_rows = _top_level_rows(extracted.top_level)
+    if top_rows:
+        con.executemany("INSERT INTO top_level VALUES (?, ?, ?, ?, ?)", top_rows)
+    rank = info["rank"]
+    queries = {
+        "slices": builder.slices_query(),
+        "memory": builder.memory_query(),
+        "counters": builder.counters_query(),
+        "flows": "SELECT kind, flow_id, src_slice_id, dst_slice_id FROM flows_t ORDER BY dst_slice_id NULLS LAST",
+        "instants": builder.instants_query(),
+        "metadata": f"SELECT * FROM ({builder.metadata_query()}) UNION ALL SELECT * FROM top_level",
+    }
+    tables = {
+        name: _with_trace_columns(con.cursor().sql(query).to_arrow_reader(), TABLES[name], trace_id, rank)
+        for name, query in queries.items()
+    }
+    info.update(
+        {
+            "format": FORMAT,
+            "sha256": extracted.sha256,
+            "event_count": event_count,
+            "slice_count": slice_count,
+            "json_bytes": extracted.json_bytes,
+        }
+    )
+    return ParsedTrace(info=info, tables=tables, warnings=warnings, _closers=[con.close])

@@ -1,0 +1,66 @@
+"""Detection of input formats by content, not by file name alone."""
+
+from __future__ import annotations
+
+import zlib
+from pathlib import Path
+
+from parsers.errors import TraceFormatError
+
+GZIP_MAGIC = b"\x1f\x8b"
+KINETO = "kineto"
+
+
+def _head(path: Path, size: int = 4096) -> bytes:
+    with open(path, "rb") as fh:
+        raw = fh.read(1 << 16)
+    if raw[:2] == GZIP_MAGIC:
+        try:
+            return zlib.decompressobj(wbits=31).decompress(raw)[:size]
+        except zlib.error:
+            return b""
+    return raw[:size]
+
+
+def detect_file(path: Path) -> str | None:
+    """Return the format name of one file, or None when it is no format we read."""
+    head = _head(path).lstrip(b"\xef\xbb\xbf \t\r\n")
+    if head[:1] in (b"{", b"["):
+        return KINETO
+    return None
+
+
+def _describe(path: Path) -> str:
+    head = _head(path, 64)
+    if not head:
+        return "an empty file" if path.stat().st_size == 0 else "binary data"
+    text = head.lstrip()
+    if all(32 <= b < 127 or b in b"\r\n\t" for b in text[:32]):
+        first = text.decode("ascii", "replace").splitlines()[0][:24] if text else ""
+        return f"text starting with {first!r}"
+    return "binary data"
+
+
+def trace_files(path: Path) -> list[tuple[Path, str]]:
+    """The trace files under `path` (a file or a directory) with their formats.
+
+    Raises TraceFormatError when nothing readable is found.
+    """
+    if path.is_file():
+        fmt = detect_file(path)
+        if fmt is None:
+            raise TraceFormatError(path, f"expected a Chrome/Kineto JSON trace (.json or .json.gz), found {_describe(path)}")
+        return [(path, fmt)]
+    if not path.is_dir():
+        raise TraceFormatError(path, "no such file or directory")
+    found = []
+    for child in sorted(p for p in path.rglob("*") if p.is_file()):
+        if child.name.startswith(".") or child.name == "manifest.json":
+            continue
+        if child.suffix.lower() not in (".json", ".gz"):
+            continue
+        if detect_file(child) is not None:
+            found.append((child, KINETO))
+    if not found:
+        raise TraceFormatError(path, "expected a directory with Chrome/Kineto traces (.json, .json.gz), found none")
+    return found

@@ -1,0 +1,361 @@
+"""Byte-level work on Chrome/Kineto JSON before DuckDB reads it.
+
+`extract_events` streams a `.json` or `.json.gz` file once: it hashes the raw bytes, decompresses
+when the magic bytes say gzip, and writes the `traceEvents` array alone to a scratch file (DuckDB
+reads a bare array in parallel). The top-level keys around the array are parsed with `json`.
+`recover_events` is the slow, tolerant path for damaged arrays: it walks the array event by
+event, repairs what it can, and writes the good events to a new array file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import mmap
+import re
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from parsers.errors import TraceFormatError
+
+CHUNK = 8 << 20
+GZIP_MAGIC = b"\x1f\x8b"
+HEADER_LIMIT = 256 << 20
+TAIL_WINDOW = 64 << 20
+
+# A JSON string token or one structural bracket; anything else is skipped by finditer.
+_TOKEN = re.compile(rb'"(?:[^"\\]|\\.)*"|[\[\]{}]', re.DOTALL)
+_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
+_CONTROL = re.compile(rb"[\x00-\x1f]")
+_TRAILER_END = re.compile(rb"[}\[]\s*\]")
+# An unescaped quote inside a value: the value runs to the quote that is followed by a
+# separator and a known key, or by the end of the object.
+_KNOWN_KEYS = rb"ph|cat|name|pid|tid|ts|dur|args|id|bp|s|tts|cname"
+_VALUE_WITH_QUOTES = re.compile(
+    rb'("(?:name|cat)"\s*:\s*")(.*?)("\s*(?:,\s*"(?:' + _KNOWN_KEYS + rb')"\s*:|\}))', re.DOTALL
+)
+
+
+@dataclass
+class ExtractedEvents:
+    """The `traceEvents` array of one file, copied to `events_path`, and what surrounds it."""
+
+    events_path: Path
+    top_level: dict
+    form: str
+    sha256: str
+    source_bytes: int
+    json_bytes: int
+    complete: bool = True
+    warnings: list[str] = field(default_factory=list)
+
+
+def _raw_chunks(path: Path, digest: "hashlib._Hash", warnings: list[str]):
+    """Yield the decompressed bytes of `path` while hashing the raw bytes."""
+    with open(path, "rb") as raw:
+        first = raw.read(CHUNK)
+        digest.update(first)
+        if first[:2] != GZIP_MAGIC:
+            yield first
+            while chunk := raw.read(CHUNK):
+                digest.update(chunk)
+                yield chunk
+            return
+        inflater = zlib.decompressobj(wbits=31)
+        chunk = first
+        while True:
+            try:
+                out = inflater.decompress(chunk)
+            except zlib.error as exc:
+                warnings.append(f"gzip stream is damaged ({exc}); kept the bytes before the damage")
+                return
+            if out:
+                yield out
+            if inflater.eof and inflater.unused_data:
+                # Concatenated gzip members are legal; start a new inflater on the rest.
+                rest = inflater.unused_data
+                inflater = zlib.decompressobj(wbits=31)
+                chunk = rest
+                continue
+            chunk = raw.read(CHUNK)
+            if not chunk:
+                break
+            digest.update(chunk)
+        tail = inflater.flush()
+        if tail:
+            yield tail
+        if not inflater.eof:
+            warnings.append("gzip stream ends early (file truncated); kept the bytes before the cut")
+
+
+def _describe_start(data: bytes) -> str:
+    text = data[:16]
+    if not text:
+        return "an empty file"
+    if all(32 <= b < 127 or b in b"\r\n\t" for b in text):
+        return f"text starting with {text.decode('ascii').strip()[:16]!r}"
+    return "binary data"
+
+
+def _find_events_key(buf: bytes) -> tuple[int, int] | None:
+    """Return (offset of the '[' of traceEvents, offset where its key starts), or None."""
+    depth = 0
+    pending_key = False
+    key_start = -1
+    for match in _TOKEN.finditer(buf):
+        tok = match.group()
+        if tok[:1] == b'"':
+            if depth == 1 and tok == b'"traceEvents"':
+                after = buf[match.end() : match.end() + 64].lstrip()
+                if after[:1] == b":":
+                    pending_key = True
+                    key_start = match.start()
+            continue
+        if pending_key and depth == 1:
+            if tok == b"[":
+                return match.start(), key_start
+            pending_key = False
+        depth += 1 if tok in (b"{", b"[") else -1
+        if depth == 0:
+            return None
+    return None
+
+
+def _parse_header(header: bytes) -> dict:
+    text = header.rstrip()
+    if text.endswith(b","):
+        text = text[:-1]
+    try:
+        parsed = json.loads(text + b"}")
+    except ValueError:
+        return {}
+    return parsed if isinstance(parsed, dict) else {}
+
+
+def _find_array_end(tail: bytes) -> tuple[int, dict] | None:
+    """Find the ']' that closes traceEvents in the last bytes of the file.
+
+    The trailer after it must be exactly the rest of the top-level object (`}` or `, "k": v ... }`).
+    Several ']' can satisfy that (a later array of objects); the leftmost valid one is the answer.
+    """
+    best: tuple[int, dict] | None = None
+    invalid_after_valid = 0
+    for match in reversed(list(_TRAILER_END.finditer(tail))):
+        pos = match.end() - 1
+        rest = tail[pos + 1 :].strip()
+        parsed: dict | None = None
+        if rest == b"}":
+            parsed = {}
+        elif rest[:1] == b",":
+            try:
+                value = json.loads(b"{" + rest[1:])
+                parsed = value if isinstance(value, dict) else None
+            except ValueError:
+                parsed = None
+        if parsed is not None:
+            best = (pos, parsed)
+            invalid_after_valid = 0
+        elif best is not None:
+            invalid_after_valid += 1
+            if invalid_after_valid > 64:
+                break
+    return best
+
+
+def extract_events(path: Path, scratch: Path) -> ExtractedEvents:
+    """Copy the events array of a Chrome/Kineto trace to a scratch file, one streaming pass."""
+    digest = hashlib.sha256()
+    warnings: list[str] = []
+    chunks = _raw_chunks(path, digest, warnings)
+    buf = b""
+    for chunk in chunks:
+        buf += chunk
+        if buf.strip():
+            break
+    stripped = buf.lstrip(b"\xef\xbb\xbf \t\r\n")
+    lead = len(buf) - len(stripped)
+    if not stripped:
+        raise TraceFormatError(path, "expected a Chrome/Kineto JSON trace, found an empty file")
+    if stripped[:1] not in (b"{", b"["):
+        raise TraceFormatError(path, f"expected a Chrome/Kineto JSON trace, found {_describe_start(stripped)}")
+
+    form = "object" if stripped[:1] == b"{" else "array"
+    header: dict = {}
+    if form == "object":
+        found = None
+        while True:
+            found = _find_events_key(buf)
+            if found is not None or len(buf) > HEADER_LIMIT:
+                break
+            more = next(chunks, None)
+            if more is None:
+                break
+            buf += more
+        if found is None:
+            keys = _top_keys(buf)
+            what = f"a JSON object with keys {keys}" if keys else "a JSON object"
+            raise TraceFormatError(path, f"expected a Chrome/Kineto JSON trace with traceEvents, found {what}")
+        array_start, key_start = found
+        header = _parse_header(buf[lead:key_start])
+        start = array_start
+    else:
+        start = lead
+
+    events_path = scratch / f"{path.name}.events.json"
+    json_bytes = len(buf)
+    with open(events_path, "wb") as out:
+        out.write(buf[start:])
+        for chunk in chunks:
+            json_bytes += len(chunk)
+            out.write(chunk)
+    _check_first_event(path, events_path)
+
+    complete = not warnings
+    trailer: dict = {}
+    size = events_path.stat().st_size
+    with open(events_path, "rb") as fh:
+        offset = max(0, size - TAIL_WINDOW)
+        fh.seek(offset)
+        tail = fh.read()
+    if form == "object":
+        end = _find_array_end(tail)
+        if end is None:
+            complete = False
+        else:
+            trailer = end[1]
+            with open(events_path, "r+b") as fh:
+                fh.truncate(offset + end[0] + 1)
+    elif tail.rstrip()[-1:] != b"]":
+        complete = False
+    top_level = {**header, **trailer}
+    return ExtractedEvents(
+        events_path=events_path,
+        top_level=top_level,
+        form=form,
+        sha256=digest.hexdigest(),
+        source_bytes=path.stat().st_size,
+        json_bytes=json_bytes,
+        complete=complete,
+        warnings=warnings,
+    )
+
+
+def _top_keys(buf: bytes) -> list[str]:
+    try:
+        value = json.loads(buf)
+    except ValueError:
+        return []
+    return sorted(value)[:6] if isinstance(value, dict) else []
+
+
+def _check_first_event(path: Path, events_path: Path) -> None:
+    with open(events_path, "rb") as fh:
+        head = fh.read(4096)
+    body = head[1:].lstrip()
+    if body[:1] in (b"{", b"]", b""):
+        return
+    if body[:1] == b"[":
+        raise TraceFormatError(
+            path,
+            "expected trace events (JSON objects), found a JSON array of arrays"
+            " (a PyTorch memory-timeline export?)",
+        )
+    raise TraceFormatError(path, f"expected trace events (JSON objects), found {_describe_start(body)}")
+
+
+@dataclass
+class Recovery:
+    """What the tolerant path kept, repaired and dropped."""
+
+    events_path: Path
+    kept: int
+    repaired: int
+    skipped: int
+    damage_offset: int | None
+
+
+def _escape_controls(span: bytes) -> bytes:
+    def fix(match: re.Match[bytes]) -> bytes:
+        return _CONTROL.sub(lambda c: b"\\u%04x" % c.group()[0], match.group())
+
+    return _STRING.sub(fix, span)
+
+
+def _escape_inner_quotes(span: bytes) -> bytes:
+    def fix(match: re.Match[bytes]) -> bytes:
+        inner = re.sub(rb'(?<!\\)"', rb'\\"', match.group(2))
+        return match.group(1) + inner + match.group(3)
+
+    return _VALUE_WITH_QUOTES.sub(fix, span)
+
+
+def _repair(span: bytes) -> bytes | None:
+    for candidate in (_escape_controls(span), _escape_controls(_escape_inner_quotes(span))):
+        try:
+            if isinstance(json.loads(candidate), dict):
+                return candidate
+        except ValueError:
+            continue
+    return None
+
+
+def recover_events(events_path: Path, out_path: Path) -> Recovery:
+    """Walk a damaged events array object by object; write the good and repaired events."""
+    kept = repaired = skipped = 0
+    damage: int | None = None
+    with open(events_path, "rb") as fh, open(out_path, "wb") as out:
+        size = fh.seek(0, 2)
+        data = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) if size else b""
+        try:
+            out.write(b"[\n")
+            pos = 1
+            first = True
+            while True:
+                while pos < size and data[pos] in b" \t\r\n,":
+                    pos += 1
+                if pos >= size or data[pos] == ord("]"):
+                    break
+                if data[pos] != ord("{"):
+                    damage = pos
+                    break
+                end = _object_end(data, pos)
+                if end is None:
+                    damage = pos
+                    break
+                span = bytes(data[pos:end])
+                pos = end
+                try:
+                    good = isinstance(json.loads(span), dict)
+                except ValueError:
+                    good = False
+                if not good:
+                    fixed = _repair(span)
+                    if fixed is None:
+                        skipped += 1
+                        continue
+                    span = fixed
+                    repaired += 1
+                out.write(span if first else b",\n" + span)
+                first = False
+                kept += 1
+            out.write(b"\n]\n")
+        finally:
+            if isinstance(data, mmap.mmap):
+                data.close()
+    return Recovery(out_path, kept, repaired, skipped, damage)
+
+
+def _object_end(data: bytes | mmap.mmap, start: int) -> int | None:
+    depth = 0
+    for match in _TOKEN.finditer(data, start):
+        tok = match.group()
+        if tok[:1] == b'"':
+            continue
+        if tok in (b"{", b"["):
+            depth += 1
+        else:
+            depth -= 1
+            if depth == 0:
+                return match.end()
+    return None

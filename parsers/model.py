@@ -1,0 +1,189 @@
+"""The canonical trace model: the tables every parser produces and every analysis reads.
+
+This module is the contract between `parsers` and `traceview`. Each table is a pyarrow schema
+whose fields carry a one-line description in their metadata; `docs/model.md` is generated from
+it (`python -m parsers.model`), and a test checks the two agree.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import pyarrow as pa
+
+MODEL_VERSION = "1"
+
+SLICE_KINDS = (
+    "cpu_op",
+    "python",
+    "annotation",
+    "runtime",
+    "driver",
+    "kernel",
+    "memcpy",
+    "memset",
+    "comm",
+    "sync",
+    "step",
+    "other",
+)
+
+DEVICE_TYPES = ("cpu", "cuda", "rocm", "npu", "mtia", "xpu", "other")
+
+
+def _field(name: str, type_: pa.DataType, doc: str) -> pa.Field:
+    return pa.field(name, type_, metadata={"doc": doc})
+
+
+def _common() -> list[pa.Field]:
+    return [
+        _field("trace_id", pa.string(), "Id of the ingested trace file or rank (see `traces`)."),
+        _field("rank", pa.int32(), "Distributed rank (0 when the trace does not say)."),
+    ]
+
+
+TRACES = pa.schema(
+    [
+        _field("trace_id", pa.string(), "Short content hash of the source file; unique per store."),
+        _field("source_path", pa.string(), "Path of the source file as given to ingest."),
+        _field("format", pa.string(), "Detected input format, e.g. `kineto`, `chrome`."),
+        _field("rank", pa.int32(), "Distributed rank (`distributedInfo.rank`, else 0)."),
+        _field("world_size", pa.int32(), "Distributed world size where recorded, else null."),
+        _field("host", pa.string(), "Host name where recorded, else null."),
+        _field("device_names", pa.list_(pa.string()), "Accelerator names from the trace metadata."),
+        _field("tool_versions", pa.string(), "JSON object of tool/runtime versions found."),
+        _field("base_time_ns", pa.int64(), "`baseTimeNanoseconds` added to relative timestamps (0 if absent)."),
+        _field("event_count", pa.int64(), "Number of events read from the file."),
+        _field("slice_count", pa.int64(), "Rows this trace contributes to `slices`."),
+        _field("warnings", pa.list_(pa.string()), "Data-quality warnings raised while ingesting."),
+    ]
+)
+
+SLICES = pa.schema(
+    _common()
+    + [
+        _field("slice_id", pa.int64(), "Id of the slice, unique within its trace (event index in the file)."),
+        _field("ts_ns", pa.int64(), "Start time, integer nanoseconds, exact."),
+        _field("dur_ns", pa.int64(), "Duration, integer nanoseconds, exact."),
+        _field("name", pa.string(), "Event name."),
+        _field("cat", pa.string(), "Category as written by the profiler."),
+        _field("kind", pa.string(), "Normalised kind: " + ", ".join(SLICE_KINDS) + "."),
+        _field("device_type", pa.string(), "Where it ran: " + ", ".join(DEVICE_TYPES) + "."),
+        _field("device_id", pa.int32(), "Device index for device work, null for host work."),
+        _field("pid", pa.string(), "Process id as written (device id for device events)."),
+        _field("tid", pa.string(), "Thread id as written (stream for device events)."),
+        _field("stream", pa.int64(), "Device stream or queue, null for host work."),
+        _field("depth", pa.int32(), "Nesting depth on its track (pid, tid); 0 at the top."),
+        _field("parent_id", pa.int64(), "slice_id of the enclosing slice on the same track, or null."),
+        _field("overlaps", pa.bool_(), "True when the slice starts inside its parent but ends after it."),
+        _field("self_ns", pa.int64(), "Duration minus the time of its direct children on the track."),
+        _field("correlation", pa.int64(), "Links a host launch to the device work it caused."),
+        _field("external_id", pa.int64(), "Framework op id (`External id`) linking ops, launches and kernels."),
+        _field("step", pa.int64(), "ProfilerStep#N the slice falls in (host: by time; device: via correlation)."),
+        _field("input_dims", pa.string(), "JSON of `Input Dims` where recorded."),
+        _field("input_types", pa.string(), "JSON of `Input type` where recorded."),
+        _field("args", pa.string(), "The event's args as a JSON object."),
+    ]
+)
+
+MEMORY = pa.schema(
+    _common()
+    + [
+        _field("ts_ns", pa.int64(), "Time of the allocation or free, ns."),
+        _field("device_type", pa.string(), "cpu, cuda, rocm, npu, ..."),
+        _field("device_id", pa.int32(), "Device index (-1 for host memory)."),
+        _field("addr", pa.int64(), "Address of the block, where recorded."),
+        _field("bytes", pa.int64(), "Bytes allocated (positive) or freed (negative)."),
+        _field("total_allocated", pa.int64(), "Allocated bytes on the device after this event."),
+        _field("total_reserved", pa.int64(), "Reserved bytes on the device after this event."),
+        _field("pid", pa.string(), "Process id as written."),
+        _field("tid", pa.string(), "Thread id as written."),
+    ]
+)
+
+COUNTERS = pa.schema(
+    _common()
+    + [
+        _field("ts_ns", pa.int64(), "Sample time, ns."),
+        _field("pid", pa.string(), "Process (track) id as written."),
+        _field("name", pa.string(), "Counter name."),
+        _field("series", pa.string(), "Series within the counter (the args key)."),
+        _field("value", pa.float64(), "Sample value."),
+    ]
+)
+
+FLOWS = pa.schema(
+    _common()
+    + [
+        _field("kind", pa.string(), "Flow category: ac2g, fwdbwd, async_gpu, ..."),
+        _field("flow_id", pa.string(), "Flow id as written."),
+        _field("src_slice_id", pa.int64(), "slice_id of the slice the flow starts at (null if none)."),
+        _field("dst_slice_id", pa.int64(), "slice_id of the slice the flow ends at (null if none)."),
+    ]
+)
+
+INSTANTS = pa.schema(
+    _common()
+    + [
+        _field("ts_ns", pa.int64(), "Time, ns."),
+        _field("name", pa.string(), "Event name."),
+        _field("cat", pa.string(), "Category."),
+        _field("pid", pa.string(), "Process id as written."),
+        _field("tid", pa.string(), "Thread id as written."),
+        _field("scope", pa.string(), "Instant scope: g, p or t."),
+        _field("args", pa.string(), "The event's args as a JSON object."),
+    ]
+)
+
+METADATA = pa.schema(
+    _common()
+    + [
+        _field("kind", pa.string(), "process, thread, trace (top-level keys), distributed, device (one per device)."),
+        _field("pid", pa.string(), "Process id, for process and thread entries."),
+        _field("tid", pa.string(), "Thread id, for thread entries."),
+        _field("key", pa.string(), "What is described: process_name, thread_name, a top-level key, a device id."),
+        _field("value", pa.string(), "The value: a name or label as text, else JSON (secrets redacted)."),
+    ]
+)
+
+TABLES: dict[str, pa.Schema] = {
+    "traces": TRACES,
+    "slices": SLICES,
+    "memory": MEMORY,
+    "counters": COUNTERS,
+    "flows": FLOWS,
+    "instants": INSTANTS,
+    "metadata": METADATA,
+}
+
+TABLE_DOCS: dict[str, str] = {
+    "traces": "One row per ingested trace file or rank.",
+    "slices": "Every duration event (host ops, annotations, runtime calls, kernels, copies, ...).",
+    "memory": "Allocator events (`[memory]` instants): allocations, frees and running totals.",
+    "counters": "Counter samples (`C` events).",
+    "flows": "Links between slices: launch to kernel (ac2g), forward to backward (fwdbwd), ...",
+    "instants": "Instant events other than memory events.",
+    "metadata": "Process and thread names, device properties, distributed info, top-level keys.",
+}
+
+
+def render_markdown() -> str:
+    """Render the model as the Markdown of `docs/model.md`."""
+    lines = [
+        "# The traceview trace model",
+        "",
+        "Generated from `parsers/model.py` by `python -m parsers.model > docs/model.md`; a test checks",
+        "that this file matches the code. Times are int64 nanoseconds everywhere.",
+        "",
+        f"Model version: {MODEL_VERSION}",
+    ]
+    for table, schema in TABLES.items():
+        lines += ["", f"## `{table}`", "", TABLE_DOCS[table], "", "| column | type | meaning |", "| --- | --- | --- |"]
+        for field in schema:
+            doc = (field.metadata or {}).get(b"doc", b"").decode()
+            lines.append(f"| `{field.name}` | `{field.type}` | {doc} |")
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    sys.stdout.write(render_markdown())

@@ -1,0 +1,135 @@
+"""The `traceview` command line: parses arguments, calls the library, maps errors."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from traceview import __version__
+from traceview.atomic import write_text_atomic
+from traceview.commands import ingest as ingest_cmd
+from traceview.commands import query as query_cmd
+from traceview.commands import schema as schema_cmd
+from traceview.errors import UserError
+
+app = typer.Typer(
+    name="traceview",
+    help="AI profiler traces (PyTorch/Kineto, Chrome JSON) into answers, SQL-first.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+CacheDir = Annotated[
+    Optional[Path], typer.Option("--cache-dir", help="Where traces given as TARGET are ingested on the fly.")
+]
+
+
+def _fail(message: str) -> None:
+    typer.echo(f"Error: {message}", err=True)
+    raise typer.Exit(2)
+
+
+@contextmanager
+def _user_errors() -> Iterator[None]:
+    try:
+        yield
+    except UserError as exc:
+        _fail(str(exc))
+    except KeyboardInterrupt:
+        _fail("interrupted")
+
+
+def _warn(lines: list[str]) -> None:
+    for line in lines:
+        typer.echo(f"Warning: {line}", err=True)
+
+
+def _progress() -> Optional[ingest_cmd.Progress]:
+    if not sys.stderr.isatty():
+        return None
+    from rich.console import Console
+
+    console = Console(stderr=True)
+    status = console.status("ingesting")
+    status.start()
+
+    def update(message: str) -> None:
+        status.update(f"ingesting {message}")
+
+    update.stop = status.stop  # type: ignore[attr-defined]
+    return update
+
+
+@app.command()
+def ingest(
+    paths: Annotated[list[Path], typer.Argument(help="Trace files (.json, .json.gz) or dump directories.")],
+    out: Annotated[Optional[Path], typer.Option("-o", "--out", help="Store directory to write.")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Rebuild even if the store is up to date.")] = False,
+) -> None:
+    """Ingest traces into a store (Parquet tables plus manifest.json).
+
+    \b
+    Example:
+      traceview ingest rank0.pt.trace.json.gz -o run1.traceview
+    """
+    progress = _progress()
+    with _user_errors():
+        try:
+            result = ingest_cmd.run_ingest(paths, out, force, progress)
+        finally:
+            if progress is not None:
+                progress.stop()  # type: ignore[attr-defined]
+        _warn(result.warnings)
+        typer.echo(ingest_cmd.summary(result))
+
+
+@app.command()
+def query(
+    target: Annotated[Path, typer.Argument(help="A trace file, a dump directory or a store.")],
+    sql: Annotated[str, typer.Argument(help="The SQL to run (DuckDB dialect).")],
+    fmt: Annotated[query_cmd.OutputFormat, typer.Option("--format", "-f", help="Output format.")] = (
+        query_cmd.OutputFormat.table
+    ),
+    output: Annotated[Optional[Path], typer.Option("-o", "--output", help="Write to FILE instead of stdout.")] = None,
+    cache_dir: CacheDir = None,
+) -> None:
+    """Run SQL over a trace; `traceview schema` lists the tables.
+
+    \b
+    Example:
+      traceview query trace.json.gz "select kind, count(*) from slices group by 1" --format json
+    """
+    with _user_errors():
+        frame = query_cmd.run_query(target, sql, cache_dir)
+        text = query_cmd.render(frame, fmt)
+        if output is None:
+            sys.stdout.write(text)
+        else:
+            write_text_atomic(output, text)
+
+
+@app.command()
+def schema() -> None:
+    """Print the tables and views of the trace model, one line per column."""
+    sys.stdout.write(schema_cmd.describe())
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"traceview {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version and exit.")
+    ] = False,
+) -> None:
+    """AI profiler traces into answers."""

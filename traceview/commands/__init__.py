@@ -1,0 +1,1 @@
+"""One module per CLI command: the work behind it, callable from Python too."""

@@ -1,0 +1,67 @@
+"""`traceview query`: run SQL over a store and render the result."""
+
+from __future__ import annotations
+
+import enum
+import io
+import json
+from datetime import date, datetime
+from decimal import Decimal
+from pathlib import Path
+
+import duckdb
+import polars as pl
+from rich.console import Console
+from rich.table import Table
+
+from traceview.engine import open_target
+from traceview.errors import UserError
+
+
+class OutputFormat(str, enum.Enum):
+    """How query results are written."""
+
+    table = "table"
+    csv = "csv"
+    json = "json"
+
+
+def _json_default(value: object) -> object:
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, (date, datetime)):
+        return value.isoformat()
+    return str(value)
+
+
+def render(frame: pl.DataFrame, fmt: OutputFormat) -> str:
+    """Render a result frame as a text table, CSV, or a JSON list of row objects."""
+    if fmt is OutputFormat.json:
+        return json.dumps(frame.to_dicts(), default=_json_default, ensure_ascii=False) + "\n"
+    if fmt is OutputFormat.csv:
+        nested = [name for name, dtype in frame.schema.items() if dtype.is_nested()]
+        if nested:
+            frame = frame.with_columns(
+                pl.col(name).map_elements(lambda v: json.dumps(v.to_list() if hasattr(v, "to_list") else v,
+                                                               default=_json_default), return_dtype=pl.String)
+                for name in nested
+            )
+        return frame.write_csv()
+    table = Table(show_edge=False, header_style="bold")
+    for name in frame.columns:
+        table.add_column(name, overflow="fold")
+    for row in frame.iter_rows():
+        table.add_row(*("" if v is None else str(v) for v in row))
+    buffer = io.StringIO()
+    Console(file=buffer, width=200, no_color=True, highlight=False).print(table)
+    return buffer.getvalue()
+
+
+def run_query(target: Path, sql: str, cache_dir: Path | None = None) -> pl.DataFrame:
+    """Run `sql` over TARGET (trace file, dump directory or store)."""
+    with open_target(target, cache_dir=cache_dir) as session:
+        try:
+            return session.sql(sql)
+        except duckdb.Error as exc:
+            first = str(exc).strip().splitlines()[0]
+            raise UserError(f"query failed: {first}") from exc

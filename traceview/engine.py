@@ -1,0 +1,87 @@
+"""The DuckDB engine: a store opened as views named after the model's tables."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+import polars as pl
+
+from traceview import store as store_mod
+from traceview.errors import UserError
+from traceview.paths import cache_store_for
+
+CONVENIENCE_VIEWS = {
+    "kernels": (
+        "Device kernels, compute and communication (slices of kind kernel, or comm on a device).",
+        "SELECT * FROM slices WHERE kind = 'kernel' OR (kind = 'comm' AND device_type <> 'cpu')",
+    ),
+    "ops": ("Framework operators (slices of kind cpu_op).", "SELECT * FROM slices WHERE kind = 'cpu_op'"),
+    "annotations": (
+        "User annotations and steps (record_function ranges, ProfilerStep#N).",
+        "SELECT * FROM slices WHERE kind IN ('annotation', 'step')",
+    ),
+}
+
+
+def _quote(path: Path) -> str:
+    return "'" + str(path).replace("'", "''") + "'"
+
+
+@dataclass
+class Session:
+    """An open store: run SQL over its tables and views."""
+
+    store: Path
+    con: duckdb.DuckDBPyConnection
+
+    def sql(self, query: str, params: list | dict | None = None) -> pl.DataFrame:
+        """Run one query; return the result as a polars DataFrame."""
+        return pl.from_arrow(self.con.execute(query, params).to_arrow_table()) if params else pl.from_arrow(
+            self.con.sql(query).to_arrow_table()
+        )
+
+    @property
+    def manifest(self) -> dict:
+        """The store's manifest (inputs, hashes, row counts, warnings)."""
+        return store_mod.read_manifest(self.store)
+
+    def close(self) -> None:
+        """Close the database connection."""
+        self.con.close()
+
+    def __enter__(self) -> Session:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def connect(store: Path) -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB connection with the store's tables and views registered."""
+    from parsers.model import TABLES
+
+    con = duckdb.connect()
+    for table in TABLES:
+        pattern = store / table / "*.parquet"
+        con.execute(f"CREATE VIEW {table} AS SELECT * FROM read_parquet({_quote(pattern)}, union_by_name = true)")
+    for view, (_, query) in CONVENIENCE_VIEWS.items():
+        con.execute(f"CREATE VIEW {view} AS {query}")
+    return con
+
+
+def resolve_store(target: Path, cache_dir: Path | None = None, force: bool = False) -> Path:
+    """A store for TARGET: the store itself, or an on-the-fly ingest into the cache."""
+    if not target.exists():
+        raise UserError(f"{target}: no such file or directory")
+    if store_mod.is_store(target):
+        return target
+    result = store_mod.ingest([target], cache_store_for([target], cache_dir), force=force)
+    return result.store
+
+
+def open_target(target: Path | str, cache_dir: Path | str | None = None) -> Session:
+    """Open a trace file, a dump directory or a store as a Session."""
+    store = resolve_store(Path(target), Path(cache_dir) if cache_dir else None)
+    return Session(store, connect(store))

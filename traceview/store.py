@@ -1,0 +1,259 @@
+"""The on-disk store: one Parquet dataset per model table plus `manifest.json`.
+
+Layout (readable as it is by DuckDB, polars, pandas and Spark):
+
+    STORE/manifest.json
+    STORE/<table>/part-<trace_id>.parquet   (zstd; one file per ingested trace or rank)
+
+Stores are written into a temporary sibling directory and renamed into place, so a reader
+never sees half a store. Re-ingesting unchanged inputs reuses the store.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+import parsers
+from parsers.model import MODEL_VERSION, TABLES
+from traceview import __version__
+from traceview.errors import UserError
+from traceview.paths import is_inside
+
+MANIFEST = "manifest.json"
+_RANK_IN_NAME = re.compile(r"rank[-_]?(\d+)", re.IGNORECASE)
+
+Progress = Callable[[str], None]
+
+
+@dataclass
+class IngestResult:
+    """What `ingest` did: where the store is, whether it was reused, and the warnings."""
+
+    store: Path
+    reused: bool
+    manifest: dict
+    warnings: list[str] = field(default_factory=list)
+
+
+def is_store(path: Path) -> bool:
+    """True when `path` is a traceview store directory."""
+    return path.is_dir() and (path / MANIFEST).is_file()
+
+
+def read_manifest(store: Path) -> dict:
+    """Load a store's manifest."""
+    try:
+        return json.loads((store / MANIFEST).read_text())
+    except (OSError, ValueError) as exc:
+        raise UserError(f"{store}: not a readable traceview store ({exc})") from exc
+
+
+def _stat_key(path: Path) -> dict:
+    st = path.stat()
+    return {"path": str(path.resolve()), "size": st.st_size, "mtime_ns": st.st_mtime_ns}
+
+
+def _reusable(store: Path, files: list[tuple[Path, str]]) -> dict | None:
+    if not is_store(store):
+        return None
+    try:
+        manifest = json.loads((store / MANIFEST).read_text())
+    except (OSError, ValueError):
+        return None
+    if manifest.get("model_version") != MODEL_VERSION or manifest.get("traceview_version") != __version__:
+        return None
+    recorded = [
+        {k: item.get(k) for k in ("path", "size", "mtime_ns")} for item in manifest.get("inputs", [])
+    ] + [{k: item.get(k) for k in ("path", "size", "mtime_ns")} for item in manifest.get("skipped", [])]
+    wanted = [_stat_key(path) for path, _ in files]
+    key = lambda d: (d["path"], d["size"], d["mtime_ns"])  # noqa: E731
+    return manifest if sorted(map(key, recorded)) == sorted(map(key, wanted)) else None
+
+
+def _rank_hint(path: Path) -> int | None:
+    match = _RANK_IN_NAME.search(path.name)
+    return int(match.group(1)) if match else None
+
+
+def _write_table(reader: pa.RecordBatchReader, schema: pa.Schema, target: Path) -> int:
+    rows = 0
+    with pq.ParquetWriter(target, schema, compression="zstd") as writer:
+        for batch in reader:
+            if batch.num_rows:
+                writer.write_batch(batch)
+                rows += batch.num_rows
+    return rows
+
+
+def _traces_row(trace_id: str, source: Path, info: dict, warnings: list[str]) -> pa.Table:
+    row = {
+        "trace_id": trace_id,
+        "source_path": str(source),
+        "format": info["format"],
+        "rank": info["rank"],
+        "world_size": info.get("world_size"),
+        "host": info.get("host"),
+        "device_names": info.get("device_names", []),
+        "tool_versions": info.get("tool_versions", "{}"),
+        "base_time_ns": info.get("base_time_ns", 0),
+        "event_count": info.get("event_count", 0),
+        "slice_count": info.get("slice_count", 0),
+        "warnings": warnings,
+    }
+    return pa.Table.from_pylist([row], schema=TABLES["traces"])
+
+
+def _collect_inputs(inputs: list[Path]) -> list[tuple[Path, str, bool]]:
+    """(file, format, given explicitly) for every input; directories are searched."""
+    files: list[tuple[Path, str, bool]] = []
+    for path in inputs:
+        if is_store(path):
+            raise UserError(f"{path}: is already a traceview store; give the trace files instead")
+        try:
+            found = parsers.trace_files(path)
+        except parsers.TraceFormatError as exc:
+            raise UserError(str(exc)) from exc
+        files += [(file, fmt, path.is_file()) for file, fmt in found]
+    seen: set[Path] = set()
+    unique = []
+    for file, fmt, explicit in files:
+        if file.resolve() not in seen:
+            seen.add(file.resolve())
+            unique.append((file, fmt, explicit))
+    return unique
+
+
+def ingest(
+    inputs: list[Path], out: Path, force: bool = False, progress: Progress | None = None
+) -> IngestResult:
+    """Ingest trace files or dump directories into the store `out`."""
+    files = _collect_inputs(inputs)
+    for path in inputs:
+        if path.is_dir() and is_inside(out, path):
+            raise UserError(f"{out}: the store would be inside the input directory {path}; choose another -o")
+    if not force and (manifest := _reusable(out, [(f, fmt) for f, fmt, _ in files])):
+        return IngestResult(out, True, manifest, [w for item in manifest["inputs"] for w in item["warnings"]])
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
+    umask = os.umask(0)
+    os.umask(umask)
+    staging.chmod(0o777 & ~umask)
+    try:
+        manifest = _build(files, staging, progress)
+        _replace(staging, out)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    warnings = [f"{item['path']}: {w}" for item in manifest["inputs"] for w in item["warnings"]]
+    warnings += [f"{item['path']}: skipped: {item['reason']}" for item in manifest["skipped"]]
+    return IngestResult(out, False, manifest, warnings)
+
+
+def _build(files: list[tuple[Path, str, bool]], staging: Path, progress: Progress | None) -> dict:
+    for table in TABLES:
+        (staging / table).mkdir()
+    scratch_root = staging / ".scratch"
+    scratch_root.mkdir()
+    entries: list[dict] = []
+    skipped: list[dict] = []
+    seen_ids: set[str] = set()
+    for index, (path, fmt, explicit) in enumerate(files):
+        if progress:
+            progress(f"[{index + 1}/{len(files)}] {path.name}")
+        scratch = Path(tempfile.mkdtemp(dir=scratch_root))
+        provisional_id = f"t{index:05d}"
+        try:
+            parsed = parsers.parse(path, fmt, scratch, provisional_id, rank_hint=_rank_hint(path))
+        except parsers.TraceFormatError as exc:
+            if explicit:
+                raise UserError(str(exc)) from exc
+            skipped.append({**_stat_key(path), "reason": exc.problem})
+            continue
+        except OSError as exc:
+            raise UserError(f"{path}: cannot be read ({exc.strerror or exc})") from exc
+        try:
+            entries.append(_write_parsed(path, fmt, parsed, staging, provisional_id, seen_ids))
+        finally:
+            parsed.close()
+            shutil.rmtree(scratch, ignore_errors=True)
+    shutil.rmtree(scratch_root, ignore_errors=True)
+    if not entries:
+        reasons = "; ".join(f"{Path(s['path']).name}: {s['reason']}" for s in skipped[:3])
+        raise UserError(f"{files[0][0]}: no readable trace found ({reasons})")
+    ranks = [e["rank"] for e in entries]
+    if len(set(ranks)) < len(ranks):
+        for entry in entries:
+            entry["warnings"].append("several traces share this rank; tell them apart by trace_id")
+    totals = {table: sum(e["rows"].get(table, 0) for e in entries) for table in TABLES}
+    manifest = {
+        "traceview_version": __version__,
+        "model_version": MODEL_VERSION,
+        "created_unix": int(time.time()),
+        "inputs": entries,
+        "skipped": skipped,
+        "tables": totals,
+    }
+    (staging / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
+    return manifest
+
+
+def _write_parsed(
+    path: Path, fmt: str, parsed: parsers.ParsedTrace, staging: Path, provisional_id: str, seen_ids: set[str]
+) -> dict:
+    info = parsed.info
+    trace_id = info["sha256"][:12]
+    while trace_id in seen_ids:  # the same content given twice under two names
+        trace_id += "x"
+    seen_ids.add(trace_id)
+    rows: dict[str, int] = {}
+    for table, reader in parsed.tables.items():
+        schema = TABLES[table]
+        relabelled = _relabel(reader, schema, provisional_id, trace_id)
+        rows[table] = _write_table(relabelled, schema, staging / table / f"part-{trace_id}.parquet")
+    traces = _traces_row(trace_id, path, info, parsed.warnings)
+    pq.write_table(traces, staging / "traces" / f"part-{trace_id}.parquet", compression="zstd")
+    rows["traces"] = 1
+    return {
+        **_stat_key(path),
+        "source": str(path),
+        "sha256": info["sha256"],
+        "format": fmt,
+        "parser_version": parsers.PARSER_VERSIONS[fmt],
+        "trace_id": trace_id,
+        "rank": info["rank"],
+        "rows": rows,
+        "warnings": list(parsed.warnings),
+    }
+
+
+def _relabel(reader: pa.RecordBatchReader, schema: pa.Schema, old: str, new: str) -> pa.RecordBatchReader:
+    def batches():
+        for batch in reader:
+            if batch.num_rows:
+                ids = pa.array([new] * batch.num_rows, pa.string())
+                yield batch.set_column(0, schema.field(0), ids)
+
+    return pa.RecordBatchReader.from_batches(schema, batches())
+
+
+def _replace(staging: Path, out: Path) -> None:
+    if out.exists():
+        if not is_store(out) and any(out.iterdir()):
+            raise UserError(f"{out}: exists and is not a traceview store; refusing to overwrite it")
+        old = out.with_name(f".{out.name}.old-{os.getpid()}")
+        os.replace(out, old)
+        os.replace(staging, out)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(staging, out)
