@@ -302,7 +302,7 @@ class _Builder:
     def slices_query(self) -> str:
         return """
             SELECT s.slice_id, s.ts_ns, s.dur_ns, s.name, s.cat, s.kind, s.device_type, s.device_id, s.pid, s.tid,
-                   s.stream, n.depth, n.parent_id, n.overlaps, n.self_ns, s.correlation, s.external_id, st.step,
+                   s.stream, NULL::VARCHAR AS core, n.depth, n.parent_id, n.overlaps, n.self_ns, s.correlation, s.external_id, st.step,
                    s.input_dims, s.input_types, s.args
             FROM slices0 s JOIN nested n USING (slice_id) LEFT JOIN slice_steps st USING (slice_id)
             ORDER BY s.slice_id

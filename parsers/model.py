@@ -73,6 +73,7 @@ SLICES = pa.schema(
         _field("pid", pa.string(), "Process id as written (device id for device events)."),
         _field("tid", pa.string(), "Thread id as written (stream for device events)."),
         _field("stream", pa.int64(), "Device stream or queue, null for host work."),
+        _field("core", pa.string(), "Accelerator core type on Ascend (AI_CORE, AI_VECTOR_CORE, MIX_AIC, AI_CPU, ...)."),
         _field("depth", pa.int32(), "Nesting depth on its track (pid, tid); 0 at the top."),
         _field("parent_id", pa.int64(), "slice_id of the enclosing slice on the same track, or null."),
         _field("overlaps", pa.bool_(), "True when the slice starts inside its parent but ends after it."),

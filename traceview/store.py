@@ -217,8 +217,10 @@ def _write_parsed(
         trace_id += "x"
     seen_ids.add(trace_id)
     rows: dict[str, int] = {}
-    for table, reader in parsed.tables.items():
-        schema = TABLES[table]
+    for table, schema in TABLES.items():
+        if table == "traces":
+            continue
+        reader = parsed.tables.get(table) or pa.RecordBatchReader.from_batches(schema, [])
         relabelled = _relabel(reader, schema, provisional_id, trace_id)
         rows[table] = _write_table(relabelled, schema, staging / table / f"part-{trace_id}.parquet")
     traces = _traces_row(trace_id, path, info, parsed.warnings)
