@@ -60,6 +60,12 @@ def read_manifest(store: Path) -> dict:
 
 
 def _stat_key(path: Path) -> dict:
+    """Identity of an input for reuse checks; a directory input (a rank dump) sums its files."""
+    if path.is_dir():
+        stats = [p.stat() for p in path.rglob("*") if p.is_file()]
+        size = sum(st.st_size for st in stats)
+        mtime = max((st.st_mtime_ns for st in stats), default=0)
+        return {"path": str(path.resolve()), "size": size, "mtime_ns": mtime}
     st = path.stat()
     return {"path": str(path.resolve()), "size": st.st_size, "mtime_ns": st.st_mtime_ns}
 
