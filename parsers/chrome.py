@@ -11,6 +11,10 @@ from __future__ import annotations
 
 import json
 import os
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import duckdb
@@ -21,7 +25,7 @@ from parsers import jsonscan
 from parsers.errors import TraceFormatError
 from parsers.model import TABLES
 from parsers.nesting import nest
-from parsers.parsed import ParsedTrace
+from parsers.parsed import DuckDBSource, ParsedTrace
 from parsers.redact import redact
 
 PARSER_VERSION = "1"
@@ -129,50 +133,39 @@ class _Builder:
         return int(self.con.sql(query).fetchall()[0][0])
 
     def build_slices(self) -> None:
+        """`slices0`: the compact per-slice columns that joins need; strings stay in `ev`."""
+        self._pair_begin_end()
         device_cats = ", ".join(f"'{c}'" for c in DEVICE_CATS)
         paths = "[" + ", ".join("'" + p.replace("'", "''") + "'" for p in _ARG_PATHS) + "]"
         self.sql(
             f"""
-            CREATE TABLE raw_slices AS
-            SELECT rowid AS slice_id, ph, name, cat, lower(cat) AS lcat, pid, tid, ts, dur, args
-            FROM ev WHERE ph = 'X' AND ts IS NOT NULL
-            """
-        )
-        self._pair_begin_end()
-        self.sql(
-            f"""
-            CREATE TABLE xs AS
+            CREATE TABLE slices0 AS
             WITH a AS (
-              SELECT *, json_extract_string(args, {paths}) AS av FROM raw_slices
+              SELECT rowid AS slice_id, name, lower(cat) AS lcat, pid, tid, ts, dur,
+                     json_extract_string(args, {paths}) AS av
+              FROM ev WHERE ph = 'X' AND ts IS NOT NULL
+            ),
+            k AS (
+              SELECT *, {_KIND_SQL} AS kind,
+                     CASE WHEN lcat IN ({device_cats})
+                          THEN CASE WHEN lcat LIKE 'mtia%' THEN 'mtia' ELSE '{self.vendor}' END
+                          ELSE 'cpu' END AS device_type
+              FROM a
             )
             SELECT slice_id,
                    {self.base} + {_ns('ts')} AS ts_ns,
                    {_ns('coalesce(dur, 0)')} AS dur_ns,
-                   name, cat, {_KIND_SQL} AS kind,
-                   CASE WHEN lcat IN ({device_cats})
-                        THEN CASE WHEN lcat LIKE 'mtia%' THEN 'mtia' ELSE '{self.vendor}' END
-                        ELSE 'cpu' END AS device_type,
+                   kind, device_type,
+                   CASE WHEN device_type = 'cpu' THEN NULL
+                        ELSE coalesce(TRY_CAST(av[5] AS INTEGER), TRY_CAST(pid AS INTEGER)) END AS device_id,
                    pid, tid,
+                   CASE WHEN device_type = 'cpu' THEN NULL
+                        ELSE coalesce(TRY_CAST(av[4] AS BIGINT), TRY_CAST(tid AS BIGINT)) END AS stream,
                    TRY_CAST(av[1] AS BIGINT) AS correlation,
                    TRY_CAST(coalesce(av[2], av[3]) AS BIGINT) AS external_id,
-                   TRY_CAST(av[4] AS BIGINT) AS arg_stream,
-                   TRY_CAST(av[5] AS INTEGER) AS arg_device,
                    av[6] AS input_dims, av[7] AS input_types,
-                   CAST(coalesce(args, '{{}}') AS VARCHAR) AS args
-            FROM a
-            """
-        )
-        self.sql(
-            """
-            CREATE TABLE slices0 AS
-            SELECT slice_id, ts_ns, dur_ns, name, cat, kind, device_type,
-                   CASE WHEN device_type = 'cpu' THEN NULL ELSE coalesce(arg_device, TRY_CAST(pid AS INTEGER)) END
-                     AS device_id,
-                   pid, tid,
-                   CASE WHEN device_type = 'cpu' THEN NULL ELSE coalesce(arg_stream, TRY_CAST(tid AS BIGINT)) END
-                     AS stream,
-                   correlation, external_id, input_dims, input_types, args
-            FROM xs
+                   CASE WHEN kind = 'step' THEN TRY_CAST(regexp_extract(name, '#(\\d+)', 1) AS BIGINT) END AS step_no
+            FROM k
             """
         )
         dropped = self.count("SELECT count(*) FROM ev WHERE ph = 'X' AND ts IS NULL")
@@ -183,22 +176,22 @@ class _Builder:
             self.warnings.append(f"{negative} slices have a negative duration (kept as written)")
 
     def _pair_begin_end(self) -> None:
+        """Turn matched B/E pairs into X events in place (the B row becomes the slice)."""
         rows = self.con.sql(
-            "SELECT rowid, ph, name, cat, pid, tid, ts, args FROM ev"
-            " WHERE ph IN ('B', 'E') AND ts IS NOT NULL ORDER BY rowid"
+            "SELECT rowid, ph, pid, tid, ts FROM ev WHERE ph IN ('B', 'E') AND ts IS NOT NULL ORDER BY rowid"
         ).fetchall()
         if not rows:
             return
         open_by_track: dict[tuple, list] = {}
         paired = []
         unmatched_end = 0
-        for rowid, ph, name, cat, pid, tid, ts, args in rows:
+        for rowid, ph, pid, tid, ts in rows:
             stack = open_by_track.setdefault((pid, tid), [])
             if ph == "B":
-                stack.append((rowid, name, cat, ts, args))
+                stack.append((rowid, ts))
             elif stack:
-                b_rowid, b_name, b_cat, b_ts, b_args = stack.pop()
-                paired.append((b_rowid, "X", b_name, b_cat, (b_cat or "").lower(), pid, tid, b_ts, ts - b_ts, b_args))
+                b_rowid, b_ts = stack.pop()
+                paired.append((b_rowid, ts - b_ts))
             else:
                 unmatched_end += 1
         unmatched_begin = sum(len(s) for s in open_by_track.values())
@@ -207,7 +200,11 @@ class _Builder:
                 f"{unmatched_begin} B events without an E and {unmatched_end} E events without a B were skipped"
             )
         if paired:
-            self.con.executemany("INSERT INTO raw_slices VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", paired)
+            durations = pa.array([d for _, d in paired], pa.decimal128(38, 9))
+            pairs = pa.table({"rid": [r for r, _ in paired], "d": durations})
+            self.con.register("be_pairs", pairs)
+            self.sql("UPDATE ev SET ph = 'X', dur = be_pairs.d FROM be_pairs WHERE ev.rowid = be_pairs.rid")
+            self.con.unregister("be_pairs")
 
     def build_flows(self) -> None:
         self.sql(
@@ -276,7 +273,7 @@ class _Builder:
         self.sql(
             """
             CREATE TABLE step_spans AS
-            SELECT pid, ts_ns, ts_ns + dur_ns AS end_ns, TRY_CAST(regexp_extract(name, '#(\\d+)', 1) AS BIGINT) AS step
+            SELECT pid, ts_ns, ts_ns + dur_ns AS end_ns, step_no AS step
             FROM slices0 WHERE kind = 'step' AND device_type = 'cpu'
             """
         )
@@ -301,15 +298,19 @@ class _Builder:
 
     def slices_query(self) -> str:
         return """
-            SELECT s.slice_id, s.ts_ns, s.dur_ns, s.name, s.cat, s.kind, s.device_type, s.device_id, s.pid, s.tid,
-                   s.stream, NULL::VARCHAR AS core, n.depth, n.parent_id, n.overlaps, n.self_ns, s.correlation, s.external_id, st.step,
-                   s.input_dims, s.input_types, s.args
-            FROM slices0 s JOIN nested n USING (slice_id) LEFT JOIN slice_steps st USING (slice_id)
+            SELECT s.slice_id, s.ts_ns, s.dur_ns, e.name, e.cat, s.kind, s.device_type, s.device_id, s.pid, s.tid,
+                   s.stream, NULL::VARCHAR AS core, n.depth, n.parent_id, n.overlaps, n.self_ns, s.correlation,
+                   s.external_id, st.step, s.input_dims, s.input_types, CAST(coalesce(e.args, '{}') AS VARCHAR) AS args
+            FROM ev e
+            JOIN slices0 s ON e.rowid = s.slice_id
+            JOIN nested n ON n.slice_id = s.slice_id
+            LEFT JOIN slice_steps st ON st.slice_id = s.slice_id
             ORDER BY s.slice_id
         """
 
     def memory_query(self) -> str:
-        paths = "['$.Addr', '$.Bytes', '$.\"Total Allocated\"', '$.\"Total Reserved\"', '$.\"Device Type\"', '$.\"Device Id\"']"
+        keys = ["Addr", "Bytes", "Total Allocated", "Total Reserved", "Device Type", "Device Id"]
+        paths = "[" + ", ".join(f"'$.\"{key}\"'" for key in keys) + "]"
         return f"""
             WITH m AS (
               SELECT rowid AS rid, ts, pid, tid, json_extract_string(args, {paths}) AS av
@@ -369,23 +370,27 @@ def _top_level_rows(top_level: dict) -> list[tuple]:
     return rows
 
 
-def _with_trace_columns(reader: pa.RecordBatchReader, schema: pa.Schema, trace_id: str, rank: int) -> pa.RecordBatchReader:
-    """Prefix each batch with trace_id and rank and cast it to the model schema."""
+def _memory_limit(path: Path) -> str:
+    """DuckDB's memory budget: spill joins and sorts to scratch rather than grow with the trace."""
+    size = path.stat().st_size
+    budget = max(512 << 20, min(int(size * 0.6), 8 << 30))
+    return f"{budget >> 20}MB"
 
-    def batches():
-        for batch in reader:
-            n = batch.num_rows
-            columns = [pa.array([trace_id] * n, pa.string()), pa.array([rank] * n, pa.int32())]
-            columns += [batch.column(name).cast(schema.field(name).type) for name in schema.names[2:]]
-            yield pa.RecordBatch.from_arrays(columns, schema=schema)
 
-    return pa.RecordBatchReader.from_batches(schema, batches())
+@contextmanager
+def _stage(timings: dict[str, float], name: str) -> Iterator[None]:
+    """Time one stage; with TRACEVIEW_TIMING=1 in the environment, print it to stderr."""
+    start = time.perf_counter()
+    yield
+    timings[name] = time.perf_counter() - start
+    if os.environ.get("TRACEVIEW_TIMING"):
+        print(f"[timing] {name}: {timings[name]:.3f} s", file=sys.stderr)
 
 
 def _load_events(con: duckdb.DuckDBPyConnection, path: Path, events_path: Path) -> None:
     con.execute(
         f"CREATE TABLE ev AS SELECT * FROM read_json({_quote(events_path)}, format='array', records=true,"
-        f" ignore_errors=true, maximum_object_size=268435456, columns={_COLUMNS})"
+        f" ignore_errors=true, columns={_COLUMNS})"
     )
 
 
@@ -397,15 +402,24 @@ def parse(
     `scratch` is a private directory for temporary files; `rank_hint` is used when the trace
     itself does not record its rank (no `distributedInfo.rank`).
     """
-    extracted = jsonscan.extract_events(path, scratch)
+    timings: dict[str, float] = {}
+    with _stage(timings, "extract"):
+        extracted = jsonscan.extract_events(path, scratch)
     warnings = list(extracted.warnings)
-    con = duckdb.connect(config={"threads": threads or os.cpu_count() or 1, "temp_directory": str(scratch)})
+    con = duckdb.connect(
+        config={
+            "threads": threads or os.cpu_count() or 1,
+            "temp_directory": str(scratch),
+            "memory_limit": _memory_limit(path),
+        }
+    )
     con.execute("SET preserve_insertion_order = true")
     events_path = extracted.events_path
     recovery = None
     if extracted.complete:
         try:
-            _load_events(con, path, events_path)
+            with _stage(timings, "read_json"):
+                _load_events(con, path, events_path)
         except duckdb.InvalidInputException:
             recovery = True
     else:
@@ -437,10 +451,9 @@ def parse(
 
     info = _trace_info(extracted.top_level, rank_hint)
     builder = _Builder(con, info["base_time_ns"], _vendor(extracted.top_level, con))
-    builder.build_slices()
-    builder.build_flows()
-    builder.build_nesting()
-    builder.build_steps()
+    for stage in (builder.build_slices, builder.build_flows, builder.build_nesting, builder.build_steps):
+        with _stage(timings, stage.__name__):
+            stage()
     warnings += builder.warnings
     for line in extracted.top_level.get("ERROR", []) or []:
         if isinstance(line, str):
@@ -460,10 +473,7 @@ def parse(
         "instants": builder.instants_query(),
         "metadata": f"SELECT * FROM ({builder.metadata_query()}) UNION ALL SELECT * FROM top_level",
     }
-    tables = {
-        name: _with_trace_columns(con.cursor().sql(query).to_arrow_reader(), TABLES[name], trace_id, rank)
-        for name, query in queries.items()
-    }
+    tables = {name: DuckDBSource(TABLES[name], con, query, trace_id, rank) for name, query in queries.items()}
     info.update(
         {
             "format": FORMAT,
@@ -471,6 +481,7 @@ def parse(
             "event_count": event_count,
             "slice_count": slice_count,
             "json_bytes": extracted.json_bytes,
+            "timings": timings,
         }
     )
     return ParsedTrace(info=info, tables=tables, warnings=warnings, _closers=[con.close])

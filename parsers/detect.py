@@ -49,7 +49,8 @@ def trace_files(path: Path) -> list[tuple[Path, str]]:
     if path.is_file():
         fmt = detect_file(path)
         if fmt is None:
-            raise TraceFormatError(path, f"expected a Chrome/Kineto JSON trace (.json or .json.gz), found {_describe(path)}")
+            expected = "expected a Chrome/Kineto JSON trace (.json or .json.gz)"
+            raise TraceFormatError(path, f"{expected}, found {_describe(path)}")
         return [(path, fmt)]
     if not path.is_dir():
         raise TraceFormatError(path, "no such file or directory")

@@ -51,7 +51,7 @@ class ExtractedEvents:
     warnings: list[str] = field(default_factory=list)
 
 
-def _raw_chunks(path: Path, digest: "hashlib._Hash", warnings: list[str]):
+def _raw_chunks(path: Path, digest: hashlib._Hash, warnings: list[str]):
     """Yield the decompressed bytes of `path` while hashing the raw bytes."""
     with open(path, "rb") as raw:
         first = raw.read(CHUNK)

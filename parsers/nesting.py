@@ -86,7 +86,7 @@ def nest(track: np.ndarray, ts: np.ndarray, dur: np.ndarray, slice_id: np.ndarra
     starts_all = ts[order].astype(np.int64)
     durs_all = dur[order].astype(np.int64)
     ends_all = starts_all + durs_all
-    for lo, hi in zip(np.concatenate(([0], bounds)), np.concatenate((bounds, [n]))):
+    for lo, hi in zip(np.concatenate(([0], bounds)), np.concatenate((bounds, [n])), strict=True):
         starts = starts_all[lo:hi]
         ends = ends_all[lo:hi]
         rows = order[lo:hi]

@@ -1,24 +1,111 @@
-"""What a parser hands to the application: trace info plus Arrow tables of the model."""
+"""What a parser hands to the application: trace info plus the model's tables as Arrow sources."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
 
+import duckdb
 import pyarrow as pa
+import pyarrow.parquet as pq
+
+_DUCK_TYPES = {
+    pa.string(): "VARCHAR",
+    pa.int64(): "BIGINT",
+    pa.int32(): "INTEGER",
+    pa.bool_(): "BOOLEAN",
+    pa.float64(): "DOUBLE",
+    pa.list_(pa.string()): "VARCHAR[]",
+}
+
+
+class TableSource(Protocol):
+    """Rows of one model table: readable as Arrow, writable as Parquet."""
+
+    schema: pa.Schema
+
+    def reader(self) -> pa.RecordBatchReader:
+        """Stream the rows as Arrow record batches of `schema`."""
+        ...
+
+    def write_parquet(self, path: Path) -> int:
+        """Write the rows to a zstd Parquet file; return the row count."""
+        ...
+
+
+@dataclass
+class ArrowSource:
+    """A table given as Arrow data (a Table, or a function returning a reader)."""
+
+    schema: pa.Schema
+    data: pa.Table | Callable[[], pa.RecordBatchReader]
+
+    def reader(self) -> pa.RecordBatchReader:
+        if isinstance(self.data, pa.Table):
+            return pa.RecordBatchReader.from_batches(self.schema, self.data.cast(self.schema).to_batches())
+        return self.data()
+
+    def write_parquet(self, path: Path) -> int:
+        rows = 0
+        with pq.ParquetWriter(path, self.schema, compression="zstd") as writer:
+            for batch in self.reader():
+                if batch.num_rows:
+                    writer.write_batch(batch.cast(self.schema) if batch.schema != self.schema else batch)
+                    rows += batch.num_rows
+        return rows
+
+
+@dataclass
+class DuckDBSource:
+    """A table given as a DuckDB query; `COPY ... TO` writes it natively and in parallel.
+
+    The query must yield the schema's columns after trace_id and rank, in order; those two
+    are added here.
+    """
+
+    schema: pa.Schema
+    con: duckdb.DuckDBPyConnection
+    query: str
+    trace_id: str
+    rank: int
+
+    def _select(self) -> str:
+        casts = [
+            f"CAST({_quote_ident(f.name)} AS {_DUCK_TYPES[f.type]}) AS {_quote_ident(f.name)}"
+            for f in list(self.schema)[2:]
+        ]
+        trace_id = self.trace_id.replace("'", "''")
+        return (
+            f"SELECT '{trace_id}'::VARCHAR AS trace_id, {int(self.rank)}::INTEGER AS rank, {', '.join(casts)}"
+            f" FROM ({self.query}) q"
+        )
+
+    def reader(self) -> pa.RecordBatchReader:
+        return self.con.cursor().sql(self._select()).to_arrow_reader()
+
+    def write_parquet(self, path: Path) -> int:
+        target = "'" + str(path).replace("'", "''") + "'"
+        result = self.con.cursor().execute(f"COPY ({self._select()}) TO {target} (FORMAT parquet, COMPRESSION zstd)")
+        return int(result.fetchall()[0][0])
+
+
+def _quote_ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
 
 
 @dataclass
 class ParsedTrace:
-    """One parsed trace file (or rank).
+    """One parsed trace file (or rank dump).
 
-    `tables` maps a model table name to an Arrow RecordBatchReader that streams its rows;
-    `info` holds the fields of the `traces` row that only the parser knows. Call `close()`
-    once the readers have been consumed.
+    `tables` maps a model table name to a TableSource; tables a parser does not produce are
+    simply absent. `info` holds the fields of the `traces` row that only the parser knows.
+    Call `close()` once the tables have been written.
     """
 
     info: dict
-    tables: dict[str, pa.RecordBatchReader]
+    tables: dict[str, TableSource]
     warnings: list[str] = field(default_factory=list)
     _closers: list[Callable[[], None]] = field(default_factory=list)
 

@@ -11,6 +11,7 @@ never sees half a store. Re-ingesting unchanged inputs reuses the store.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -26,6 +27,7 @@ import pyarrow.parquet as pq
 
 import parsers
 from parsers.model import MODEL_VERSION, TABLES
+from parsers.parsed import ArrowSource
 from traceview import __version__
 from traceview.errors import UserError
 from traceview.paths import is_inside
@@ -90,16 +92,6 @@ def _reusable(store: Path, files: list[tuple[Path, str]]) -> dict | None:
 def _rank_hint(path: Path) -> int | None:
     match = _RANK_IN_NAME.search(path.name)
     return int(match.group(1)) if match else None
-
-
-def _write_table(reader: pa.RecordBatchReader, schema: pa.Schema, target: Path) -> int:
-    rows = 0
-    with pq.ParquetWriter(target, schema, compression="zstd") as writer:
-        for batch in reader:
-            if batch.num_rows:
-                writer.write_batch(batch)
-                rows += batch.num_rows
-    return rows
 
 
 def _traces_row(trace_id: str, source: Path, info: dict, warnings: list[str]) -> pa.Table:
@@ -178,9 +170,9 @@ def _build(files: list[tuple[Path, str, bool]], staging: Path, progress: Progres
         if progress:
             progress(f"[{index + 1}/{len(files)}] {path.name}")
         scratch = Path(tempfile.mkdtemp(dir=scratch_root))
-        provisional_id = f"t{index:05d}"
+        trace_id = _trace_id(path, seen_ids)
         try:
-            parsed = parsers.parse(path, fmt, scratch, provisional_id, rank_hint=_rank_hint(path))
+            parsed = parsers.parse(path, fmt, scratch, trace_id, rank_hint=_rank_hint(path))
         except parsers.TraceFormatError as exc:
             if explicit:
                 raise UserError(str(exc)) from exc
@@ -189,7 +181,7 @@ def _build(files: list[tuple[Path, str, bool]], staging: Path, progress: Progres
         except OSError as exc:
             raise UserError(f"{path}: cannot be read ({exc.strerror or exc})") from exc
         try:
-            entries.append(_write_parsed(path, fmt, parsed, staging, provisional_id, seen_ids))
+            entries.append(_write_parsed(path, fmt, parsed, staging, trace_id))
         finally:
             parsed.close()
             shutil.rmtree(scratch, ignore_errors=True)
@@ -214,21 +206,23 @@ def _build(files: list[tuple[Path, str, bool]], staging: Path, progress: Progres
     return manifest
 
 
-def _write_parsed(
-    path: Path, fmt: str, parsed: parsers.ParsedTrace, staging: Path, provisional_id: str, seen_ids: set[str]
-) -> dict:
+def _trace_id(path: Path, seen: set[str]) -> str:
+    """A short id, stable for a given input path, unique within the store."""
+    trace_id = hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:12]
+    while trace_id in seen:
+        trace_id = hashlib.sha256(trace_id.encode()).hexdigest()[:12]
+    seen.add(trace_id)
+    return trace_id
+
+
+def _write_parsed(path: Path, fmt: str, parsed: parsers.ParsedTrace, staging: Path, trace_id: str) -> dict:
     info = parsed.info
-    trace_id = info["sha256"][:12]
-    while trace_id in seen_ids:  # the same content given twice under two names
-        trace_id += "x"
-    seen_ids.add(trace_id)
     rows: dict[str, int] = {}
     for table, schema in TABLES.items():
         if table == "traces":
             continue
-        reader = parsed.tables.get(table) or pa.RecordBatchReader.from_batches(schema, [])
-        relabelled = _relabel(reader, schema, provisional_id, trace_id)
-        rows[table] = _write_table(relabelled, schema, staging / table / f"part-{trace_id}.parquet")
+        source = parsed.tables.get(table) or ArrowSource(schema, schema.empty_table())
+        rows[table] = source.write_parquet(staging / table / f"part-{trace_id}.parquet")
     traces = _traces_row(trace_id, path, info, parsed.warnings)
     pq.write_table(traces, staging / "traces" / f"part-{trace_id}.parquet", compression="zstd")
     rows["traces"] = 1
@@ -243,16 +237,6 @@ def _write_parsed(
         "rows": rows,
         "warnings": list(parsed.warnings),
     }
-
-
-def _relabel(reader: pa.RecordBatchReader, schema: pa.Schema, old: str, new: str) -> pa.RecordBatchReader:
-    def batches():
-        for batch in reader:
-            if batch.num_rows:
-                ids = pa.array([new] * batch.num_rows, pa.string())
-                yield batch.set_column(0, schema.field(0), ids)
-
-    return pa.RecordBatchReader.from_batches(schema, batches())
 
 
 def _replace(staging: Path, out: Path) -> None:
