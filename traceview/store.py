@@ -141,7 +141,7 @@ def ingest(
         if path.is_dir() and is_inside(out, path):
             raise UserError(f"{out}: the store would be inside the input directory {path}; choose another -o")
     if not force and (manifest := _reusable(out, [(f, fmt) for f, fmt, _ in files])):
-        return IngestResult(out, True, manifest, [w for item in manifest["inputs"] for w in item["warnings"]])
+        return IngestResult(out, True, manifest, manifest_warnings(out, manifest))
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
     umask = os.umask(0)
@@ -153,9 +153,15 @@ def ingest(
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
+    return IngestResult(out, False, manifest, manifest_warnings(out, manifest))
+
+
+def manifest_warnings(store: Path, manifest: dict) -> list[str]:
+    """Every warning a store's manifest records, one line each, prefixed with its file."""
     warnings = [f"{item['path']}: {w}" for item in manifest["inputs"] for w in item["warnings"]]
-    warnings += [f"{item['path']}: skipped: {item['reason']}" for item in manifest["skipped"]]
-    return IngestResult(out, False, manifest, warnings)
+    warnings += [f"{item['path']}: skipped: {item['reason']}" for item in manifest.get("skipped", [])]
+    warnings += [f"{store}: {w}" for w in manifest.get("warnings", [])]
+    return warnings
 
 
 def _build(files: list[tuple[Path, str, bool]], staging: Path, progress: Progress | None) -> dict:
@@ -189,10 +195,14 @@ def _build(files: list[tuple[Path, str, bool]], staging: Path, progress: Progres
     if not entries:
         reasons = "; ".join(f"{Path(s['path']).name}: {s['reason']}" for s in skipped[:3])
         raise UserError(f"{files[0][0]}: no readable trace found ({reasons})")
+    store_warnings = []
     ranks = [e["rank"] for e in entries]
-    if len(set(ranks)) < len(ranks):
-        for entry in entries:
-            entry["warnings"].append("several traces share this rank; tell them apart by trace_id")
+    shared = sorted({r for r in ranks if ranks.count(r) > 1})
+    if shared:
+        store_warnings.append(
+            f"{len(ranks) - len(set(ranks)) + len(shared)} traces share rank {', '.join(map(str, shared))};"
+            " tell them apart by trace_id"
+        )
     totals = {table: sum(e["rows"].get(table, 0) for e in entries) for table in TABLES}
     manifest = {
         "traceview_version": __version__,
@@ -200,6 +210,7 @@ def _build(files: list[tuple[Path, str, bool]], staging: Path, progress: Progres
         "created_unix": int(time.time()),
         "inputs": entries,
         "skipped": skipped,
+        "warnings": store_warnings,
         "tables": totals,
     }
     (staging / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
