@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import sys
 import time
 from collections.abc import Iterator
@@ -158,7 +159,7 @@ class _Builder:
                    kind, device_type,
                    CASE WHEN device_type = 'cpu' THEN NULL
                         ELSE coalesce(TRY_CAST(av[5] AS INTEGER), TRY_CAST(pid AS INTEGER)) END AS device_id,
-                   pid, tid,
+                   pid, tid, hash(pid, tid) AS track,
                    CASE WHEN device_type = 'cpu' THEN NULL
                         ELSE coalesce(TRY_CAST(av[4] AS BIGINT), TRY_CAST(tid AS BIGINT)) END AS stream,
                    TRY_CAST(av[1] AS BIGINT) AS correlation,
@@ -210,7 +211,8 @@ class _Builder:
         self.sql(
             f"""
             CREATE TABLE flow_points AS
-            SELECT rowid AS event_id, ph, cat, id, pid, tid, {self.base} + {_ns('ts')} AS ts_ns
+            SELECT rowid AS event_id, ph, cat, id, hash(pid, tid) AS track,
+                   {self.base} + {_ns('ts')} AS ts_ns
             FROM ev WHERE ph IN ('s', 't', 'f') AND ts IS NOT NULL
             """
         )
@@ -218,8 +220,9 @@ class _Builder:
             """
             CREATE TABLE flow_bound AS
             SELECT f.*, CASE WHEN s.ts_ns + s.dur_ns >= f.ts_ns THEN s.slice_id END AS slice_id
-            FROM flow_points f ASOF LEFT JOIN slices0 s
-              ON f.pid = s.pid AND f.tid = s.tid AND f.ts_ns >= s.ts_ns
+            FROM flow_points f
+            ASOF LEFT JOIN (SELECT track, ts_ns, dur_ns, slice_id FROM slices0) s
+              ON f.track = s.track AND f.ts_ns >= s.ts_ns
             """
         )
         self.sql(
@@ -247,9 +250,7 @@ class _Builder:
         )
 
     def build_nesting(self) -> None:
-        table = self.con.sql(
-            "SELECT slice_id, hash(pid, tid) AS track, ts_ns, dur_ns FROM slices0"
-        ).to_arrow_table()
+        table = self.con.sql("SELECT slice_id, track, ts_ns, dur_ns FROM slices0").to_arrow_table()
         slice_id = table.column("slice_id").to_numpy()
         track = table.column("track").to_numpy().astype(np.uint64).view(np.int64)
         result = nest(track, table.column("ts_ns").to_numpy(), table.column("dur_ns").to_numpy(), slice_id)
@@ -258,16 +259,18 @@ class _Builder:
                 "slice_id": slice_id,
                 "depth": result.depth,
                 "parent_id": pa.array(result.parent, mask=result.parent < 0),
-                "overlaps": result.overlaps,
+                "overlaps_parent": result.overlaps,
                 "self_ns": result.self_ns,
             }
         )
         self.con.register("nested_arrow", nested)
-        self.sql("CREATE TABLE nested AS SELECT * FROM nested_arrow")
+        self.sql("CREATE TABLE nested AS SELECT depth, parent_id, overlaps_parent, self_ns FROM nested_arrow")
         self.con.unregister("nested_arrow")
         overlapping = int(result.overlaps.sum())
         if overlapping:
-            self.warnings.append(f"{overlapping} slices overlap their parent partially (kept, flagged in `overlaps`)")
+            self.warnings.append(
+                f"{overlapping} slices overlap their parent partially (kept, flagged in `overlaps_parent`)"
+            )
 
     def build_steps(self) -> None:
         self.sql(
@@ -289,23 +292,24 @@ class _Builder:
               SELECT DISTINCT ON (correlation) correlation, step FROM host
               WHERE correlation IS NOT NULL AND kind IN ('runtime', 'driver') ORDER BY correlation, slice_id
             )
-            SELECT slice_id, step FROM host
-            UNION ALL
-            SELECT d.slice_id, l.step FROM slices0 d LEFT JOIN launch l ON d.correlation = l.correlation
-            WHERE d.device_type <> 'cpu'
+            SELECT step FROM (
+              SELECT slice_id, step FROM host
+              UNION ALL
+              SELECT d.slice_id, l.step FROM slices0 d LEFT JOIN launch l ON d.correlation = l.correlation
+              WHERE d.device_type <> 'cpu'
+            ) ORDER BY slice_id
             """
         )
 
     def slices_query(self) -> str:
         return """
             SELECT s.slice_id, s.ts_ns, s.dur_ns, e.name, e.cat, s.kind, s.device_type, s.device_id, s.pid, s.tid,
-                   s.stream, NULL::VARCHAR AS core, n.depth, n.parent_id, n.overlaps, n.self_ns, s.correlation,
-                   s.external_id, st.step, s.input_dims, s.input_types, CAST(coalesce(e.args, '{}') AS VARCHAR) AS args
-            FROM ev e
-            JOIN slices0 s ON e.rowid = s.slice_id
-            JOIN nested n ON n.slice_id = s.slice_id
-            LEFT JOIN slice_steps st ON st.slice_id = s.slice_id
-            ORDER BY s.slice_id
+                   s.stream, NULL::VARCHAR AS core, n.depth, n.parent_id, n.overlaps_parent, n.self_ns,
+                   s.correlation, s.external_id, st.step, s.input_dims, s.input_types, CAST(coalesce(e.args, '{}') AS VARCHAR) AS args
+            FROM (SELECT name, cat, args FROM ev WHERE ph = 'X' AND ts IS NOT NULL) e
+            POSITIONAL JOIN slices0 s
+            POSITIONAL JOIN nested n
+            POSITIONAL JOIN slice_steps st
         """
 
     def memory_query(self) -> str:
@@ -384,7 +388,8 @@ def _stage(timings: dict[str, float], name: str) -> Iterator[None]:
     yield
     timings[name] = time.perf_counter() - start
     if os.environ.get("TRACEVIEW_TIMING"):
-        print(f"[timing] {name}: {timings[name]:.3f} s", file=sys.stderr)
+        peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        print(f"[timing] {name}: {timings[name]:.3f} s, peak RSS so far {peak_mb:.0f} MB", file=sys.stderr)
 
 
 def _load_events(con: duckdb.DuckDBPyConnection, path: Path, events_path: Path) -> None:

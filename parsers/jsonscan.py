@@ -22,7 +22,8 @@ from parsers.errors import TraceFormatError
 CHUNK = 8 << 20
 GZIP_MAGIC = b"\x1f\x8b"
 HEADER_LIMIT = 256 << 20
-TAIL_WINDOW = 64 << 20
+# The keys after traceEvents are small (traceName, INFO logs); look at growing tails of the file.
+TAIL_WINDOWS = (1 << 20, 16 << 20, 128 << 20)
 
 # A JSON string token or one structural bracket; anything else is skipped by finditer.
 _TOKEN = re.compile(rb'"(?:[^"\\]|\\.)*"|[\[\]{}]', re.DOTALL)
@@ -214,20 +215,26 @@ def extract_events(path: Path, scratch: Path) -> ExtractedEvents:
     complete = not warnings
     trailer: dict = {}
     size = events_path.stat().st_size
-    with open(events_path, "rb") as fh:
-        offset = max(0, size - TAIL_WINDOW)
-        fh.seek(offset)
-        tail = fh.read()
     if form == "object":
-        end = _find_array_end(tail)
+        end = None
+        for window in TAIL_WINDOWS:
+            offset = max(0, size - window)
+            with open(events_path, "rb") as fh:
+                fh.seek(offset)
+                end = _find_array_end(fh.read())
+            if end is not None or offset == 0:
+                break
         if end is None:
             complete = False
         else:
             trailer = end[1]
             with open(events_path, "r+b") as fh:
                 fh.truncate(offset + end[0] + 1)
-    elif tail.rstrip()[-1:] != b"]":
-        complete = False
+    else:
+        with open(events_path, "rb") as fh:
+            fh.seek(max(0, size - 4096))
+            if fh.read().rstrip()[-1:] != b"]":
+                complete = False
     top_level = {**header, **trailer}
     return ExtractedEvents(
         events_path=events_path,

@@ -15,10 +15,13 @@ import hashlib
 import json
 import os
 import re
+import resource
 import shutil
+import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -217,6 +220,16 @@ def _build(files: list[tuple[Path, str, bool]], staging: Path, progress: Progres
     return manifest
 
 
+@contextmanager
+def _timed(info: dict, name: str) -> Iterator[None]:
+    start = time.perf_counter()
+    yield
+    info.setdefault("timings", {})[name] = time.perf_counter() - start
+    if os.environ.get("TRACEVIEW_TIMING"):
+        peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        print(f"[timing] {name}: {info['timings'][name]:.3f} s, peak RSS so far {peak_mb:.0f} MB", file=sys.stderr)
+
+
 def _trace_id(path: Path, seen: set[str]) -> str:
     """A short id, stable for a given input path, unique within the store."""
     trace_id = hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:12]
@@ -233,7 +246,8 @@ def _write_parsed(path: Path, fmt: str, parsed: parsers.ParsedTrace, staging: Pa
         if table == "traces":
             continue
         source = parsed.tables.get(table) or ArrowSource(schema, schema.empty_table())
-        rows[table] = source.write_parquet(staging / table / f"part-{trace_id}.parquet")
+        with _timed(parsed.info, f"write_{table}"):
+            rows[table] = source.write_parquet(staging / table / f"part-{trace_id}.parquet")
     traces = _traces_row(trace_id, path, info, parsed.warnings)
     pq.write_table(traces, staging / "traces" / f"part-{trace_id}.parquet", compression="zstd")
     rows["traces"] = 1
