@@ -305,7 +305,8 @@ class _Builder:
         return """
             SELECT s.slice_id, s.ts_ns, s.dur_ns, e.name, e.cat, s.kind, s.device_type, s.device_id, s.pid, s.tid,
                    s.stream, NULL::VARCHAR AS core, n.depth, n.parent_id, n.overlaps_parent, n.self_ns,
-                   s.correlation, s.external_id, st.step, s.input_dims, s.input_types, CAST(coalesce(e.args, '{}') AS VARCHAR) AS args
+                   s.correlation, s.external_id, st.step, s.input_dims, s.input_types,
+                   CAST(coalesce(e.args, '{}') AS VARCHAR) AS args
             FROM (SELECT name, cat, args FROM ev WHERE ph = 'X' AND ts IS NOT NULL) e
             POSITIONAL JOIN slices0 s
             POSITIONAL JOIN nested n
