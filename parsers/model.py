@@ -76,7 +76,7 @@ SLICES = pa.schema(
         _field("core", pa.string(), "Accelerator core type on Ascend (AI_CORE, AI_VECTOR_CORE, MIX_AIC, AI_CPU, ...)."),
         _field("depth", pa.int32(), "Nesting depth on its track (pid, tid); 0 at the top."),
         _field("parent_id", pa.int64(), "slice_id of the enclosing slice on the same track, or null."),
-        _field("overlaps_parent", pa.bool_(), "True when it starts inside its parent but ends after it (kept, flagged)."),
+        _field("overlaps_parent", pa.bool_(), "True when it starts inside its parent but ends after it."),
         _field("self_ns", pa.int64(), "Duration minus the time of its direct children on the track."),
         _field("correlation", pa.int64(), "Links a host launch to the device work it caused."),
         _field("external_id", pa.int64(), "Framework op id (`External id`) linking ops, launches and kernels."),
