@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -43,6 +44,15 @@ def _user_errors() -> Iterator[None]:
         _fail(str(exc))
     except KeyboardInterrupt:
         _fail("interrupted")
+    except Exception as exc:  # a bug: one line for the user, the traceback on request
+        if os.environ.get("TRACEVIEW_DEBUG"):
+            raise
+        typer.echo(
+            f"Error: internal error ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''});"
+            " rerun with TRACEVIEW_DEBUG=1 for the traceback",
+            err=True,
+        )
+        raise typer.Exit(1) from None
 
 
 def _warn(lines: list[str]) -> None:
