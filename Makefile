@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 DEMO_OUT := demo-output
 
-.PHONY: demo test lint bench bench-ascend clean
+.PHONY: demo test lint bench bench-ascend clean sample-real
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,18 @@ lint: $(VENV)/.installed
 
 bench: $(VENV)/.bench-installed
 	$(BIN)/python benchmarks/ingest.py
+
+# torch is large and only needed to regenerate the real CPU sample; extra pip arguments
+# (e.g. a version pin) go in TORCH_PIP_ARGS.
+TORCH_PIP_ARGS ?=
+
+$(VENV)/.torch-installed: pyproject.toml | $(VENV)/.installed
+	$(BIN)/python -m pip install -q $(TORCH_PIP_ARGS) -e '.[test,torch]'
+	touch $@
+
+# Regenerates sample_traces/real_cpu/{tiny_decoder_cpu.pt.trace.json.gz,truth.json} (a real CPU profile).
+sample-real: $(VENV)/.torch-installed
+	$(BIN)/python sample_traces/real_cpu/make_trace.py
 
 clean:
 	rm -rf $(VENV) $(DEMO_OUT) .pytest_cache .ruff_cache
