@@ -403,6 +403,17 @@ def _load_events(con: duckdb.DuckDBPyConnection, path: Path, events_path: Path) 
 def parse(
     path: Path, scratch: Path, trace_id: str, rank_hint: int | None = None, threads: int | None = None
 ) -> ParsedTrace:
+    """Parse one Kineto/Chrome trace file (see `_parse`); database errors become TraceFormatError."""
+    try:
+        return _parse(path, scratch, trace_id, rank_hint, threads)
+    except duckdb.Error as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise TraceFormatError(path, f"could not be read as a Chrome/Kineto trace ({first})") from exc
+
+
+def _parse(
+    path: Path, scratch: Path, trace_id: str, rank_hint: int | None, threads: int | None
+) -> ParsedTrace:
     """Parse one Kineto/Chrome trace file.
 
     `scratch` is a private directory for temporary files; `rank_hint` is used when the trace
@@ -412,7 +423,9 @@ def parse(
     with _stage(timings, "extract"):
         extracted = jsonscan.extract_events(path, scratch)
     warnings = list(extracted.warnings)
+    database = str(scratch / "work.duckdb") if os.environ.get("TRACEVIEW_DISKDB") else ":memory:"
     con = duckdb.connect(
+        database,
         config={
             "threads": threads or os.cpu_count() or 1,
             "temp_directory": str(scratch),
@@ -483,7 +496,6 @@ def parse(
     info.update(
         {
             "format": FORMAT,
-            "sha256": extracted.sha256,
             "event_count": event_count,
             "slice_count": slice_count,
             "json_bytes": extracted.json_bytes,

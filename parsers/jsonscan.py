@@ -9,13 +9,15 @@ event, repairs what it can, and writes the good events to a new array file.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import mmap
+import os
 import re
+import shutil
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO
 
 from parsers.errors import TraceFormatError
 
@@ -45,22 +47,45 @@ class ExtractedEvents:
     events_path: Path
     top_level: dict
     form: str
-    sha256: str
     source_bytes: int
     json_bytes: int
     complete: bool = True
     warnings: list[str] = field(default_factory=list)
 
 
-def _raw_chunks(path: Path, digest: hashlib._Hash, warnings: list[str]):
-    """Yield the decompressed bytes of `path` while hashing the raw bytes."""
+def is_gzip(path: Path) -> bool:
+    """True when the file starts with the gzip magic bytes."""
+    with open(path, "rb") as fh:
+        return fh.read(2) == GZIP_MAGIC
+
+
+def _copy_range(src: Path, offset: int, out: BinaryIO) -> None:
+    """Append src[offset:] to `out`, in the kernel where it can (copy_file_range)."""
+    out.flush()
+    with open(src, "rb") as fh:
+        remaining = os.fstat(fh.fileno()).st_size - offset
+        try:
+            while remaining > 0:
+                copied = os.copy_file_range(fh.fileno(), out.fileno(), remaining, offset)
+                if copied == 0:
+                    break
+                offset += copied
+                remaining -= copied
+            if remaining <= 0:
+                return
+        except (AttributeError, OSError):
+            pass
+        fh.seek(offset)
+        shutil.copyfileobj(fh, out, CHUNK)
+
+
+def _raw_chunks(path: Path, warnings: list[str]):
+    """Yield the decompressed bytes of `path`."""
     with open(path, "rb") as raw:
         first = raw.read(CHUNK)
-        digest.update(first)
         if first[:2] != GZIP_MAGIC:
             yield first
             while chunk := raw.read(CHUNK):
-                digest.update(chunk)
                 yield chunk
             return
         inflater = zlib.decompressobj(wbits=31)
@@ -82,7 +107,6 @@ def _raw_chunks(path: Path, digest: hashlib._Hash, warnings: list[str]):
             chunk = raw.read(CHUNK)
             if not chunk:
                 break
-            digest.update(chunk)
         tail = inflater.flush()
         if tail:
             yield tail
@@ -166,9 +190,9 @@ def _find_array_end(tail: bytes) -> tuple[int, dict] | None:
 
 def extract_events(path: Path, scratch: Path) -> ExtractedEvents:
     """Copy the events array of a Chrome/Kineto trace to a scratch file, one streaming pass."""
-    digest = hashlib.sha256()
     warnings: list[str] = []
-    chunks = _raw_chunks(path, digest, warnings)
+    gzipped = is_gzip(path)
+    chunks = _raw_chunks(path, warnings)
     buf = b""
     for chunk in chunks:
         buf += chunk
@@ -207,9 +231,14 @@ def extract_events(path: Path, scratch: Path) -> ExtractedEvents:
     json_bytes = len(buf)
     with open(events_path, "wb") as out:
         out.write(buf[start:])
-        for chunk in chunks:
-            json_bytes += len(chunk)
-            out.write(chunk)
+        if gzipped:
+            for chunk in chunks:
+                json_bytes += len(chunk)
+                out.write(chunk)
+        else:
+            chunks.close()
+            _copy_range(path, len(buf), out)
+            json_bytes = path.stat().st_size
     _check_first_event(path, events_path)
 
     complete = not warnings
@@ -240,7 +269,6 @@ def extract_events(path: Path, scratch: Path) -> ExtractedEvents:
         events_path=events_path,
         top_level=top_level,
         form=form,
-        sha256=digest.hexdigest(),
         source_bytes=path.stat().st_size,
         json_bytes=json_bytes,
         complete=complete,

@@ -63,9 +63,13 @@ def connect(store: Path) -> duckdb.DuckDBPyConnection:
     from parsers.model import TABLES
 
     con = duckdb.connect()
-    for table in TABLES:
-        pattern = store / table / "*.parquet"
-        con.execute(f"CREATE VIEW {table} AS SELECT * FROM read_parquet({_quote(pattern)}, union_by_name = true)")
+    for table, schema in TABLES.items():
+        if any((store / table).glob("*.parquet")):
+            pattern = store / table / "*.parquet"
+            con.execute(f"CREATE VIEW {table} AS SELECT * FROM read_parquet({_quote(pattern)}, union_by_name = true)")
+        else:  # a store written before this table existed: an empty view of the right shape
+            con.register(f"_empty_{table}", schema.empty_table())
+            con.execute(f"CREATE VIEW {table} AS SELECT * FROM _empty_{table}")
     for view, (_, query) in CONVENIENCE_VIEWS.items():
         con.execute(f"CREATE VIEW {view} AS {query}")
     return con

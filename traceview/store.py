@@ -27,6 +27,7 @@ from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+import xxhash
 
 import parsers
 from parsers.model import MODEL_VERSION, TABLES
@@ -230,6 +231,19 @@ def _timed(info: dict, name: str) -> Iterator[None]:
         print(f"[timing] {name}: {info['timings'][name]:.3f} s, peak RSS so far {peak_mb:.0f} MB", file=sys.stderr)
 
 
+def content_hash(path: Path) -> str:
+    """Content hash of an input (xxh3-128 of its bytes; of every file, in order, for a directory)."""
+    digest = xxhash.xxh3_128()
+    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+    for file in files:
+        if path.is_dir():
+            digest.update(str(file.relative_to(path)).encode() + b"\0")
+        with open(file, "rb") as fh:
+            while chunk := fh.read(32 << 20):
+                digest.update(chunk)
+    return f"xxh3_128:{digest.hexdigest()}"
+
+
 def _trace_id(path: Path, seen: set[str]) -> str:
     """A short id, stable for a given input path, unique within the store."""
     trace_id = hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:12]
@@ -254,7 +268,7 @@ def _write_parsed(path: Path, fmt: str, parsed: parsers.ParsedTrace, staging: Pa
     return {
         **_stat_key(path),
         "source": str(path),
-        "sha256": info["sha256"],
+        "content_hash": content_hash(path),
         "format": fmt,
         "parser_version": parsers.PARSER_VERSIONS[fmt],
         "trace_id": trace_id,
