@@ -87,7 +87,8 @@ class DuckDBSource:
 
     def write_parquet(self, path: Path) -> int:
         target = "'" + str(path).replace("'", "''") + "'"
-        result = self.con.cursor().execute(f"COPY ({self._select()}) TO {target} (FORMAT parquet, COMPRESSION zstd, COMPRESSION_LEVEL 1)")
+        options = "FORMAT parquet, COMPRESSION zstd, COMPRESSION_LEVEL 1"
+        result = self.con.cursor().execute(f"COPY ({self._select()}) TO {target} ({options})")
         return int(result.fetchall()[0][0])
 
 
