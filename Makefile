@@ -1,4 +1,4 @@
-# Every install step lives here: a fresh machine needs only python3 (>= 3.10) and make.
+# Every install step lives here: a fresh machine needs only python3 (>= 3.11) and make.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin

@@ -18,7 +18,7 @@ from traceview.engine import open_target
 from traceview.errors import UserError
 
 
-class OutputFormat(str, enum.Enum):
+class OutputFormat(enum.StrEnum):
     """How query results are written."""
 
     table = "table"

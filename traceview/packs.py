@@ -1,0 +1,235 @@
+"""Query packs: directories of `.sql` files, each one query with an optional comment header.
+
+A header is the run of leading `-- key: value` lines:
+
+    -- title: Kernel hotspots
+    -- description: Kernels by total device time.
+    -- param: top INTEGER 20 How many rows to keep
+    -- finding: share > 0.5 => warning: {name} takes {share:.0%} of device time
+
+`param` lines give a name, a DuckDB type, a default and a description; the query refers to
+the value as `$name` (bound, never pasted). `finding` lines give a SQL condition over the
+result's columns, a severity (info, warning, critical) and a message whose `{column}` fields
+are filled from each matching row. A file without a header is a query named after its file.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+
+from traceview.errors import UserError
+
+SEVERITIES = ("info", "warning", "critical")
+PARAM_TYPES = {"INTEGER": int, "BIGINT": int, "DOUBLE": float, "VARCHAR": str, "BOOLEAN": bool}
+_HEADER_LINE = re.compile(r"^--\s*([A-Za-z_]+)\s*:\s*(.*?)\s*$")
+_PARAM = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)\s+([A-Za-z]+)\s+(\S+)\s*(.*)$")
+_FINDING = re.compile(r"^(.+?)\s*=>\s*([a-z]+)\s*:\s*(.+)$")
+_PARAM_USE = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)")
+
+
+class PackError(UserError):
+    """A pack or query file is malformed; the message names the file and line."""
+
+
+@dataclass(frozen=True)
+class Param:
+    """A query parameter with its type and default."""
+
+    name: str
+    type: str
+    default: object
+    description: str = ""
+
+    def parse(self, text: str) -> object:
+        """Convert a value given as text (e.g. on the command line) to this parameter's type."""
+        return _convert(self.type, text)
+
+
+@dataclass(frozen=True)
+class FindingRule:
+    """A condition on a query's result rows, with the finding it raises."""
+
+    condition: str
+    severity: str
+    message: str
+    line: int
+
+
+@dataclass
+class Query:
+    """One query of a pack."""
+
+    name: str
+    path: Path
+    sql: str
+    title: str
+    description: str = ""
+    params: list[Param] = field(default_factory=list)
+    findings: list[FindingRule] = field(default_factory=list)
+    header: dict[str, str] = field(default_factory=dict)
+    sql_line: int = 1  # line of the file where the SQL starts
+
+    def bind(self, overrides: dict[str, object] | None = None) -> dict[str, object]:
+        """The parameter values this query's SQL uses: defaults, then overrides."""
+        used = set(_PARAM_USE.findall(self.sql))
+        values = {p.name: p.default for p in self.params}
+        for name, value in (overrides or {}).items():
+            if name in values:
+                param = next(p for p in self.params if p.name == name)
+                values[name] = param.parse(value) if isinstance(value, str) else value
+        missing = used - set(values)
+        if missing:
+            raise PackError(f"{self.path}: uses ${', $'.join(sorted(missing))} but declares no such param")
+        return {name: value for name, value in values.items() if name in used}
+
+
+@dataclass
+class Pack:
+    """A directory of queries plus its optional pack.toml."""
+
+    name: str
+    path: Path
+    version: str = ""
+    description: str = ""
+    queries: list[Query] = field(default_factory=list)
+
+    def query(self, name: str) -> Query:
+        """The query called `name`."""
+        for query in self.queries:
+            if query.name == name:
+                return query
+        raise UserError(f"{self.path}: pack {self.name!r} has no query {name!r}")
+
+
+def _convert(type_name: str, text: str) -> object:
+    kind = PARAM_TYPES[type_name]
+    if kind is bool:
+        lowered = text.lower()
+        if lowered not in ("true", "false", "1", "0"):
+            raise ValueError(f"not a boolean: {text!r}")
+        return lowered in ("true", "1")
+    if kind is str:
+        return text.strip('"')
+    return kind(text)
+
+
+def parse_query(path: Path, text: str | None = None) -> Query:
+    """Parse one `.sql` file: its header and its SQL."""
+    text = path.read_text(encoding="utf-8") if text is None else text
+    header: dict[str, str] = {}
+    params: list[Param] = []
+    findings: list[FindingRule] = []
+    lines = text.splitlines()
+    body_start = 0
+    for number, line in enumerate(lines, start=1):
+        stripped = line.strip()
+        if not stripped:
+            body_start = number
+            continue
+        if not stripped.startswith("--"):
+            break
+        body_start = number
+        match = _HEADER_LINE.match(stripped)
+        if not match:
+            continue  # a plain comment
+        key, value = match.group(1).lower(), match.group(2)
+        if key == "param":
+            params.append(_parse_param(path, number, value))
+        elif key == "finding":
+            findings.append(_parse_finding(path, number, value))
+        else:
+            header[key] = value
+    body = lines[body_start:]
+    while body and not body[0].strip():
+        body = body[1:]
+        body_start += 1
+    sql = "\n".join(body).strip().rstrip(";").strip()
+    if not sql:
+        raise PackError(f"{path}:1: no SQL after the header")
+    name = path.stem
+    return Query(
+        name=name,
+        path=path,
+        sql=sql,
+        title=header.get("title", name.replace("_", " ")),
+        description=header.get("description", ""),
+        params=params,
+        findings=findings,
+        header=header,
+        sql_line=body_start + 1,
+    )
+
+
+def _parse_param(path: Path, line: int, value: str) -> Param:
+    match = _PARAM.match(value)
+    if not match:
+        raise PackError(f"{path}:{line}: param needs 'NAME TYPE DEFAULT [description]', got {value!r}")
+    name, type_name, default, description = match.groups()
+    type_name = type_name.upper()
+    if type_name not in PARAM_TYPES:
+        raise PackError(f"{path}:{line}: param {name} has unknown type {type_name} (use {', '.join(PARAM_TYPES)})")
+    try:
+        converted = _convert(type_name, default)
+    except ValueError as exc:
+        raise PackError(f"{path}:{line}: param {name} default {default!r} is not {type_name} ({exc})") from exc
+    return Param(name, type_name, converted, description)
+
+
+def _parse_finding(path: Path, line: int, value: str) -> FindingRule:
+    match = _FINDING.match(value)
+    if not match:
+        raise PackError(f"{path}:{line}: finding needs 'CONDITION => SEVERITY: MESSAGE', got {value!r}")
+    condition, severity, message = match.groups()
+    if severity not in SEVERITIES:
+        raise PackError(f"{path}:{line}: finding severity {severity!r} is not one of {', '.join(SEVERITIES)}")
+    return FindingRule(condition, severity, message, line)
+
+
+def load_pack(path: Path) -> Pack:
+    """Load a pack directory."""
+    if not path.is_dir():
+        raise PackError(f"{path}: not a directory of .sql files")
+    meta: dict = {}
+    toml_path = path / "pack.toml"
+    if toml_path.is_file():
+        try:
+            meta = tomllib.loads(toml_path.read_text(encoding="utf-8"))
+        except tomllib.TOMLDecodeError as exc:
+            raise PackError(f"{toml_path}: {exc}") from exc
+    files = sorted(path.glob("*.sql"))
+    if not files:
+        raise PackError(f"{path}: no .sql files")
+    return Pack(
+        name=str(meta.get("name", path.name)),
+        path=path,
+        version=str(meta.get("version", "")),
+        description=str(meta.get("description", "")),
+        queries=[parse_query(file) for file in files],
+    )
+
+
+def builtin_pack_dirs() -> list[Path]:
+    """The packs shipped in the `queries` package."""
+    root = Path(str(resources.files("queries")))
+    return sorted(p for p in root.iterdir() if p.is_dir() and any(p.glob("*.sql")))
+
+
+def builtin_packs() -> list[Pack]:
+    """Load every built-in pack."""
+    return [load_pack(p) for p in builtin_pack_dirs()]
+
+
+def find_pack(name_or_path: str) -> Pack:
+    """A built-in pack by name, or a pack directory by path."""
+    for pack in builtin_packs():
+        if pack.name == name_or_path:
+            return pack
+    path = Path(name_or_path)
+    if path.is_dir():
+        return load_pack(path)
+    names = ", ".join(p.name for p in builtin_packs())
+    raise UserError(f"{name_or_path}: no such pack (built-in packs: {names})")

@@ -1,0 +1,154 @@
+"""Running untrusted pack queries: read-only, no file or network access, with a time limit.
+
+The connection gets the store's views first; then external access is disabled (except the
+store's own directory), and the configuration is locked, so a query cannot read or write
+other files, attach databases, install or load extensions, or change settings. Each query
+must be a single SELECT (WITH included), as DuckDB's own parser classifies it.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import duckdb
+import polars as pl
+
+from traceview.engine import connect
+from traceview.packs import FindingRule, Query
+
+DEFAULT_TIME_LIMIT_S = 60.0
+_FIELD = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)(?::([^{}]*))?\}")
+
+
+@dataclass
+class Finding:
+    """One finding raised by a query's rule on one result row."""
+
+    query: str
+    severity: str
+    message: str
+    row: dict
+
+
+@dataclass
+class QueryResult:
+    """The outcome of one query: rows and findings, or the error that stopped it."""
+
+    query: Query
+    frame: pl.DataFrame | None
+    findings: list[Finding] = field(default_factory=list)
+    error: str | None = None
+    seconds: float = 0.0
+
+
+class QueryRejected(Exception):
+    """The SQL is not a single read-only SELECT."""
+
+
+def sandboxed_connection(store: Path) -> duckdb.DuckDBPyConnection:
+    """A connection to `store` that untrusted SQL can use safely."""
+    con = connect(store)
+    directory = str(store.resolve()).replace("'", "''")
+    con.execute(f"SET allowed_directories = ['{directory}/']")
+    con.execute("SET enable_external_access = false")
+    con.execute("SET lock_configuration = true")
+    return con
+
+
+def check_select(con: duckdb.DuckDBPyConnection, sql: str) -> None:
+    """Raise QueryRejected unless `sql` is exactly one SELECT statement."""
+    try:
+        statements = con.extract_statements(sql)
+    except duckdb.Error as exc:
+        raise QueryRejected(_first_line(exc)) from exc
+    if len(statements) != 1:
+        raise QueryRejected(f"expected one statement, found {len(statements)}")
+    kind = statements[0].type
+    if kind != duckdb.StatementType.SELECT:
+        raise QueryRejected(f"only SELECT queries may run, found {kind.name}")
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _execute(con: duckdb.DuckDBPyConnection, sql: str, params: dict, limit_s: float) -> pl.DataFrame:
+    timer = threading.Timer(limit_s, con.interrupt)
+    timer.start()
+    try:
+        return pl.from_arrow(con.execute(sql, params).to_arrow_table()) if params else pl.from_arrow(
+            con.sql(sql).to_arrow_table()
+        )
+    except duckdb.InterruptException as exc:
+        raise TimeoutError(f"ran past its time limit of {limit_s:g} s") from exc
+    finally:
+        timer.cancel()
+
+
+def format_message(template: str, row: dict) -> str:
+    """Fill `{column}` / `{column:spec}` fields from a result row (no attribute or index access)."""
+
+    def fill(match: re.Match[str]) -> str:
+        name, spec = match.group(1), match.group(2) or ""
+        if name not in row:
+            return match.group(0)
+        value = row[name]
+        try:
+            return format(value, spec)
+        except (TypeError, ValueError):
+            return str(value)
+
+    return _FIELD.sub(fill, template)
+
+
+def _findings(con: duckdb.DuckDBPyConnection, query: Query, frame: pl.DataFrame, limit_s: float) -> list[Finding]:
+    if not query.findings or frame.is_empty():
+        return []
+    found = []
+    con.register("result", frame.to_arrow())
+    try:
+        for rule in query.findings:
+            sql = f"SELECT * FROM result WHERE ({rule.condition})"
+            check_select(con, sql)
+            for row in _execute(con, sql, {}, limit_s).to_dicts():
+                found.append(Finding(query.name, rule.severity, format_message(rule.message, row), row))
+    finally:
+        con.unregister("result")
+    return found
+
+
+def run_query(
+    con: duckdb.DuckDBPyConnection,
+    query: Query,
+    overrides: dict[str, object] | None = None,
+    limit_s: float = DEFAULT_TIME_LIMIT_S,
+) -> QueryResult:
+    """Run one pack query in the sandbox; errors are captured, never raised."""
+    start = time.perf_counter()
+    try:
+        check_select(con, query.sql)
+        frame = _execute(con, query.sql, query.bind(overrides), limit_s)
+        findings = _findings(con, query, frame, limit_s)
+        return QueryResult(query, frame, findings, seconds=time.perf_counter() - start)
+    except (duckdb.Error, QueryRejected, TimeoutError, ValueError) as exc:
+        message = _first_line(exc)
+        return QueryResult(query, None, error=f"{query.path}: {message}", seconds=time.perf_counter() - start)
+
+
+def rule_check(con: duckdb.DuckDBPyConnection, query: Query, frame: pl.DataFrame, rule: FindingRule) -> str | None:
+    """Check that a finding rule's condition binds against a result; return the error or None."""
+    con.register("result", frame.to_arrow())
+    try:
+        sql = f"SELECT * FROM result WHERE ({rule.condition})"
+        check_select(con, sql)
+        con.sql(sql).fetchall()
+        return None
+    except (duckdb.Error, QueryRejected) as exc:
+        return f"{query.path}:{rule.line}: finding condition: {_first_line(exc)}"
+    finally:
+        con.unregister("result")
