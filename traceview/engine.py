@@ -17,6 +17,10 @@ CONVENIENCE_VIEWS = {
         "Device kernels, compute and communication (slices of kind kernel, or comm on a device).",
         "SELECT * FROM slices WHERE kind = 'kernel' OR (kind = 'comm' AND device_type <> 'cpu')",
     ),
+    "device_tasks": (
+        "All work on a device: kernels, copies, sets and communication (no syncs or annotations).",
+        "SELECT * FROM slices WHERE device_type <> 'cpu' AND kind IN ('kernel', 'memcpy', 'memset', 'comm')",
+    ),
     "ops": ("Framework operators (slices of kind cpu_op).", "SELECT * FROM slices WHERE kind = 'cpu_op'"),
     "annotations": (
         "User annotations and steps (record_function ranges, ProfilerStep#N).",
@@ -38,9 +42,7 @@ class Session:
 
     def sql(self, query: str, params: list | dict | None = None) -> pl.DataFrame:
         """Run one query; return the result as a polars DataFrame."""
-        return pl.from_arrow(self.con.execute(query, params).to_arrow_table()) if params else pl.from_arrow(
-            self.con.sql(query).to_arrow_table()
-        )
+        return pl.from_arrow(self.con.sql(query, params=params or None).to_arrow_table())
 
     @property
     def manifest(self) -> dict:

@@ -81,9 +81,7 @@ def _execute(con: duckdb.DuckDBPyConnection, sql: str, params: dict, limit_s: fl
     timer = threading.Timer(limit_s, con.interrupt)
     timer.start()
     try:
-        return pl.from_arrow(con.execute(sql, params).to_arrow_table()) if params else pl.from_arrow(
-            con.sql(sql).to_arrow_table()
-        )
+        return pl.from_arrow(con.sql(sql, params=params or None).to_arrow_table())
     except duckdb.InterruptException as exc:
         raise TimeoutError(f"ran past its time limit of {limit_s:g} s") from exc
     finally:

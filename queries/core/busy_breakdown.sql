@@ -1,0 +1,47 @@
+-- title: Device busy breakdown
+-- description: Per rank, device and step: span, compute, communication (all, not overlapped, overlapped with compute), memory copies and idle time, from the device tasks themselves (a sweep over task boundaries, so overlapping tasks count once). Device work outside any step is in the row whose step is null.
+-- finding: span_ns > 0 AND idle_ns > 0.3 * span_ns => warning: rank {rank} device {device_id} step {step}: device idle {idle_pct:.1f}% of the step span
+-- finding: comm_ns > 0 AND comm_not_overlapped_ns > 0.5 * comm_ns AND comm_not_overlapped_ns > 0.1 * span_ns => info: rank {rank} device {device_id} step {step}: {comm_not_overlapped_pct:.1f}% of the span is communication not overlapped with compute
+WITH tasks AS (
+  SELECT trace_id, rank, device_id, step, ts_ns AS s, ts_ns + dur_ns AS e,
+         CASE WHEN kind = 'comm' THEN 'comm' WHEN kind IN ('memcpy', 'memset') THEN 'mem' ELSE 'compute' END AS cls
+  FROM device_tasks
+),
+edges AS (
+  SELECT trace_id, rank, device_id, step, s AS t, cls, 1 AS d FROM tasks
+  UNION ALL
+  SELECT trace_id, rank, device_id, step, e AS t, cls, -1 AS d FROM tasks
+),
+net AS (
+  SELECT trace_id, rank, device_id, step, t,
+         sum(CASE WHEN cls = 'compute' THEN d ELSE 0 END) AS dc,
+         sum(CASE WHEN cls = 'comm' THEN d ELSE 0 END) AS dm,
+         sum(CASE WHEN cls = 'mem' THEN d ELSE 0 END) AS dy
+  FROM edges GROUP BY ALL
+),
+segments AS (
+  SELECT *,
+         sum(dc) OVER w AS active_compute, sum(dm) OVER w AS active_comm, sum(dy) OVER w AS active_mem,
+         lead(t) OVER (PARTITION BY trace_id, rank, device_id, step ORDER BY t) - t AS len
+  FROM net
+  WINDOW w AS (PARTITION BY trace_id, rank, device_id, step ORDER BY t ROWS UNBOUNDED PRECEDING)
+),
+breakdown AS (
+  SELECT trace_id, rank, device_id, step,
+         max(t) - min(t) AS span_ns,
+         CAST(coalesce(sum(len) FILTER (WHERE active_compute > 0), 0) AS BIGINT) AS compute_ns,
+         CAST(coalesce(sum(len) FILTER (WHERE active_comm > 0), 0) AS BIGINT) AS comm_ns,
+         CAST(coalesce(sum(len) FILTER (WHERE active_comm > 0 AND active_compute = 0), 0) AS BIGINT)
+           AS comm_not_overlapped_ns,
+         CAST(coalesce(sum(len) FILTER (WHERE active_comm > 0 AND active_compute > 0), 0) AS BIGINT) AS overlapped_ns,
+         CAST(coalesce(sum(len) FILTER (WHERE active_mem > 0 AND active_compute = 0 AND active_comm = 0), 0) AS BIGINT)
+           AS memcpy_ns,
+         CAST(coalesce(sum(len) FILTER (WHERE active_mem = 0 AND active_compute = 0 AND active_comm = 0), 0) AS BIGINT)
+           AS idle_ns
+  FROM segments GROUP BY ALL
+)
+SELECT *,
+       100.0 * idle_ns / nullif(span_ns, 0) AS idle_pct,
+       100.0 * comm_not_overlapped_ns / nullif(span_ns, 0) AS comm_not_overlapped_pct
+FROM breakdown
+ORDER BY trace_id, rank, device_id, step NULLS LAST

@@ -1,0 +1,42 @@
+-- title: Hotspots
+-- description: Kernels and device tasks by total device time, and framework operators by host self time: count, mean, p50, p99, and share of busy time (device: the union of device task time per trace; host: the sum of operator self time); on Ascend also the accelerator core.
+-- param: top INTEGER 25 Rows to keep per trace and level
+-- finding: level = 'device' AND share_pct >= 30 => warning: {name} takes {share_pct:.1f}% of device busy time on rank {rank} ({calls} calls, mean {mean_ns:.0f} ns)
+WITH device AS (
+  SELECT trace_id, rank, 'device' AS level, kind, coalesce(core, '') AS core, name, dur_ns AS t
+  FROM device_tasks
+),
+host AS (
+  SELECT trace_id, rank, 'host' AS level, kind, '' AS core, name, self_ns AS t
+  FROM ops
+),
+ordered AS (
+  SELECT trace_id, device_id, ts_ns AS s, ts_ns + dur_ns AS e,
+         max(ts_ns + dur_ns) OVER (PARTITION BY trace_id, device_id ORDER BY ts_ns, dur_ns
+                                   ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS reach
+  FROM device_tasks
+),
+islands AS (
+  SELECT *, sum(CASE WHEN reach IS NULL OR s > reach THEN 1 ELSE 0 END)
+              OVER (PARTITION BY trace_id, device_id ORDER BY s, e ROWS UNBOUNDED PRECEDING) AS island
+  FROM ordered
+),
+busy AS (
+  SELECT trace_id, 'device' AS level, sum(island_end - island_start) AS level_total
+  FROM (SELECT trace_id, device_id, island, min(s) AS island_start, max(e) AS island_end FROM islands GROUP BY ALL)
+  GROUP BY ALL
+  UNION ALL
+  SELECT trace_id, 'host' AS level, sum(t) FROM host GROUP BY ALL
+),
+grouped AS (
+  SELECT trace_id, rank, level, kind, core, name,
+         count(*) AS calls, CAST(sum(t) AS BIGINT) AS total_ns, avg(t) AS mean_ns,
+         quantile_disc(t, 0.5) AS p50_ns, quantile_disc(t, 0.99) AS p99_ns, max(t) AS max_ns
+  FROM (SELECT * FROM device UNION ALL SELECT * FROM host)
+  GROUP BY ALL
+)
+SELECT g.trace_id, g.rank, g.level, g.kind, g.core, g.name, g.calls, g.total_ns, g.mean_ns, g.p50_ns, g.p99_ns, g.max_ns,
+       100.0 * g.total_ns / nullif(b.level_total, 0) AS share_pct
+FROM grouped g JOIN busy b USING (trace_id, level)
+QUALIFY row_number() OVER (PARTITION BY g.trace_id, g.level ORDER BY g.total_ns DESC) <= $top
+ORDER BY g.trace_id, g.level, g.total_ns DESC
