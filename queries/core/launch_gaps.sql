@@ -1,0 +1,44 @@
+-- title: Launch gaps
+-- description: The largest idle gaps between consecutive tasks on each device stream, with the host activity behind them: the launch call of the task after the gap, the framework op that issued it, and whether the launch came after the stream had gone idle (host-bound) or before (the device or a dependency held it back). Stream idle share is the stream's idle time over its active span.
+-- param: top INTEGER 20 Gaps to keep per trace
+-- param: min_gap_ns BIGINT 1000 Ignore gaps shorter than this
+-- finding: gap_ns >= 1000000 AND cause = 'host' => warning: rank {rank} device {device_id} stream {stream}: {gap_ns} ns idle before {next_task} because the host launched it late (in {host_op})
+-- finding: gap_ns >= 1000000 AND cause <> 'host' => info: rank {rank} device {device_id} stream {stream}: {gap_ns} ns idle before {next_task} ({cause})
+WITH tasks AS (
+  SELECT trace_id, rank, device_id, stream, step, slice_id, name, correlation, ts_ns, ts_ns + dur_ns AS end_ns
+  FROM device_tasks
+),
+ordered AS (
+  SELECT *,
+         max(end_ns) OVER (PARTITION BY trace_id, device_id, stream ORDER BY ts_ns, end_ns
+                           ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS busy_until,
+         lag(name) OVER (PARTITION BY trace_id, device_id, stream ORDER BY ts_ns, end_ns) AS prev_task
+  FROM tasks
+),
+gaps AS (
+  SELECT trace_id, rank, device_id, stream, step, busy_until AS gap_start_ns, ts_ns - busy_until AS gap_ns,
+         prev_task, name AS next_task, correlation
+  FROM ordered WHERE busy_until IS NOT NULL AND ts_ns - busy_until >= $min_gap_ns
+),
+stream_idle AS (
+  SELECT trace_id, device_id, stream, sum(ts_ns - busy_until) FILTER (WHERE ts_ns > busy_until) AS idle_ns,
+         max(end_ns) - min(ts_ns) AS active_span_ns
+  FROM ordered GROUP BY ALL
+),
+launches AS (
+  SELECT DISTINCT ON (trace_id, correlation) trace_id, correlation, ts_ns AS launch_ts_ns, name AS launch_call, parent_id
+  FROM slices WHERE kind IN ('runtime', 'driver') AND correlation IS NOT NULL
+  ORDER BY trace_id, correlation, ts_ns
+)
+SELECT g.trace_id, g.rank, g.device_id, g.stream, g.step, g.gap_start_ns, g.gap_ns, g.prev_task, g.next_task,
+       l.launch_call, l.launch_ts_ns, op.name AS host_op,
+       CASE WHEN l.launch_ts_ns IS NULL THEN 'unknown (no launch recorded)'
+            WHEN l.launch_ts_ns >= g.gap_start_ns THEN 'host'
+            ELSE 'device, dependency or queue' END AS cause,
+       100.0 * s.idle_ns / nullif(s.active_span_ns, 0) AS stream_idle_pct
+FROM gaps g
+LEFT JOIN launches l ON l.trace_id = g.trace_id AND l.correlation = g.correlation
+LEFT JOIN slices op ON op.trace_id = l.trace_id AND op.slice_id = l.parent_id
+JOIN stream_idle s ON s.trace_id = g.trace_id AND s.device_id = g.device_id AND s.stream IS NOT DISTINCT FROM g.stream
+QUALIFY row_number() OVER (PARTITION BY g.trace_id ORDER BY g.gap_ns DESC, g.gap_start_ns) <= $top
+ORDER BY g.trace_id, g.gap_ns DESC, g.gap_start_ns
