@@ -125,6 +125,78 @@ def query(
 
 
 @app.command()
+def analyze(
+    targets: Annotated[list[Path], typer.Argument(help="Trace files, dump directories or stores.")],
+    pack: Annotated[list[Path], typer.Option("--pack", help="Another query pack directory (repeatable).")] = [],  # noqa: B006
+    html_out: Annotated[Optional[Path], typer.Option("--html", help="Write a self-contained HTML report.")] = None,
+    json_out: Annotated[Optional[Path], typer.Option("--json", help="Write the findings and results as JSON.")] = None,
+    peak_bw: Annotated[
+        Optional[float], typer.Option("--peak-bw", help="Device peak memory bandwidth in GB/s (overrides the table).")
+    ] = None,
+    cache_dir: CacheDir = None,
+) -> None:
+    """Analyse traces: hotspots, busy breakdown, launch gaps, bandwidth, KV cache, phases and more.
+
+    \b
+    Example:
+      traceview analyze rank0.pt.trace.json.gz --html report.html
+    """
+    from traceview.commands import analyze as analyze_cmd
+    from traceview.reports import terminal
+
+    with _user_errors():
+        report = analyze_cmd.run_analyze(targets, pack, peak_bw, cache_dir)
+        sys.stdout.write(terminal.render(report, color=sys.stdout.isatty()))
+        if json_out is not None:
+            from traceview.reports.json_report import to_json
+
+            write_text_atomic(json_out, to_json(report))
+            typer.echo(f"JSON report: {json_out}", err=True)
+        if html_out is not None:
+            from traceview.reports.html import to_html
+
+            write_text_atomic(html_out, to_html(report))
+            typer.echo(f"HTML report: {html_out}", err=True)
+
+
+packs_app = typer.Typer(help="Query packs: list, show, check.", no_args_is_help=True)
+app.add_typer(packs_app, name="packs")
+
+
+@packs_app.command("list")
+def packs_list() -> None:
+    """List the built-in query packs."""
+    from traceview.commands import packs as packs_cmd
+
+    with _user_errors():
+        sys.stdout.write(packs_cmd.list_packs())
+
+
+@packs_app.command("show")
+def packs_show(name: Annotated[str, typer.Argument(help="A built-in pack name or a pack directory.")]) -> None:
+    """Show a pack's queries, parameters and finding rules."""
+    from traceview.commands import packs as packs_cmd
+    from traceview.packs import find_pack
+
+    with _user_errors():
+        sys.stdout.write(packs_cmd.show_pack(find_pack(name)))
+
+
+@packs_app.command("check")
+def packs_check(directory: Annotated[Path, typer.Argument(help="The pack directory to check.")]) -> None:
+    """Parse a pack's headers and run every query against an empty store; report errors as file:line."""
+    from traceview.commands import packs as packs_cmd
+
+    with _user_errors():
+        problems = packs_cmd.check_pack(directory)
+        for problem in problems:
+            typer.echo(problem, err=True)
+        if problems:
+            raise typer.Exit(1)
+        typer.echo(f"{directory}: ok")
+
+
+@app.command()
 def schema() -> None:
     """Print the tables and views of the trace model, one line per column."""
     sys.stdout.write(schema_cmd.describe())

@@ -9,6 +9,7 @@ import duckdb
 import polars as pl
 
 from traceview import store as store_mod
+from traceview.devices import specs_table
 from traceview.errors import UserError
 from traceview.paths import cache_store_for
 
@@ -60,20 +61,41 @@ class Session:
         self.close()
 
 
-def connect(store: Path) -> duckdb.DuckDBPyConnection:
-    """An in-memory DuckDB connection with the store's tables and views registered."""
+DEVICE_VIEWS = {
+    "device_specs": "Published peak figures of accelerators (bandwidth, FLOP/s), see traceview/devices.py.",
+    "trace_devices": "Per trace: the device name it records and the matching device_specs row (peaks).",
+}
+
+
+def connect(stores: Path | list[Path]) -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB connection with the tables of one or more stores as views."""
     from parsers.model import TABLES
 
+    stores = [stores] if isinstance(stores, Path) else list(stores)
     con = duckdb.connect()
     for table, schema in TABLES.items():
-        if any((store / table).glob("*.parquet")):
-            pattern = store / table / "*.parquet"
-            con.execute(f"CREATE VIEW {table} AS SELECT * FROM read_parquet({_quote(pattern)}, union_by_name = true)")
+        patterns = [store / table / "*.parquet" for store in stores if any((store / table).glob("*.parquet"))]
+        if patterns:
+            listing = "[" + ", ".join(_quote(p) for p in patterns) + "]"
+            con.execute(f"CREATE VIEW {table} AS SELECT * FROM read_parquet({listing}, union_by_name = true)")
         else:  # a store written before this table existed: an empty view of the right shape
             con.register(f"_empty_{table}", schema.empty_table())
             con.execute(f"CREATE VIEW {table} AS SELECT * FROM _empty_{table}")
     for view, (_, query) in CONVENIENCE_VIEWS.items():
         con.execute(f"CREATE VIEW {view} AS {query}")
+    con.register("_device_specs", specs_table())
+    con.execute("CREATE VIEW device_specs AS SELECT * FROM _device_specs")
+    con.execute(
+        """
+        CREATE VIEW trace_devices AS
+        SELECT DISTINCT ON (t.trace_id) t.trace_id, t.rank, d.device_name, s.name AS spec, s.peak_bw_bytes_per_s,
+               s.peak_flops, s.source
+        FROM traces t
+        LEFT JOIN (SELECT trace_id, unnest(device_names) AS device_name FROM traces) d USING (trace_id)
+        LEFT JOIN device_specs s ON d.device_name ILIKE s.pattern
+        ORDER BY t.trace_id, s.priority NULLS LAST
+        """
+    )
     return con
 
 

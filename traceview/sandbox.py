@@ -49,11 +49,12 @@ class QueryRejected(Exception):
     """The SQL is not a single read-only SELECT."""
 
 
-def sandboxed_connection(store: Path) -> duckdb.DuckDBPyConnection:
-    """A connection to `store` that untrusted SQL can use safely."""
-    con = connect(store)
-    directory = str(store.resolve()).replace("'", "''")
-    con.execute(f"SET allowed_directories = ['{directory}/']")
+def sandboxed_connection(stores: Path | list[Path]) -> duckdb.DuckDBPyConnection:
+    """A connection to one or more stores that untrusted SQL can use safely."""
+    stores = [stores] if isinstance(stores, Path) else list(stores)
+    con = connect(stores)
+    allowed = ", ".join("'" + str(s.resolve()).replace("'", "''") + "/'" for s in stores)
+    con.execute(f"SET allowed_directories = [{allowed}]")
     con.execute("SET enable_external_access = false")
     con.execute("SET lock_configuration = true")
     return con

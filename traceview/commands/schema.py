@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from parsers.model import TABLE_DOCS, TABLES
-from traceview.engine import CONVENIENCE_VIEWS
+from traceview.engine import CONVENIENCE_VIEWS, DEVICE_VIEWS
 
 
 def describe() -> str:
@@ -16,5 +16,7 @@ def describe() -> str:
             doc = (field.metadata or {}).get(b"doc", b"").decode()
             lines.append(f"{table + '.' + field.name:<{width}}  {str(field.type):<14}  {doc}")
     for view, (doc, _) in CONVENIENCE_VIEWS.items():
+        lines.append(f"{view:<{width}}  {'view':<14}  {doc}")
+    for view, doc in DEVICE_VIEWS.items():
         lines.append(f"{view:<{width}}  {'view':<14}  {doc}")
     return "\n".join(lines) + "\n"

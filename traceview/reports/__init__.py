@@ -1,0 +1,1 @@
+"""One module per report format of `traceview analyze`: terminal, JSON, HTML."""
