@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 DEMO_OUT := demo-output
 
-.PHONY: demo test lint bench bench-ascend clean sample-real
+.PHONY: demo test lint bench bench-ascend clean sample-real samples
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -41,6 +41,10 @@ $(VENV)/.torch-installed: pyproject.toml | $(VENV)/.installed
 # Regenerates sample_traces/real_cpu/{tiny_decoder_cpu.pt.trace.json.gz,truth.json} (a real CPU profile).
 sample-real: $(VENV)/.torch-installed
 	$(BIN)/python sample_traces/real_cpu/make_trace.py
+
+# Rewrites the synthetic samples (sample_traces/*/) from their recorded specs and seeds.
+samples: $(VENV)/.installed
+	$(BIN)/python -m sample_traces.synth regenerate
 
 clean:
 	rm -rf $(VENV) $(DEMO_OUT) .pytest_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""Synthetic sample traces with known ground truth (see README.md)."""
