@@ -57,6 +57,7 @@ CASE
   WHEN lcat IN ('user_annotation', 'gpu_user_annotation') THEN 'annotation'
   WHEN lcat IN ('cuda_runtime', 'runtime', 'privateuse1_runtime', 'xpu_runtime', 'mtia_runtime') THEN 'runtime'
   WHEN lcat IN ('cuda_driver', 'privateuse1_driver', 'xpu_driver') THEN 'driver'
+  WHEN lcat = 'mtia_ccp_events' AND name ILIKE 'event%' THEN 'sync'
   WHEN lcat IN ('kernel', 'mtia_ccp_events') AND (name ILIKE 'nccl%' OR name ILIKE '%rccl%') THEN 'comm'
   WHEN lcat IN ('kernel', 'mtia_ccp_events') THEN 'kernel'
   WHEN lcat IN ('gpu_memcpy', 'memcpy') THEN 'memcpy'
@@ -448,9 +449,12 @@ def _parse(
         events_path.unlink(missing_ok=True)
         events_path = rec.events_path
         _load_events(con, path, events_path)
-        if rec.damage_offset is not None or not extracted.complete:
-            where = f" at byte {rec.damage_offset} of the events array" if rec.damage_offset is not None else ""
-            warnings.append(f"trace is truncated or damaged{where}: kept {rec.kept} complete events")
+        if rec.damage_offset is not None:
+            offset = extracted.array_offset + rec.damage_offset
+            unit = "decompressed JSON" if jsonscan.is_gzip(path) else "file"
+            warnings.append(
+                f"trace is truncated or damaged at byte {offset} of the {unit}: kept {rec.kept} complete events"
+            )
         if rec.repaired:
             warnings.append(f"{rec.repaired} events had malformed strings and were repaired")
         if rec.skipped:
@@ -463,7 +467,7 @@ def _parse(
         raise TraceFormatError(path, "expected trace events with a 'ph' field, found JSON objects without one")
     unmodelled = con.sql(
         "SELECT string_agg(DISTINCT ph, ','), count(*) FROM ev"
-        " WHERE ph NOT IN ('X', 'B', 'E', 'i', 'I', 'R', 'C', 's', 't', 'f', 'M')"
+        " WHERE ph NOT IN ('X', 'B', 'E', 'i', 'I', 'R', 'C', 's', 't', 'f', 'M', '__skipped__')"
     ).fetchall()[0]
     if unmodelled[1]:
         warnings.append(f"{unmodelled[1]} events of phases {unmodelled[0]} are not modelled and were skipped")
@@ -476,7 +480,7 @@ def _parse(
     warnings += builder.warnings
     for line in extracted.top_level.get("ERROR", []) or []:
         if isinstance(line, str):
-            warnings.append(f"profiler reported: {line[:200]}")
+            warnings.append(f"profiler reported: {redact(line)[:200]}")
 
     slice_count = int(con.sql("SELECT count(*) FROM slices0").fetchall()[0][0])
     con.execute("CREATE TABLE top_level (kind VARCHAR, pid VARCHAR, tid VARCHAR, key VARCHAR, value VARCHAR)")

@@ -36,8 +36,13 @@ _TRAILER_END = re.compile(rb"[}\[]\s*\]")
 # separator and a known key, or by the end of the object.
 _KNOWN_KEYS = rb"ph|cat|name|pid|tid|ts|dur|args|id|bp|s|tts|cname"
 _VALUE_WITH_QUOTES = re.compile(
-    rb'("(?:name|cat)"\s*:\s*")(.*?)("\s*(?:,\s*"(?:' + _KNOWN_KEYS + rb')"\s*:|\}))', re.DOTALL
+    rb'("(?:name|cat)"\s*:\s*")(.*?)(?="\s*(?:,\s*"(?:' + _KNOWN_KEYS + rb')"\s*:|\}))', re.DOTALL
 )
+# In the tolerant path a string may not span lines: valid JSON never has a raw newline in a
+# string, and an unescaped quote then upsets the string/structure split for one line only.
+_LINE_TOKEN = re.compile(rb'"(?:[^"\\\n]|\\.)*"|[\[\]{}]')
+# Written in place of an event that could not be saved, so later events keep their index.
+SKIPPED_PLACEHOLDER = b'{"ph": "__skipped__"}'
 
 
 @dataclass
@@ -49,6 +54,7 @@ class ExtractedEvents:
     form: str
     source_bytes: int
     json_bytes: int
+    array_offset: int = 0  # where the events array starts in the (decompressed) JSON
     complete: bool = True
     warnings: list[str] = field(default_factory=list)
 
@@ -269,6 +275,7 @@ def extract_events(path: Path, scratch: Path) -> ExtractedEvents:
         events_path=events_path,
         top_level=top_level,
         form=form,
+        array_offset=start,
         source_bytes=path.stat().st_size,
         json_bytes=json_bytes,
         complete=complete,
@@ -319,8 +326,7 @@ def _escape_controls(span: bytes) -> bytes:
 
 def _escape_inner_quotes(span: bytes) -> bytes:
     def fix(match: re.Match[bytes]) -> bytes:
-        inner = re.sub(rb'(?<!\\)"', rb'\\"', match.group(2))
-        return match.group(1) + inner + match.group(3)
+        return match.group(1) + re.sub(rb'(?<!\\)"', rb'\\"', match.group(2))
 
     return _VALUE_WITH_QUOTES.sub(fix, span)
 
@@ -349,7 +355,10 @@ def recover_events(events_path: Path, out_path: Path) -> Recovery:
             while True:
                 while pos < size and data[pos] in b" \t\r\n,":
                     pos += 1
-                if pos >= size or data[pos] == ord("]"):
+                if pos >= size:
+                    damage = size  # the array never closes: cut after a complete event
+                    break
+                if data[pos] == ord("]"):
                     break
                 if data[pos] != ord("{"):
                     damage = pos
@@ -368,12 +377,13 @@ def recover_events(events_path: Path, out_path: Path) -> Recovery:
                     fixed = _repair(span)
                     if fixed is None:
                         skipped += 1
-                        continue
-                    span = fixed
-                    repaired += 1
+                        span = SKIPPED_PLACEHOLDER
+                    else:
+                        span = fixed
+                        repaired += 1
                 out.write(span if first else b",\n" + span)
                 first = False
-                kept += 1
+                kept += span is not SKIPPED_PLACEHOLDER
             out.write(b"\n]\n")
         finally:
             if isinstance(data, mmap.mmap):
@@ -383,7 +393,7 @@ def recover_events(events_path: Path, out_path: Path) -> Recovery:
 
 def _object_end(data: bytes | mmap.mmap, start: int) -> int | None:
     depth = 0
-    for match in _TOKEN.finditer(data, start):
+    for match in _LINE_TOKEN.finditer(data, start):
         tok = match.group()
         if tok[:1] == b'"':
             continue

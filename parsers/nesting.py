@@ -80,11 +80,12 @@ def nest(track: np.ndarray, ts: np.ndarray, dur: np.ndarray, slice_id: np.ndarra
     if n == 0:
         return Nesting(depth, parent, overlaps, self_ns)
     # Sort by track, start ascending, longer first, then file order.
-    order = np.lexsort((slice_id, -dur, ts, track))
+    order = np.lexsort((slice_id, -np.maximum(dur, 0), ts, track))
     t_sorted = track[order]
     bounds = np.flatnonzero(np.diff(t_sorted)) + 1
     starts_all = ts[order].astype(np.int64)
-    durs_all = dur[order].astype(np.int64)
+    # A negative duration (kept as written in the slice) nests as a zero-length slice.
+    durs_all = np.maximum(dur[order].astype(np.int64), 0)
     ends_all = starts_all + durs_all
     for lo, hi in zip(np.concatenate(([0], bounds)), np.concatenate((bounds, [n])), strict=True):
         starts = starts_all[lo:hi]

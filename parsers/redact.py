@@ -7,8 +7,10 @@ from typing import Any
 
 REDACTED = "<redacted>"
 
+# A secret-looking word in a key, not inside a longer word (TOKEN in HF_TOKEN, not in tokenizer).
 _SECRET_KEY = re.compile(
-    r"token|secret|passw|pwd|api[_-]?key|access[_-]?key|private[_-]?key|credential|auth|cookie|session[_-]?id",
+    r"(?<![a-z])(?:tokens?|secrets?|passw(?:or)?d|pwd|api[_-]?key|access[_-]?key|private[_-]?key|credentials?"
+    r"|auth(?:orization)?|cookies?|session[_-]?id)(?![a-z])",
     re.IGNORECASE,
 )
 _SECRET_VALUE = re.compile(
