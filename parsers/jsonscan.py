@@ -224,9 +224,8 @@ def extract_events(path: Path, scratch: Path) -> ExtractedEvents:
                 break
             buf += more
         if found is None:
-            keys = _top_keys(buf)
-            what = f"a JSON object with keys {keys}" if keys else "a JSON object"
-            raise TraceFormatError(path, f"expected a Chrome/Kineto JSON trace with traceEvents, found {what}")
+            expected = "expected a Chrome/Kineto JSON trace with traceEvents"
+            raise TraceFormatError(path, f"{expected}, found {_what_object(buf)}")
         array_start, key_start = found
         header = _parse_header(buf[lead:key_start])
         start = array_start
@@ -283,12 +282,24 @@ def extract_events(path: Path, scratch: Path) -> ExtractedEvents:
     )
 
 
-def _top_keys(buf: bytes) -> list[str]:
+def _what_object(buf: bytes) -> str:
+    """Describe a top-level JSON object that has no usable traceEvents array."""
     try:
         value = json.loads(buf)
     except ValueError:
-        return []
-    return sorted(value)[:6] if isinstance(value, dict) else []
+        return "a JSON object"
+    if not isinstance(value, dict):
+        return "a JSON object"
+    if "traceEvents" in value:
+        return f"traceEvents holding {_json_kind(value['traceEvents'])}, not an array"
+    keys = sorted(value)[:6]
+    hint = " (a Chakra execution trace?)" if {"nodes", "schema"} <= set(value) else ""
+    return f"a JSON object with keys {keys}{hint}"
+
+
+def _json_kind(value: object) -> str:
+    names = {dict: "an object", list: "an array", str: "a string", bool: "a boolean", type(None): "null"}
+    return names.get(type(value), "a number")
 
 
 def _check_first_event(path: Path, events_path: Path) -> None:
@@ -303,7 +314,10 @@ def _check_first_event(path: Path, events_path: Path) -> None:
             "expected trace events (JSON objects), found a JSON array of arrays"
             " (a PyTorch memory-timeline export?)",
         )
-    raise TraceFormatError(path, f"expected trace events (JSON objects), found {_describe_start(body)}")
+    kinds = {b'"': "strings", b"t": "booleans", b"f": "booleans", b"n": "nulls"}
+    what = kinds.get(body[:1], "numbers" if body[:1] in b"-0123456789" else None)
+    found = f"a JSON array of {what}" if what else _describe_start(body)
+    raise TraceFormatError(path, f"expected trace events (JSON objects), found {found}")
 
 
 @dataclass

@@ -27,7 +27,7 @@ GZIP_MAGIC = b"\x1f\x8b"
 NOT_CHROME: dict[str, str] = {
     "hta/execution_trace/benchmark_simple_add_et.json.gz": (
         "expected a Chrome/Kineto JSON trace with traceEvents, found a JSON object with keys"
-        " ['finish_ts', 'nodes', 'pid', 'schema', 'start_ts', 'time']"
+        " ['finish_ts', 'nodes', 'pid', 'schema', 'start_ts', 'time'] (a Chakra execution trace?)"
     ),
     "hta/memory_analysis/memory_timeline.raw.gz": (
         "expected trace events (JSON objects), found a JSON array of arrays (a PyTorch memory-timeline export?)"
