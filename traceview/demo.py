@@ -1,56 +1,46 @@
-"""`make demo`: ingest a bundled sample trace, answer a few questions, say where the output is."""
+"""`make demo`: ingest a bundled sample, analyse it, write the reports, say where they are."""
 
 from __future__ import annotations
 
 import sys
 from pathlib import Path
 
+from traceview.atomic import write_text_atomic
+from traceview.commands.analyze import run_analyze
 from traceview.commands.query import OutputFormat, render
 from traceview.engine import Session, connect
+from traceview.reports.html import to_html
+from traceview.reports.json_report import to_json
+from traceview.reports.terminal import render as render_report
 from traceview.store import ingest, manifest_warnings
 
 SAMPLES = Path(__file__).resolve().parents[1] / "sample_traces"
-DEMO_SAMPLES = (
-    "real_cpu/tiny_decoder_cpu.pt.trace.json.gz",
-    "h200_long_context/kineto_trace.json.gz",
+DEMO_SAMPLE = SAMPLES / "longctx_h200" / "longctx_h200.pt.trace.json.gz"
+
+QUESTION = (
+    "SELECT kind, device_type, count(*) AS slices, sum(dur_ns) AS total_ns FROM slices GROUP BY ALL ORDER BY 4 DESC"
 )
-
-QUESTIONS = {
-    "What the trace holds (slices by kind and device)": (
-        "SELECT kind, device_type, count(*) AS slices, sum(dur_ns) AS total_ns FROM slices GROUP BY ALL ORDER BY 4 DESC"
-    ),
-    "Top operators by host self time": (
-        "SELECT name, count(*) AS calls, sum(self_ns) AS self_ns, sum(dur_ns) AS total_ns FROM ops"
-        " GROUP BY name ORDER BY self_ns DESC LIMIT 8"
-    ),
-    "Steps and their duration": (
-        "SELECT name, ts_ns, dur_ns FROM annotations WHERE kind = 'step' ORDER BY ts_ns LIMIT 12"
-    ),
-}
-
-
-def sample_path() -> Path:
-    """The first bundled sample that exists."""
-    for relative in DEMO_SAMPLES:
-        if (SAMPLES / relative).is_file():
-            return SAMPLES / relative
-    raise SystemExit(f"no bundled sample found under {SAMPLES}")
 
 
 def main(out_dir: Path) -> None:
-    """Ingest the sample into OUT_DIR/sample.traceview and print the answers."""
-    sample = sample_path()
-    result = ingest([sample], out_dir / "sample.traceview", force=True)
+    """Ingest the H200-like serving sample into OUT_DIR, analyse it, write report.html and report.json."""
+    if not DEMO_SAMPLE.is_file():
+        raise SystemExit(f"bundled sample missing: {DEMO_SAMPLE}")
+    result = ingest([DEMO_SAMPLE], out_dir / "sample.traceview", force=True)
     for line in manifest_warnings(result.store, result.manifest):
         print(f"Warning: {line}", file=sys.stderr)
-    session = Session(result.store, connect(result.store))
-    with session:
-        for title, sql in QUESTIONS.items():
-            print(f"\n== {title}\n")
-            print(render(session.sql(sql), OutputFormat.table), end="")
-    print(f"\nIngested {sample.relative_to(SAMPLES.parent)}")
-    print(f"Output: {result.store}  (Parquet tables + manifest.json)")
-    print(f'Try:    .venv/bin/traceview query {result.store} "select * from kernels limit 5"')
+    with Session(result.store, connect(result.store)) as session:
+        print("== What the trace holds (SQL over the store)\n")
+        print(render(session.sql(QUESTION), OutputFormat.table))
+    report = run_analyze([result.store])
+    print(render_report(report, width=140), end="")
+    write_text_atomic(out_dir / "report.html", to_html(report))
+    write_text_atomic(out_dir / "report.json", to_json(report))
+    sample = DEMO_SAMPLE.relative_to(SAMPLES.parent)
+    print(f"\nSample:  {sample} (an H200-like vLLM serving run, see sample_traces/README.md)")
+    print(f"Store:   {result.store}  (Parquet tables + manifest.json)")
+    print(f"Reports: {out_dir / 'report.html'} (open in a browser, works offline), {out_dir / 'report.json'}")
+    print(f'Try:     .venv/bin/traceview query {result.store} "select name, sum(dur_ns) from kernels group by 1"')
 
 
 if __name__ == "__main__":
