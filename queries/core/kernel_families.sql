@@ -1,0 +1,34 @@
+-- title: Kernel families
+-- description: Device tasks grouped into families by name (first matching rule wins): comm (collectives), copy (memcpy/memset tasks and copy kernels), kv_cache (KV-cache writes), attention, gemm (GEMM/GEMV, convolutions), norm, sampling (argmax, top-k/top-p), elementwise (activations, rotary, embedding/index, casts, fused pointwise), other. Per trace: tasks, total and mean time, share of all device task time, and the distinct task names in each family.
+-- finding: family = 'other' AND share_pct >= 20 => info: rank {rank}: {share_pct:.1f}% of device task time is in kernels no family rule matches ({tasks} tasks), see names
+-- finding: family = 'comm' AND share_pct >= 30 => info: rank {rank}: communication kernels take {share_pct:.1f}% of device task time
+WITH family_rules(priority, family, pattern) AS (
+  VALUES
+    (1, 'comm', '(?i)nccl|rccl|hccl|all_?reduce|all_?gather|reduce_?scatter|all_?to_?all|cross_device_reduce|'
+                || 'multimem|sendrecv|broadcast_kernel'),
+    (2, 'copy', '(?i)^memcpy|^memset|memcpy_async|direct_copy|copy_kernel'),
+    (3, 'kv_cache', '(?i)reshape_?and_?cache|concat_and_cache|store_kvcache|scatter_pa_kv|kv_?cache'),
+    (4, 'attention', '(?i)flash|fmha|attention|attn|splitkv|batchdecode|batchprefill|_mla_|paged_?attention'),
+    (5, 'gemm', '(?i)gemm|gemv|matmul|xmma|nvjet|cublas|cutlass|cijk_|bmm_|splitkreduce|wgmma|convolution|conv2d|'
+                || 'conv3d|winograd|scudnn|implicit_convolve'),
+    (6, 'norm', '(?i)rms_?norm|layer_?norm|group_?norm|batch_?norm|instance_?norm|bn_fw|bn_bw|norm_kernel|_norm_|'
+                || 'rsqrt|norm2d'),
+    (7, 'sampling', '(?i)argmax|top_?k|top_?p|sampling|sampler|multinomial'),
+    (8, 'elementwise', '(?i)elementwise|vectorized|unrolled|act_and_mul|silu|gelu|swiglu|relu|sigmoid|tanh|rotary|'
+                       || 'rope|index|gather|scatter|embedding|triton_poi|fill|cast|add|mul|div|sub|exp|pow|where|'
+                       || 'clamp|copy|cat')
+),
+classified AS (
+  SELECT d.trace_id, d.rank, d.name, d.dur_ns,
+         CASE WHEN d.kind IN ('memcpy', 'memset') THEN 'copy' WHEN d.kind = 'comm' THEN 'comm'
+              ELSE coalesce((SELECT r.family FROM family_rules r WHERE regexp_matches(d.name, r.pattern)
+                             ORDER BY r.priority LIMIT 1), 'other') END AS family
+  FROM device_tasks d
+),
+totals AS (SELECT trace_id, sum(dur_ns) AS all_ns FROM device_tasks GROUP BY ALL)
+SELECT c.trace_id, any_value(c.rank) AS rank, c.family, count(*) AS tasks, CAST(sum(c.dur_ns) AS BIGINT) AS total_ns,
+       avg(c.dur_ns) AS mean_ns, 100.0 * sum(c.dur_ns) / nullif(any_value(t.all_ns), 0) AS share_pct,
+       count(DISTINCT c.name) AS distinct_names, list_sort(list_distinct(list(c.name))) AS names
+FROM classified c JOIN totals t USING (trace_id)
+GROUP BY c.trace_id, c.family
+ORDER BY c.trace_id, total_ns DESC
