@@ -44,6 +44,8 @@ def _user_errors() -> Iterator[None]:
         _fail(str(exc))
     except KeyboardInterrupt:
         _fail("interrupted")
+    except (typer.Exit, typer.Abort):
+        raise
     except Exception as exc:  # a bug: one line for the user, the traceback on request
         if os.environ.get("TRACEVIEW_DEBUG"):
             raise

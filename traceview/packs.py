@@ -11,6 +11,9 @@ A header is the run of leading `-- key: value` lines:
 the value as `$name` (bound, never pasted). `finding` lines give a SQL condition over the
 result's columns, a severity (info, warning, critical) and a message whose `{column}` fields
 are filled from each matching row. A file without a header is a query named after its file.
+
+Files whose names start with `_` are fragments shared by several queries of the pack: a line
+`-- @include _fragment.sql` in a query's SQL is replaced by the fragment's text.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ _HEADER_LINE = re.compile(r"^--\s*([A-Za-z_]+)\s*:\s*(.*?)\s*$")
 _PARAM = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)\s+([A-Za-z]+)\s+(\S+)\s*(.*)$")
 _FINDING = re.compile(r"^(.+?)\s*=>\s*([a-z]+)\s*:\s*(.+)$")
 _PARAM_USE = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)")
+_INCLUDE = re.compile(r"^\s*--\s*@include\s+(\S+)\s*$")
 
 
 class PackError(UserError):
@@ -72,7 +76,13 @@ class Query:
     findings: list[FindingRule] = field(default_factory=list)
     header: dict[str, str] = field(default_factory=dict)
     sql_line: int = 1  # line of the file where the SQL starts
+    line_map: list[tuple[Path, int]] = field(default_factory=list)  # SQL line -> (file, line)
 
+    def source_of(self, sql_line: int) -> tuple[Path, int]:
+        """The file and line a line of the (expanded) SQL came from; 1-based."""
+        if 1 <= sql_line <= len(self.line_map):
+            return self.line_map[sql_line - 1]
+        return self.path, self.sql_line + sql_line - 1
     def bind(self, overrides: dict[str, object] | None = None) -> dict[str, object]:
         """The parameter values this query's SQL uses: defaults, then overrides."""
         used = set(_PARAM_USE.findall(self.sql))
@@ -147,7 +157,10 @@ def parse_query(path: Path, text: str | None = None) -> Query:
     while body and not body[0].strip():
         body = body[1:]
         body_start += 1
-    sql = "\n".join(body).strip().rstrip(";").strip()
+    expanded = _expand_includes(path, [(line, path, body_start + i + 1) for i, line in enumerate(body)])
+    while expanded and not expanded[-1][0].strip():
+        expanded.pop()
+    sql = "\n".join(line for line, _, _ in expanded).strip().rstrip(";").strip()
     if not sql:
         raise PackError(f"{path}:1: no SQL after the header")
     name = path.stem
@@ -161,7 +174,29 @@ def parse_query(path: Path, text: str | None = None) -> Query:
         findings=findings,
         header=header,
         sql_line=body_start + 1,
+        line_map=[(file, number) for _, file, number in expanded],
     )
+
+
+def _expand_includes(path: Path, lines: list[tuple[str, Path, int]], depth: int = 0) -> list[tuple[str, Path, int]]:
+    """Replace `-- @include _name.sql` lines by the fragment's lines, remembering where each came from."""
+    out: list[tuple[str, Path, int]] = []
+    for text, file, number in lines:
+        match = _INCLUDE.match(text)
+        if not match:
+            out.append((text, file, number))
+            continue
+        name = match.group(1)
+        fragment = path.parent / name
+        if not name.startswith("_") or "/" in name or not fragment.is_file():
+            raise PackError(f"{file}:{number}: include {name!r}: no fragment file _*.sql of that name in the pack")
+        if depth > 4:
+            raise PackError(f"{file}:{number}: includes nested too deeply")
+        fragment_lines = fragment.read_text(encoding="utf-8").splitlines()
+        out += _expand_includes(
+            path, [(line, fragment, i + 1) for i, line in enumerate(fragment_lines)], depth + 1
+        )
+    return out
 
 
 def _parse_param(path: Path, line: int, value: str) -> Param:
@@ -200,7 +235,7 @@ def load_pack(path: Path) -> Pack:
             meta = tomllib.loads(toml_path.read_text(encoding="utf-8"))
         except tomllib.TOMLDecodeError as exc:
             raise PackError(f"{toml_path}: {exc}") from exc
-    files = sorted(path.glob("*.sql"))
+    files = sorted(p for p in path.glob("*.sql") if not p.name.startswith("_"))
     if not files:
         raise PackError(f"{path}: no .sql files")
     return Pack(
@@ -215,7 +250,7 @@ def load_pack(path: Path) -> Pack:
 def builtin_pack_dirs() -> list[Path]:
     """The packs shipped in the `queries` package."""
     root = Path(str(resources.files("queries")))
-    return sorted(p for p in root.iterdir() if p.is_dir() and any(p.glob("*.sql")))
+    return sorted(p for p in root.iterdir() if p.is_dir() and (p / "pack.toml").is_file())
 
 
 def builtin_packs() -> list[Pack]:

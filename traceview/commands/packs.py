@@ -9,7 +9,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 
 from parsers.model import TABLES
-from traceview.packs import Pack, PackError, builtin_packs, load_pack
+from traceview.packs import Pack, PackError, Query, builtin_packs, load_pack
 from traceview.sandbox import rule_check, run_query, sandboxed_connection
 from traceview.store import MANIFEST
 
@@ -47,12 +47,12 @@ def empty_store(directory: Path) -> Path:
     return directory
 
 
-def _located(error: str, query_path: Path, sql_line: int) -> str:
-    """Turn DuckDB's 'LINE n:' (relative to the SQL) into file:line."""
+def _located(error: str, query: Query) -> str:
+    """Turn DuckDB's 'LINE n:' (relative to the SQL) into file:line (a fragment's, if included)."""
     match = _DUCKDB_LINE.search(error)
-    line = sql_line + int(match.group(1)) - 1 if match else sql_line
-    message = error.split(": ", 1)[1] if error.startswith(str(query_path)) else error
-    return f"{query_path}:{line}: {message}"
+    file, line = query.source_of(int(match.group(1))) if match else (query.path, query.sql_line)
+    message = error.split(": ", 1)[1] if error.startswith(str(query.path)) else error
+    return f"{file}:{line}: {message}"
 
 
 def check_pack(directory: Path) -> list[str]:
@@ -69,7 +69,7 @@ def check_pack(directory: Path) -> list[str]:
             for query in pack.queries:
                 result = run_query(con, query, limit_s=30)
                 if result.error:
-                    problems.append(_located(result.error, query.path, query.sql_line))
+                    problems.append(_located(result.error, query))
                     continue
                 assert result.frame is not None
                 for rule in query.findings:
