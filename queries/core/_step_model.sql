@@ -1,6 +1,6 @@
 -- Shared by phases, bandwidth, kv_cache and spikes: the step model (one row per step: phase, tokens,
--- context length, KV bytes per token, device busy time). Included with `-- @include _step_model.sql`
--- right after `WITH RECURSIVE`; it defines the CTEs profiler_steps ... step_model.
+-- context length, KV bytes per token, device busy time). A query includes it right after
+-- `WITH RECURSIVE` (see traceview/packs.py); it defines the CTEs profiler_steps ... step_model.
 profiler_steps AS (
   SELECT DISTINCT ON (trace_id, step) trace_id, rank, step AS profiler_step, ts_ns, ts_ns + dur_ns AS end_ns
   FROM slices WHERE kind = 'step' AND device_type = 'cpu' AND step IS NOT NULL
