@@ -21,6 +21,7 @@ from traceview.engine import connect
 from traceview.packs import FindingRule, Query
 
 DEFAULT_TIME_LIMIT_S = 60.0
+_LINE = re.compile(r"LINE (\d+):")
 _FIELD = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)(?::([^{}]*))?\}")
 
 
@@ -43,10 +44,15 @@ class QueryResult:
     findings: list[Finding] = field(default_factory=list)
     error: str | None = None
     seconds: float = 0.0
+    error_sql_line: int | None = None  # the SQL line DuckDB blamed ("LINE n:"), when it said
 
 
 class QueryRejected(Exception):
     """The SQL is not a single read-only SELECT."""
+
+
+class RuleFailed(Exception):
+    """A finding rule's condition does not run; the message is located at the rule's line."""
 
 
 def sandboxed_connection(stores: Path | list[Path]) -> duckdb.DuckDBPyConnection:
@@ -113,8 +119,12 @@ def _findings(con: duckdb.DuckDBPyConnection, query: Query, frame: pl.DataFrame,
     try:
         for rule in query.findings:
             sql = f"SELECT * FROM result WHERE ({rule.condition})"
-            check_select(con, sql)
-            for row in _execute(con, sql, {}, limit_s).to_dicts():
+            try:
+                check_select(con, sql)
+                rows = _execute(con, sql, {}, limit_s).to_dicts()
+            except (duckdb.Error, QueryRejected) as exc:
+                raise RuleFailed(f"{query.path}:{rule.line}: finding condition: {_first_line(exc)}") from exc
+            for row in rows:
                 found.append(Finding(query.name, rule.severity, format_message(rule.message, row), row))
     finally:
         con.unregister("result")
@@ -132,11 +142,21 @@ def run_query(
     try:
         check_select(con, query.sql)
         frame = _execute(con, query.sql, query.bind(overrides), limit_s)
-        findings = _findings(con, query, frame, limit_s)
+        try:
+            findings = _findings(con, query, frame, limit_s)
+        except RuleFailed as exc:
+            return QueryResult(query, frame, [], error=str(exc), seconds=time.perf_counter() - start)
         return QueryResult(query, frame, findings, seconds=time.perf_counter() - start)
     except (duckdb.Error, QueryRejected, TimeoutError, ValueError) as exc:
         message = _first_line(exc)
-        return QueryResult(query, None, error=f"{query.path}: {message}", seconds=time.perf_counter() - start)
+        blamed = _LINE.search(str(exc))
+        return QueryResult(
+            query,
+            None,
+            error=f"{query.path}: {message}",
+            seconds=time.perf_counter() - start,
+            error_sql_line=int(blamed.group(1)) if blamed else None,
+        )
 
 
 def rule_check(con: duckdb.DuckDBPyConnection, query: Query, frame: pl.DataFrame, rule: FindingRule) -> str | None:

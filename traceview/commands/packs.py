@@ -13,7 +13,8 @@ from traceview.packs import Pack, PackError, Query, builtin_packs, load_pack
 from traceview.sandbox import rule_check, run_query, sandboxed_connection
 from traceview.store import MANIFEST
 
-_DUCKDB_LINE = re.compile(r"LINE (\d+):")
+# The thing an error names: a quoted identifier, or "with name X".
+_NAMED = re.compile(r'"([^"]+)"|with name (\w+)')
 
 
 def list_packs() -> str:
@@ -47,10 +48,20 @@ def empty_store(directory: Path) -> Path:
     return directory
 
 
-def _located(error: str, query: Query) -> str:
-    """Turn DuckDB's 'LINE n:' (relative to the SQL) into file:line (a fragment's, if included)."""
-    match = _DUCKDB_LINE.search(error)
-    file, line = query.source_of(int(match.group(1))) if match else (query.path, query.sql_line)
+def _blamed_line(error: str, sql: str) -> int | None:
+    """DuckDB often names the culprit without a line: find the first SQL line that mentions it."""
+    for name in _NAMED.findall(error):
+        token = next(group for group in name if group)
+        for number, text in enumerate(sql.splitlines(), start=1):
+            if re.search(rf"(?<![A-Za-z0-9_]){re.escape(token)}(?![A-Za-z0-9_])", text):
+                return number
+    return None
+
+
+def _located(error: str, sql_line: int | None, query: Query) -> str:
+    """Turn the SQL line DuckDB blamed into file:line (a fragment's, if included)."""
+    sql_line = sql_line or _blamed_line(error, query.sql)
+    file, line = query.source_of(sql_line) if sql_line else (query.path, query.sql_line)
     message = error.split(": ", 1)[1] if error.startswith(str(query.path)) else error
     return f"{file}:{line}: {message}"
 
@@ -68,8 +79,11 @@ def check_pack(directory: Path) -> list[str]:
         try:
             for query in pack.queries:
                 result = run_query(con, query, limit_s=30)
+                if result.error and result.frame is not None:  # the query ran; a finding rule did not
+                    problems.append(result.error)
+                    continue
                 if result.error:
-                    problems.append(_located(result.error, query))
+                    problems.append(_located(result.error, result.error_sql_line, query))
                     continue
                 assert result.frame is not None
                 for rule in query.findings:

@@ -1,0 +1,83 @@
+"""`traceview analyze`: the terminal report, --json, --html (escaped, self-contained), several targets."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+from conftest import small_kineto_events, write_kineto, x_event
+from typer.testing import CliRunner
+
+from traceview.cli import app
+from traceview.commands.analyze import run_analyze
+
+SAMPLES = Path(__file__).resolve().parents[1] / "sample_traces"
+EVIL = "<script>alert(1)</script>"
+
+
+@pytest.fixture(scope="module")
+def evil_trace(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small trace whose kernel is named like a script element."""
+    events = small_kineto_events()
+    base = 1712195495519689
+    events.append(x_event(EVIL, f"{base + 20}.000", "30.000", cat="kernel", pid=0, tid=7,
+                          args={"device": 0, "stream": 7, "correlation": 99}))
+    return write_kineto(tmp_path_factory.mktemp("evil") / "evil.json", events)
+
+
+def test_json_report_shape(evil_trace: Path, tmp_path: Path) -> None:
+    out = tmp_path / "r.json"
+    result = CliRunner().invoke(app, ["analyze", str(evil_trace), "--json", str(out), "--cache-dir", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    doc = json.loads(out.read_text())
+    assert set(doc) >= {"traces", "findings", "results"}
+    (trace,) = doc["traces"]
+    assert trace["source_path"] == str(evil_trace) and trace["content_hash"].startswith("xxh3_128:")
+    assert {"hotspots", "busy_breakdown", "launch_gaps", "phases", "kv_cache", "bandwidth"} <= set(doc["results"])
+    kernels = [r for r in doc["results"]["hotspots"] if r["level"] == "device"]
+    assert {r["name"] for r in kernels} == {EVIL, "void gemm_kernel<float>(float*)"}
+    assert all({"query", "severity", "message"} <= set(f) for f in doc["findings"])
+    # the terminal report names the trace and its hash, so a figure can be reproduced
+    assert trace["content_hash"] in result.stdout and "traceview 0.1.0" in result.stdout
+
+
+def test_html_report_escapes_trace_strings_and_is_self_contained(evil_trace: Path, tmp_path: Path) -> None:
+    out = tmp_path / "r.html"
+    result = CliRunner().invoke(app, ["analyze", str(evil_trace), "--html", str(out), "--cache-dir", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    page = out.read_text()
+    assert EVIL not in page  # neither in a table nor inside a figure's script
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    scripts = re.findall(r"<script>(.*?)</script>", page, flags=re.S)
+    assert any("Plotly" in s and len(s) > 1_000_000 for s in scripts)  # plotly.js inlined
+    assert not re.search(r"<script[^>]+src=", page) and "https://" not in page.split("<script>")[0]
+
+
+def test_several_targets_side_by_side(tmp_path: Path) -> None:
+    first = write_kineto(tmp_path / "a.json", small_kineto_events(4))
+    second = write_kineto(tmp_path / "b.json", small_kineto_events(6))
+    report = run_analyze([first, second], cache_dir=tmp_path / "cache")
+    assert sorted(t["source_path"] for t in report.traces) == [str(first), str(second)]
+    ops = report.result("hotspots").frame.filter(report.result("hotspots").frame["level"] == "host")
+    assert ops["trace_id"].n_unique() == 2
+
+
+def test_extra_pack_and_bad_pack(evil_trace: Path, tmp_path: Path) -> None:
+    pack = tmp_path / "mine"
+    pack.mkdir()
+    (pack / "kernel_count.sql").write_text("-- finding: n > 1 => info: {n} kernels\nSELECT count(*) AS n FROM kernels\n")
+    report = run_analyze([evil_trace], [pack], cache_dir=tmp_path / "cache")
+    assert report.result("kernel_count").frame.to_dicts() == [{"n": 2}]
+    assert any(f.query == "kernel_count" and f.message == "2 kernels" for f in report.findings)
+    result = CliRunner().invoke(app, ["analyze", str(evil_trace), "--pack", str(tmp_path / "nope")])
+    assert result.exit_code == 2
+    assert result.stderr == f"Error: {tmp_path / 'nope'}: not a directory of .sql files\n"
+
+
+def test_peak_bw_override_reaches_bandwidth(tmp_path: Path) -> None:
+    sample = SAMPLES / "longctx_h200" / "longctx_h200.pt.trace.json.gz"
+    report = run_analyze([sample], peak_bw_gbps=1000.0, cache_dir=tmp_path)
+    peaks = set(report.result("bandwidth").frame["peak_bytes_per_s"].drop_nulls().to_list())
+    assert peaks == {1000e9}

@@ -1,0 +1,186 @@
+"""Query packs: header parsing, bound parameters, the read-only sandbox, packs list/show/check."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+from conftest import small_kineto_events, write_kineto
+from typer.testing import CliRunner
+
+from traceview.cli import app
+from traceview.commands.packs import check_pack, empty_store
+from traceview.packs import PackError, builtin_packs, load_pack, parse_query
+from traceview.sandbox import format_message, run_query, sandboxed_connection
+from traceview.store import ingest
+
+CORE_QUERIES = {
+    "hotspots", "launch_gaps", "busy_breakdown", "bandwidth", "kv_cache", "phases", "spikes",
+    "fusion_candidates", "aicpu_fallback", "format_conversion", "dynamic_shape",
+}
+
+
+def write_pack(directory: Path, files: dict[str, str], toml: str | None = None) -> Path:
+    """A pack directory holding `files` (name -> text)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    for name, text in files.items():
+        (directory / name).write_text(textwrap.dedent(text).lstrip())
+    if toml is not None:
+        (directory / "pack.toml").write_text(toml)
+    return directory
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small real-layout Kineto trace, ingested."""
+    tmp = tmp_path_factory.mktemp("packs")
+    trace = write_kineto(tmp / "t.json", small_kineto_events())
+    return ingest([trace], tmp / "t.traceview").store
+
+
+def test_header_params_findings_and_bare_files(tmp_path: Path) -> None:
+    pack = write_pack(tmp_path / "p", {
+        "top_ops.sql": """
+            -- title: Top ops
+            -- description: Longest ops.
+            -- param: top INTEGER 3 How many
+            -- param: prefix VARCHAR aten Name prefix
+            -- finding: dur_ns > 8000 => warning: {name} took {dur_ns} ns
+            SELECT name, dur_ns FROM ops WHERE name LIKE $prefix || '%' ORDER BY dur_ns DESC LIMIT $top;
+        """,
+        "bare.sql": "SELECT count(*) AS n FROM slices\n",
+    }, toml='name = "mine"\nversion = "1.2"\ndescription = "Team queries"\n')
+    loaded = load_pack(pack)
+    assert (loaded.name, loaded.version, loaded.description) == ("mine", "1.2", "Team queries")
+    top = loaded.query("top_ops")
+    assert top.title == "Top ops" and top.description == "Longest ops."
+    assert [(p.name, p.type, p.default) for p in top.params] == [("top", "INTEGER", 3), ("prefix", "VARCHAR", "aten")]
+    assert [(r.condition, r.severity, r.message) for r in top.findings] == [
+        ("dur_ns > 8000", "warning", "{name} took {dur_ns} ns")
+    ]
+    assert top.sql.endswith("LIMIT $top")
+    bare = loaded.query("bare")
+    assert (bare.title, bare.params, bare.findings) == ("bare", [], [])
+    assert top.bind({"top": "1"}) == {"top": 1, "prefix": "aten"}
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ("-- param: top NUMBER 3", "param top has unknown type NUMBER"),
+        ("-- param: top INTEGER three", "param top default 'three' is not INTEGER"),
+        ("-- param: top", "param needs 'NAME TYPE DEFAULT [description]'"),
+        ("-- finding: n > 1 => fatal: boom", "finding severity 'fatal' is not one of info, warning, critical"),
+        ("-- finding: n > 1", "finding needs 'CONDITION => SEVERITY: MESSAGE'"),
+    ],
+)
+def test_bad_headers_name_file_and_line(tmp_path: Path, line: str, message: str) -> None:
+    path = tmp_path / "q.sql"
+    path.write_text(f"-- title: q\n{line}\nSELECT 1\n")
+    with pytest.raises(PackError) as error:
+        parse_query(path)
+    assert str(error.value).startswith(f"{path}:2: {message}")
+
+
+def test_parameters_are_bound_not_pasted(tmp_path: Path, store: Path) -> None:
+    pack = write_pack(tmp_path / "p", {"q.sql": """
+        -- param: name VARCHAR x A name
+        SELECT count(*) AS n, $name AS echoed FROM ops WHERE name = $name
+    """})
+    query = load_pack(pack).query("q")
+    con = sandboxed_connection(store)
+    hostile = "x' OR '1'='1"
+    result = run_query(con, query, {"name": hostile})
+    assert result.error is None
+    assert result.frame.to_dicts() == [{"n": 0, "echoed": hostile}]
+
+
+@pytest.mark.parametrize(
+    ("sql", "fragment"),
+    [
+        ("SELECT * FROM read_csv('/etc/passwd')", "file system operations are disabled"),
+        ("SELECT * FROM read_text('/etc/hostname')", "file system operations are disabled"),
+        ("COPY (SELECT 1) TO '/tmp/traceview-escape.csv'", "only SELECT queries may run, found COPY"),
+        ("ATTACH '/tmp/traceview-escape.db'", "only SELECT queries may run, found ATTACH"),
+        ("INSTALL httpfs", "only SELECT queries may run"),
+        ("LOAD json", "only SELECT queries may run"),
+        ("SET threads = 1", "only SELECT queries may run"),
+        ("CREATE TABLE t AS SELECT 1", "only SELECT queries may run"),
+        ("SELECT 1; SELECT 2", "expected one statement, found 2"),
+        ("SELECT current_setting('enable_external_access') AS v; SET enable_external_access = true",
+         "expected one statement, found 2"),
+    ],
+)
+def test_sandbox_refuses_anything_but_reading_the_store(tmp_path: Path, store: Path, sql: str, fragment: str) -> None:
+    path = tmp_path / "evil.sql"
+    path.write_text(sql + "\n")
+    result = run_query(sandboxed_connection(store), parse_query(path))
+    assert result.frame is None
+    assert result.error is not None and result.error.startswith(f"{path}: ")
+    assert fragment in result.error
+    assert not Path("/tmp/traceview-escape.csv").exists() and not Path("/tmp/traceview-escape.db").exists()
+
+
+def test_a_failing_query_does_not_stop_the_others_and_slow_ones_time_out(tmp_path: Path, store: Path) -> None:
+    pack = write_pack(tmp_path / "p", {
+        "a_broken.sql": "SELECT no_such_column FROM slices\n",
+        "b_slow.sql": "SELECT count(*) FROM range(100000000) a, range(100000000) b\n",
+        "c_fine.sql": "SELECT count(*) AS n FROM slices\n",
+    })
+    con = sandboxed_connection(store)
+    results = {q.name: run_query(con, q, limit_s=1.0) for q in load_pack(pack).queries}
+    assert "no_such_column" in results["a_broken"].error
+    assert results["b_slow"].error.endswith("ran past its time limit of 1 s")
+    assert results["b_slow"].seconds < 10
+    assert results["c_fine"].error is None and results["c_fine"].frame.to_dicts() == [{"n": 9}]
+
+
+def test_findings_format_only_plain_fields() -> None:
+    row = {"name": "k", "share": 0.4567, "n": 3}
+    assert format_message("{name}: {share:.1%} of {n}, {missing}", row) == "k: 45.7% of 3, {missing}"
+    assert format_message("{name.__class__}", row) == "{name.__class__}"
+
+
+def test_builtin_pack_has_every_analysis_and_checks_clean() -> None:
+    (core,) = [p for p in builtin_packs() if p.name == "core"]
+    assert CORE_QUERIES <= {q.name for q in core.queries}
+    assert check_pack(core.path) == []
+
+
+def test_packs_check_reports_file_and_line(tmp_path: Path) -> None:
+    pack = write_pack(tmp_path / "p", {
+        "ok.sql": "SELECT count(*) AS n FROM kernels\n",
+        "bad.sql": "-- title: Bad\nSELECT name,\n       nonexistent_column\nFROM slices\n",
+        "rule.sql": "-- finding: nope > 1 => info: x\nSELECT 1 AS n\n",
+    })
+    problems = check_pack(pack)
+    assert len(problems) == 2
+    assert problems[0].startswith(f"{pack / 'bad.sql'}:3: Binder Error: Referenced column \"nonexistent_column\"")
+    assert problems[1].startswith(f"{pack / 'rule.sql'}:1: finding condition: Binder Error")
+
+
+def test_packs_cli(tmp_path: Path) -> None:
+    runner = CliRunner()
+    listed = runner.invoke(app, ["packs", "list"])
+    assert listed.exit_code == 0 and listed.stdout.startswith("core ")
+    shown = runner.invoke(app, ["packs", "show", "core"])
+    assert shown.exit_code == 0
+    assert "hotspots: Hotspots" in shown.stdout and "param top INTEGER = 25" in shown.stdout
+    good = write_pack(tmp_path / "good", {"q.sql": "SELECT 1 AS one\n"})
+    assert runner.invoke(app, ["packs", "check", str(good)]).stdout == f"{good}: ok\n"
+    bad = write_pack(tmp_path / "bad", {"q.sql": "SELECT * FROM nowhere\n"})
+    result = runner.invoke(app, ["packs", "check", str(bad)])
+    assert result.exit_code == 1
+    assert result.stderr.startswith(f"{bad / 'q.sql'}:1: Catalog Error: Table with name nowhere does not exist")
+    missing = runner.invoke(app, ["packs", "show", "nope"])
+    assert missing.exit_code == 2 and missing.stderr == "Error: nope: no such pack (built-in packs: core)\n"
+
+
+def test_empty_store_has_every_table(tmp_path: Path) -> None:
+    from parsers.model import TABLES
+
+    store = empty_store(tmp_path / "empty")
+    con = sandboxed_connection(store)
+    for table in TABLES:
+        assert con.sql(f"SELECT count(*) FROM {table}").fetchall() == [(0,)]
