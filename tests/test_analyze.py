@@ -67,7 +67,9 @@ def test_several_targets_side_by_side(tmp_path: Path) -> None:
 def test_extra_pack_and_bad_pack(evil_trace: Path, tmp_path: Path) -> None:
     pack = tmp_path / "mine"
     pack.mkdir()
-    (pack / "kernel_count.sql").write_text("-- finding: n > 1 => info: {n} kernels\nSELECT count(*) AS n FROM kernels\n")
+    (pack / "kernel_count.sql").write_text(
+        "-- finding: n > 1 => info: {n} kernels\nSELECT count(*) AS n FROM kernels\n"
+    )
     report = run_analyze([evil_trace], [pack], cache_dir=tmp_path / "cache")
     assert report.result("kernel_count").frame.to_dicts() == [{"n": 2}]
     assert any(f.query == "kernel_count" and f.message == "2 kernels" for f in report.findings)
