@@ -28,13 +28,14 @@ from parsers.model import TABLES
 from parsers.nesting import nest
 from parsers.parsed import DuckDBSource, ParsedTrace
 from parsers.redact import redact
+from parsers.steps import device_steps, host_steps
 
 PARSER_VERSION = "1"
 FORMAT = "kineto"
 
 _COLUMNS = (
     "{'ph': 'VARCHAR', 'cat': 'VARCHAR', 'name': 'VARCHAR', 'pid': 'VARCHAR', 'tid': 'VARCHAR',"
-    " 'ts': 'DECIMAL(38,9)', 'dur': 'DECIMAL(38,9)', 'id': 'VARCHAR', 'bp': 'VARCHAR', 's': 'VARCHAR',"
+    " 'ts': 'DECIMAL(38,3)', 'dur': 'DECIMAL(38,3)', 'id': 'VARCHAR', 'bp': 'VARCHAR', 's': 'VARCHAR',"
     " 'args': 'JSON'}"
 )
 
@@ -84,7 +85,8 @@ def _quote(path: Path) -> str:
 
 
 def _ns(expr: str) -> str:
-    return f"CAST(round({expr} * 1000) AS BIGINT)"
+    # ts/dur are DECIMAL(38,3) µs, read from the decimal text: times 1000 is exact integer ns.
+    return f"CAST({expr} * 1000 AS BIGINT)"
 
 
 def _vendor(top_level: dict, con: duckdb.DuckDBPyConnection) -> str:
@@ -202,7 +204,7 @@ class _Builder:
                 f"{unmatched_begin} B events without an E and {unmatched_end} E events without a B were skipped"
             )
         if paired:
-            durations = pa.array([d for _, d in paired], pa.decimal128(38, 9))
+            durations = pa.array([d for _, d in paired], pa.decimal128(38, 3))
             pairs = pa.table({"rid": [r for r, _ in paired], "d": durations})
             self.con.register("be_pairs", pairs)
             self.sql("UPDATE ev SET ph = 'X', dur = be_pairs.d FROM be_pairs WHERE ev.rowid = be_pairs.rid")
@@ -251,21 +253,31 @@ class _Builder:
         )
 
     def build_nesting(self) -> None:
-        table = self.con.sql("SELECT slice_id, track, ts_ns, dur_ns FROM slices0").to_arrow_table()
-        slice_id = table.column("slice_id").to_numpy()
-        track = table.column("track").to_numpy().astype(np.uint64).view(np.int64)
-        result = nest(track, table.column("ts_ns").to_numpy(), table.column("dur_ns").to_numpy(), slice_id)
+        """Nesting per track and the step of every slice, in numpy; aligned with `slices0` by position."""
+        table = self.con.sql(
+            """
+            SELECT slice_id, track, ts_ns, dur_ns, hash(pid) AS pid_key, device_type = 'cpu' AS on_host,
+                   kind IN ('runtime', 'driver') AS is_launch, kind = 'step' AND device_type = 'cpu' AS is_step,
+                   coalesce(correlation, -1) AS correlation, coalesce(step_no, -1) AS step_no
+            FROM slices0
+            """
+        ).to_arrow_table()
+        column = {name: table.column(name).to_numpy(zero_copy_only=False) for name in table.column_names}
+        slice_id, ts, dur = column["slice_id"], column["ts_ns"], column["dur_ns"]
+        track = column["track"].astype(np.uint64).view(np.int64)
+        result = nest(track, ts, dur, slice_id)
+        step = self._steps(column, ts, dur)
         nested = pa.table(
             {
-                "slice_id": slice_id,
                 "depth": result.depth,
                 "parent_id": pa.array(result.parent, mask=result.parent < 0),
                 "overlaps_parent": result.overlaps,
                 "self_ns": result.self_ns,
+                "step": pa.array(step, mask=step < 0),
             }
         )
         self.con.register("nested_arrow", nested)
-        self.sql("CREATE TABLE nested AS SELECT depth, parent_id, overlaps_parent, self_ns FROM nested_arrow")
+        self.sql("CREATE TABLE nested AS SELECT * FROM nested_arrow")
         self.con.unregister("nested_arrow")
         overlapping = int(result.overlaps.sum())
         if overlapping:
@@ -273,45 +285,31 @@ class _Builder:
                 f"{overlapping} slices overlap their parent partially (kept, flagged in `overlaps_parent`)"
             )
 
-    def build_steps(self) -> None:
-        self.sql(
-            """
-            CREATE TABLE step_spans AS
-            SELECT pid, ts_ns, ts_ns + dur_ns AS end_ns, step_no AS step
-            FROM slices0 WHERE kind = 'step' AND device_type = 'cpu'
-            """
+    @staticmethod
+    def _steps(column: dict[str, np.ndarray], ts: np.ndarray, dur: np.ndarray) -> np.ndarray:
+        pid = column["pid_key"].astype(np.uint64).view(np.int64)
+        on_host, is_step = column["on_host"], column["is_step"]
+        step = np.full(len(ts), -1, dtype=np.int64)
+        if not is_step.any():
+            return step
+        host = np.flatnonzero(on_host)
+        step[host] = host_steps(
+            pid[host], ts[host], pid[is_step], ts[is_step], ts[is_step] + dur[is_step], column["step_no"][is_step]
         )
-        self.sql(
-            """
-            CREATE TABLE slice_steps AS
-            WITH host AS (
-              SELECT x.slice_id, CASE WHEN x.ts_ns < s.end_ns THEN s.step END AS step, x.correlation, x.kind
-              FROM (SELECT * FROM slices0 WHERE device_type = 'cpu') x
-              ASOF LEFT JOIN step_spans s ON x.pid = s.pid AND x.ts_ns >= s.ts_ns
-            ),
-            launch AS (
-              SELECT DISTINCT ON (correlation) correlation, step FROM host
-              WHERE correlation IS NOT NULL AND kind IN ('runtime', 'driver') ORDER BY correlation, slice_id
-            )
-            SELECT step FROM (
-              SELECT slice_id, step FROM host
-              UNION ALL
-              SELECT d.slice_id, l.step FROM slices0 d LEFT JOIN launch l ON d.correlation = l.correlation
-              WHERE d.device_type <> 'cpu'
-            ) ORDER BY slice_id
-            """
-        )
+        launches = np.flatnonzero(column["is_launch"] & on_host & (column["correlation"] >= 0))
+        device = np.flatnonzero(~on_host)
+        step[device] = device_steps(column["correlation"][device], column["correlation"][launches], step[launches])
+        return step
 
     def slices_query(self) -> str:
         return """
             SELECT s.slice_id, s.ts_ns, s.dur_ns, e.name, e.cat, s.kind, s.device_type, s.device_id, s.pid, s.tid,
                    s.stream, NULL::VARCHAR AS core, n.depth, n.parent_id, n.overlaps_parent, n.self_ns,
-                   s.correlation, s.external_id, st.step, s.input_dims, s.input_types,
+                   s.correlation, s.external_id, n.step, s.input_dims, s.input_types,
                    CAST(coalesce(e.args, '{}') AS VARCHAR) AS args
             FROM (SELECT name, cat, args FROM ev WHERE ph = 'X' AND ts IS NOT NULL) e
             POSITIONAL JOIN slices0 s
             POSITIONAL JOIN nested n
-            POSITIONAL JOIN slice_steps st
         """
 
     def memory_query(self) -> str:
@@ -474,7 +472,7 @@ def _parse(
 
     info = _trace_info(extracted.top_level, rank_hint)
     builder = _Builder(con, info["base_time_ns"], _vendor(extracted.top_level, con))
-    for stage in (builder.build_slices, builder.build_flows, builder.build_nesting, builder.build_steps):
+    for stage in (builder.build_slices, builder.build_flows, builder.build_nesting):
         with _stage(timings, stage.__name__):
             stage()
     warnings += builder.warnings

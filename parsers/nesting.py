@@ -91,6 +91,8 @@ def nest(track: np.ndarray, ts: np.ndarray, dur: np.ndarray, slice_id: np.ndarra
         starts = starts_all[lo:hi]
         ends = ends_all[lo:hi]
         rows = order[lo:hi]
+        if np.all(np.maximum.accumulate(ends)[:-1] <= starts[1:]):
+            continue  # nothing on this track overlaps (a device stream, usually): all at depth 0
         d = _open_count(starts, ends, durs_all[lo:hi])
         p = _nearest_open_before(starts, ends)
         has = p >= 0
