@@ -24,6 +24,7 @@ import pyarrow as pa
 
 from parsers import jsonscan
 from parsers.errors import TraceFormatError
+from parsers.flowbind import bind_points
 from parsers.model import TABLES
 from parsers.nesting import nest
 from parsers.parsed import DuckDBSource, ParsedTrace
@@ -210,24 +211,66 @@ class _Builder:
             self.sql("UPDATE ev SET ph = 'X', dur = be_pairs.d FROM be_pairs WHERE ev.rowid = be_pairs.rid")
             self.con.unregister("be_pairs")
 
-    def build_flows(self) -> None:
-        self.sql(
+    def _fetch(self, query: str) -> dict[str, np.ndarray]:
+        table = self.con.sql(query).to_arrow_table()
+        return {name: table.column(name).to_numpy(zero_copy_only=False) for name in table.column_names}
+
+    def build_links(self) -> None:
+        """Nesting, flow binding, launch correlation and steps, in numpy; aligned with `slices0` by position."""
+        column = self._fetch(
+            """
+            SELECT slice_id, track, ts_ns, dur_ns, hash(pid) AS pid_key, device_type = 'cpu' AS on_host,
+                   kind IN ('runtime', 'driver') AS is_launch, kind = 'step' AND device_type = 'cpu' AS is_step,
+                   coalesce(correlation, -1) AS correlation, coalesce(step_no, -1) AS step_no
+            FROM slices0
+            """
+        )
+        slice_id, ts, dur = column["slice_id"], column["ts_ns"], column["dur_ns"]
+        track = column["track"].astype(np.uint64).view(np.int64)
+        column["correlation"] = column["correlation"].copy()  # filled in from launch flows below
+        result = nest(track, ts, dur, slice_id)
+        self._bind_flows(column, track, result.parent)
+        step = self._steps(column, ts, dur)
+        nested = pa.table(
+            {
+                "depth": result.depth,
+                "parent_id": pa.array(result.parent, mask=result.parent < 0),
+                "overlaps_parent": result.overlaps,
+                "self_ns": result.self_ns,
+                "step": pa.array(step, mask=step < 0),
+                "correlation": pa.array(column["correlation"], mask=column["correlation"] < 0),
+            }
+        )
+        self.con.register("nested_arrow", nested)
+        self.sql("CREATE TABLE nested AS SELECT * FROM nested_arrow")
+        self.con.unregister("nested_arrow")
+        overlapping = int(result.overlaps.sum())
+        if overlapping:
+            self.warnings.append(
+                f"{overlapping} slices overlap their parent partially (kept, flagged in `overlaps_parent`)"
+            )
+
+    def _bind_flows(self, column: dict[str, np.ndarray], track: np.ndarray, parent: np.ndarray) -> None:
+        """`flows_t`: flow points bound to slices and paired by (cat, id); fills missing device correlations."""
+        points = self._fetch(
             f"""
-            CREATE TABLE flow_points AS
-            SELECT rowid AS event_id, ph, cat, id, hash(pid, tid) AS track,
-                   {self.base} + {_ns('ts')} AS ts_ns
+            SELECT rowid AS event_id, ph, cat, id, hash(pid, tid) AS track, {self.base} + {_ns('ts')} AS ts_ns
             FROM ev WHERE ph IN ('s', 't', 'f') AND ts IS NOT NULL
             """
         )
-        self.sql(
-            """
-            CREATE TABLE flow_bound AS
-            SELECT f.*, CASE WHEN s.ts_ns + s.dur_ns >= f.ts_ns THEN s.slice_id END AS slice_id
-            FROM flow_points f
-            ASOF LEFT JOIN (SELECT track, ts_ns, dur_ns, slice_id FROM slices0) s
-              ON f.track = s.track AND f.ts_ns >= s.ts_ns
-            """
+        bound = bind_points(
+            track, column["ts_ns"], column["dur_ns"], column["slice_id"], parent,
+            points["track"].astype(np.uint64).view(np.int64), points["ts_ns"],
         )
+        table = pa.table(
+            {
+                "event_id": points["event_id"], "ph": points["ph"], "cat": points["cat"], "id": points["id"],
+                "slice_id": pa.array(bound, mask=bound < 0),
+            }
+        )
+        self.con.register("flow_bound_arrow", table)
+        self.sql("CREATE TABLE flow_bound AS SELECT * FROM flow_bound_arrow")
+        self.con.unregister("flow_bound_arrow")
         self.sql(
             """
             CREATE TABLE flows_t AS
@@ -242,48 +285,14 @@ class _Builder:
               SELECT 1 FROM flow_bound d WHERE d.ph IN ('f', 't') AND d.cat = s.cat AND d.id = s.id)
             """
         )
-        # Device work without a correlation arg (MTIA, legacy) gets it from its launch flow.
-        self.sql(
-            """
-            UPDATE slices0 SET correlation = TRY_CAST(f.flow_id AS BIGINT)
-            FROM flows_t f
-            WHERE slices0.slice_id = f.dst_slice_id AND slices0.correlation IS NULL
-              AND slices0.device_type <> 'cpu' AND f.kind IN ('ac2g', 'async_gpu', 'async_cpu_to_gpu')
-            """
-        )
-
-    def build_nesting(self) -> None:
-        """Nesting per track and the step of every slice, in numpy; aligned with `slices0` by position."""
-        table = self.con.sql(
-            """
-            SELECT slice_id, track, ts_ns, dur_ns, hash(pid) AS pid_key, device_type = 'cpu' AS on_host,
-                   kind IN ('runtime', 'driver') AS is_launch, kind = 'step' AND device_type = 'cpu' AS is_step,
-                   coalesce(correlation, -1) AS correlation, coalesce(step_no, -1) AS step_no
-            FROM slices0
-            """
-        ).to_arrow_table()
-        column = {name: table.column(name).to_numpy(zero_copy_only=False) for name in table.column_names}
-        slice_id, ts, dur = column["slice_id"], column["ts_ns"], column["dur_ns"]
-        track = column["track"].astype(np.uint64).view(np.int64)
-        result = nest(track, ts, dur, slice_id)
-        step = self._steps(column, ts, dur)
-        nested = pa.table(
-            {
-                "depth": result.depth,
-                "parent_id": pa.array(result.parent, mask=result.parent < 0),
-                "overlaps_parent": result.overlaps,
-                "self_ns": result.self_ns,
-                "step": pa.array(step, mask=step < 0),
-            }
-        )
-        self.con.register("nested_arrow", nested)
-        self.sql("CREATE TABLE nested AS SELECT * FROM nested_arrow")
-        self.con.unregister("nested_arrow")
-        overlapping = int(result.overlaps.sum())
-        if overlapping:
-            self.warnings.append(
-                f"{overlapping} slices overlap their parent partially (kept, flagged in `overlaps_parent`)"
-            )
+        # Device work without a correlation arg (MTIA, legacy) gets it from its launch flow's id.
+        launch_kinds = np.isin(points["cat"], ["ac2g", "async_gpu", "async_cpu_to_gpu"]) & (points["ph"] != "s")
+        flow_ids = np.array([int(v) if v is not None and str(v).isdigit() else -1 for v in points["id"]])
+        target = bound[launch_kinds & (bound >= 0) & (flow_ids >= 0)]
+        ids = flow_ids[launch_kinds & (bound >= 0) & (flow_ids >= 0)]
+        position = np.searchsorted(column["slice_id"], target)  # slice_id is ascending in slices0
+        fill = (~column["on_host"][position]) & (column["correlation"][position] < 0)
+        column["correlation"][position[fill]] = ids[fill]
 
     @staticmethod
     def _steps(column: dict[str, np.ndarray], ts: np.ndarray, dur: np.ndarray) -> np.ndarray:
@@ -305,7 +314,7 @@ class _Builder:
         return """
             SELECT s.slice_id, s.ts_ns, s.dur_ns, e.name, e.cat, s.kind, s.device_type, s.device_id, s.pid, s.tid,
                    s.stream, NULL::VARCHAR AS core, n.depth, n.parent_id, n.overlaps_parent, n.self_ns,
-                   s.correlation, s.external_id, n.step, s.input_dims, s.input_types,
+                   n.correlation, s.external_id, n.step, s.input_dims, s.input_types,
                    CAST(coalesce(e.args, '{}') AS VARCHAR) AS args
             FROM (SELECT name, cat, args FROM ev WHERE ph = 'X' AND ts IS NOT NULL) e
             POSITIONAL JOIN slices0 s
@@ -472,7 +481,7 @@ def _parse(
 
     info = _trace_info(extracted.top_level, rank_hint)
     builder = _Builder(con, info["base_time_ns"], _vendor(extracted.top_level, con))
-    for stage in (builder.build_slices, builder.build_flows, builder.build_nesting):
+    for stage in (builder.build_slices, builder.build_links):
         with _stage(timings, stage.__name__):
             stage()
     warnings += builder.warnings

@@ -1,0 +1,64 @@
+"""Binding flow events (s/t/f) to the slices they start or end at, vectorised with numpy.
+
+A flow point binds to the innermost slice on its track (pid, tid) that encloses it: start the
+search at the slice that starts last at or before the point (of slices starting together, the
+shortest), and climb its parents until one is still open at the point (end >= point). A point
+no slice encloses binds to nothing.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def bind_points(
+    slice_track: np.ndarray, slice_ts: np.ndarray, slice_dur: np.ndarray, slice_id: np.ndarray,
+    slice_parent: np.ndarray, point_track: np.ndarray, point_ts: np.ndarray,
+) -> np.ndarray:
+    """slice_id each point binds to, -1 where none.
+
+    `slice_id` must be ascending; `slice_parent` holds each slice's parent slice_id (-1 for none).
+    """
+    out = np.full(len(point_ts), -1, dtype=np.int64)
+    if len(point_ts) == 0 or len(slice_ts) == 0:
+        return out
+    dur = np.maximum(slice_dur, 0)
+    order = np.lexsort((-dur, slice_ts, slice_track))
+    tracks, starts_at = np.unique(slice_track[order], return_index=True)
+    bounds = np.append(starts_at, len(order))
+    point_order = np.argsort(point_track, kind="stable")
+    point_tracks, point_starts = np.unique(point_track[point_order], return_index=True)
+    point_bounds = np.append(point_starts, len(point_order))
+    where = np.searchsorted(tracks, point_tracks)
+    for k, track in enumerate(point_tracks):
+        j = where[k]
+        if j >= len(tracks) or tracks[j] != track:
+            continue
+        rows = order[bounds[j] : bounds[j + 1]]
+        points = point_order[point_bounds[k] : point_bounds[k + 1]]
+        index = np.searchsorted(slice_ts[rows], point_ts[points], side="right") - 1
+        ok = index >= 0
+        out[points[ok]] = rows[index[ok]]  # a position for now
+    return _climb_to_enclosing(out, point_ts, slice_ts, dur, slice_id, slice_parent)
+
+
+def _climb_to_enclosing(
+    position: np.ndarray, point_ts: np.ndarray, slice_ts: np.ndarray, dur: np.ndarray, slice_id: np.ndarray,
+    slice_parent: np.ndarray,
+) -> np.ndarray:
+    """From candidate positions, climb parents until the slice is open at the point; return slice ids."""
+    pending = np.flatnonzero(position >= 0)
+    while len(pending):
+        here = position[pending]
+        closed = slice_ts[here] + dur[here] < point_ts[pending]
+        pending = pending[closed]
+        if not len(pending):
+            break
+        parent = slice_parent[position[pending]]
+        has = parent >= 0
+        position[pending[~has]] = -1
+        pending = pending[has]
+        position[pending] = np.searchsorted(slice_id, parent[has])
+    found = position >= 0
+    position[found] = slice_id[position[found]]
+    return position
