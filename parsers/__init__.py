@@ -7,20 +7,22 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from parsers import chrome
+from parsers import ascend, chrome
 from parsers.detect import KINETO, trace_files
 from parsers.errors import TraceFormatError
 from parsers.parsed import ParsedTrace
 
-PARSER_VERSIONS = {KINETO: chrome.PARSER_VERSION}
+PARSER_VERSIONS = {KINETO: chrome.PARSER_VERSION, **{fmt: ascend.PARSER_VERSION for fmt in ascend.FORMATS}}
 
 
 def parse(
     path: Path, fmt: str, scratch: Path, trace_id: str, rank_hint: int | None = None
 ) -> ParsedTrace:
-    """Parse one file of a detected format."""
+    """Parse one file (or Ascend unit directory) of a detected format."""
     if fmt == KINETO:
         return chrome.parse(path, scratch, trace_id, rank_hint=rank_hint)
+    if fmt in ascend.FORMATS:
+        return ascend.parse(path, fmt, scratch, trace_id, rank_hint=rank_hint)
     raise TraceFormatError(path, f"no parser for format {fmt!r}")
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import zlib
 from pathlib import Path
 
+from parsers.ascend import layout as ascend_layout
 from parsers.errors import TraceFormatError
 
 GZIP_MAGIC = b"\x1f\x8b"
@@ -22,6 +23,11 @@ def _head(path: Path, size: int = 4096) -> bytes:
     return raw[:size]
 
 
+def _is_gzip(path: Path) -> bool:
+    with open(path, "rb") as fh:
+        return fh.read(2) == GZIP_MAGIC
+
+
 def detect_file(path: Path) -> str | None:
     """Return the format name of one file, or None when it is no format we read."""
     head = _head(path).lstrip(b"\xef\xbb\xbf \t\r\n")
@@ -33,7 +39,11 @@ def detect_file(path: Path) -> str | None:
 def _describe(path: Path) -> str:
     head = _head(path, 64)
     if not head:
-        return "an empty file" if path.stat().st_size == 0 else "binary data"
+        if path.stat().st_size == 0:
+            return "an empty file"
+        if _is_gzip(path):
+            return "an empty or damaged gzip stream"
+        return "binary data"
     text = head.lstrip()
     if all(32 <= b < 127 or b in b"\r\n\t" for b in text[:32]):
         first = text.decode("ascii", "replace").splitlines()[0][:24] if text else ""
@@ -42,21 +52,28 @@ def _describe(path: Path) -> str:
 
 
 def trace_files(path: Path) -> list[tuple[Path, str]]:
-    """The trace files under `path` (a file or a directory) with their formats.
+    """The traces under `path` (a file or a directory) with their formats.
 
+    A trace is a file, or for Ascend output a unit directory (a torch_npu rank dump, an msprof
+    collection); files inside a unit belong to it and are not listed again.
     Raises TraceFormatError when nothing readable is found.
     """
     if path.is_file():
-        fmt = detect_file(path)
+        fmt = ascend_layout.detect_file(path) or detect_file(path)
         if fmt is None:
             expected = "expected a Chrome/Kineto JSON trace (.json or .json.gz)"
             raise TraceFormatError(path, f"{expected}, found {_describe(path)}")
         return [(path, fmt)]
     if not path.is_dir():
         raise TraceFormatError(path, "no such file or directory")
-    found = []
-    for child in sorted(p for p in path.rglob("*") if p.is_file()):
+    units, loose = ascend_layout.find_units(path)
+    found = list(units)
+    for child in loose:
         if child.name.startswith(".") or child.name == "manifest.json":
+            continue
+        ascend = ascend_layout.detect_file(child)
+        if ascend is not None:
+            found.append((child, ascend))
             continue
         if child.suffix.lower() not in (".json", ".gz"):
             continue
@@ -64,4 +81,4 @@ def trace_files(path: Path) -> list[tuple[Path, str]]:
             found.append((child, KINETO))
     if not found:
         raise TraceFormatError(path, "expected a directory with Chrome/Kineto traces (.json, .json.gz), found none")
-    return found
+    return sorted(found)

@@ -155,14 +155,19 @@ NPU_KERNEL_METRICS = pa.schema(
         _field("step", pa.int64(), "Profiler step (`Step Id`), else the step of the slice."),
         _field("name", pa.string(), "Kernel name (`Name` / `Op Name`)."),
         _field("op_type", pa.string(), "Operator type (`Type` / `OP Type`), null where `N/A`."),
-        _field("core", pa.string(), "Accelerator core (`Accelerator Core` / `Task Type`): AI_CORE, AI_VECTOR_CORE, MIX_AIC, MIX_AIV, AI_CPU, DSA_SQE, COMMUNICATION (older: HCCL)."),
+        _field(
+            "core",
+            pa.string(),
+            "Accelerator core (`Accelerator Core` / `Task Type`): AI_CORE, AI_VECTOR_CORE, MIX_AIC, MIX_AIV,"
+            " AI_CPU, DSA_SQE, COMMUNICATION (older: HCCL).",
+        ),
         _field("stream", pa.int64(), "Stream id (`Stream ID`)."),
         _field("task_id", pa.int64(), "Task id (`Task ID`)."),
         _field("op_state", pa.string(), "`OP State`: dynamic or static shape."),
         _field("block_dim", pa.int64(), "Blocks launched (`Block Dim`, renamed `Block Num`)."),
-        _field("mix_block_dim", pa.int64(), "Blocks of the secondary core of MIX kernels (`Mix Block Dim` / `Mix Block Num`)."),
+        _field("mix_block_dim", pa.int64(), "Blocks of the second core of MIX kernels (`Mix Block Dim`/`Num`)."),
         _field("hf32_eligible", pa.bool_(), "`HF32 Eligible` (YES/NO)."),
-        _field("input_shapes", pa.string(), "Input shapes as written without the quotes: tensors split by `;`, dims by `,`."),
+        _field("input_shapes", pa.string(), "Input shapes without the literal quotes: tensors `;`, dims `,`."),
         _field("input_dtypes", pa.string(), "Input data types, `;`-separated."),
         _field("input_formats", pa.string(), "Input formats (ND, NCHW, FRACTAL_Z, ...), `;`-separated."),
         _field("output_shapes", pa.string(), "Output shapes, as `input_shapes`."),
@@ -172,13 +177,15 @@ NPU_KERNEL_METRICS = pa.schema(
         _field("aicore_ns", pa.int64(), "Cube-core busy time (`aicore_time(us)` / `aic_total_time`), ns."),
         _field("aic_total_cycles", pa.int64(), "Cube-core cycles (`aic_total_cycles`)."),
         _field("aic_mac_ratio", pa.float64(), "Share of cube-core time in the MAC (matrix) pipe (`aic_mac_ratio`)."),
-        _field("aic_mte2_ratio", pa.float64(), "Share of cube-core time moving data in from global memory (`aic_mte2_ratio`)."),
+        _field("aic_mte2_ratio", pa.float64(), "Cube-core share moving data in from memory (`aic_mte2_ratio`)."),
         _field("aiv_ns", pa.int64(), "Vector-core busy time (`aiv_time(us)` / `aiv_total_time`), ns."),
         _field("aiv_total_cycles", pa.int64(), "Vector-core cycles (`aiv_total_cycles`)."),
         _field("aiv_vec_ratio", pa.float64(), "Share of vector-core time in the vector pipe (`aiv_vec_ratio`)."),
-        _field("aiv_mte2_ratio", pa.float64(), "Share of vector-core time moving data in from global memory (`aiv_mte2_ratio`)."),
+        _field("aiv_mte2_ratio", pa.float64(), "Vector-core share moving data in from memory (`aiv_mte2_ratio`)."),
         _field("cube_utilization", pa.float64(), "`cube_utilization(%)`, percent."),
-        _field("metrics", pa.string(), "JSON object of the remaining columns as written (PMU metrics, Model ID, Context ID, ...)."),
+        _field(
+            "metrics", pa.string(), "JSON object of the remaining columns (PMU metrics, Model ID, Context ID, ...)."
+        ),
     ]
 )
 
@@ -188,13 +195,21 @@ STEPS = pa.schema(
         _field("step", pa.int64(), "Step number (`Step`; `step13` becomes 13)."),
         _field("device_id", pa.int32(), "Device (`Device_id`) where recorded, else null."),
         _field("computing_ns", pa.int64(), "Device time running compute tasks (`Computing`), ns."),
-        _field("communication_not_overlapped_ns", pa.int64(), "Communication not hidden by compute (`Communication(Not Overlapped)`), ns."),
+        _field(
+            "communication_not_overlapped_ns",
+            pa.int64(),
+            "Communication not hidden by compute (`Communication(Not Overlapped)`), ns.",
+        ),
         _field("overlapped_ns", pa.int64(), "Communication overlapped by compute (`Overlapped`), ns."),
         _field("communication_ns", pa.int64(), "All communication time (`Communication`), ns."),
         _field("free_ns", pa.int64(), "Device idle time within the step (`Free`), ns."),
         _field("stage_ns", pa.int64(), "Step length on the device minus bubble (`Stage`), ns."),
         _field("bubble_ns", pa.int64(), "Pipeline bubble: time in receive ops (`Bubble`), ns."),
-        _field("communication_not_overlapped_exclude_receive_ns", pa.int64(), "`Communication(Not Overlapped and Exclude Receive)`, ns."),
+        _field(
+            "communication_not_overlapped_exclude_receive_ns",
+            pa.int64(),
+            "`Communication(Not Overlapped and Exclude Receive)`, ns.",
+        ),
         _field("preparing_ns", pa.int64(), "From step start on the host to the first device task (`Preparing`), ns."),
         _field("source", pa.string(), "Where the row came from: step_trace_time.csv or analysis.db."),
     ]
@@ -220,7 +235,10 @@ TABLE_DOCS: dict[str, str] = {
     "flows": "Links between slices: launch to kernel (ac2g), forward to backward (fwdbwd), ...",
     "instants": "Instant events other than memory events.",
     "metadata": "Process and thread names, device properties, distributed info, top-level keys.",
-    "npu_kernel_metrics": "One row per Ascend kernel or communication op of kernel_details.csv / op_summary / COMPUTE_TASK_INFO: hardware metrics.",
+    "npu_kernel_metrics": (
+        "One row per Ascend kernel or communication op (rows of kernel_details.csv, op_summary_*.csv,"
+        " COMPUTE_TASK_INFO / COMMUNICATION_OP): its hardware metrics."
+    ),
     "steps": "Per-step device time breakdown written by the Ascend profiler (step_trace_time.csv, analysis.db).",
 }
 

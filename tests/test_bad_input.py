@@ -73,14 +73,34 @@ def _events_without_phase(tmp: Path) -> Path:
     return path
 
 
+def _events_not_array(tmp: Path) -> Path:
+    path = tmp / "notarray.json"
+    path.write_text('{"traceEvents": {"ph": "X"}}')
+    return path
+
+
+def _array_of_numbers(tmp: Path) -> Path:
+    path = tmp / "numbers.json"
+    path.write_text("[1, 2, 3]")
+    return path
+
+
 CASES: dict[str, tuple[Callable[[Path], Path], str]] = {
+    "events_not_array": (
+        _events_not_array,
+        "expected a Chrome/Kineto JSON trace with traceEvents, found traceEvents holding an object, not an array",
+    ),
+    "array_of_numbers": (_array_of_numbers, "expected trace events (JSON objects), found a JSON array of numbers"),
     "random_bytes": (_random_bytes, "expected a Chrome/Kineto JSON trace (.json or .json.gz), found binary data"),
     "csv": (
         _csv,
         "expected a Chrome/Kineto JSON trace (.json or .json.gz), found text starting with 'name,ts,dur'",
     ),
     "empty_file": (_empty, "expected a Chrome/Kineto JSON trace (.json or .json.gz), found an empty file"),
-    "empty_gzip": (_empty_gz, "expected a Chrome/Kineto JSON trace (.json or .json.gz), found binary data"),
+    "empty_gzip": (
+        _empty_gz,
+        "expected a Chrome/Kineto JSON trace (.json or .json.gz), found an empty or damaged gzip stream",
+    ),
     "dir_nothing_known": (
         _dir_nothing_known,
         "expected a directory with Chrome/Kineto traces (.json, .json.gz), found none",

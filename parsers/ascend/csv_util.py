@@ -1,0 +1,194 @@
+"""CSV quirks of Ascend profiler output, handled once.
+
+Every CSV is read by DuckDB with all columns as text; the SQL helpers here then clean and
+convert each field: a trailing TAB on timestamps (`"1736408883704643.212\\t"`), literal quotes
+around shapes (`"32,3,224,224"`), `N/A` and empty meaning missing, `4294967295` meaning
+"invalid id", CRLF line ends. Decimal µs text becomes integer ns through DECIMAL arithmetic,
+never through a float. `us_text_to_ns` is the same conversion in Python.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from pathlib import Path
+
+import duckdb
+
+from parsers.errors import TraceFormatError
+
+UINT32_MAX = 4294967295
+UINT64_MAX = 18446744073709551615
+MISSING = ("N/A", "NA", "", "None", "null")
+_STRIP = " \t\r\n\""
+_UNIT = re.compile(r"\((KB|MB|GB|B|us|ms|ns|MB/s|GB/s|KB/s|B/s|%)\)\s*$", re.IGNORECASE)
+_BYTE_FACTORS = {"b": 1, "kb": 1 << 10, "mb": 1 << 20, "gb": 1 << 30}
+_STRIP_SQL = "chr(32) || chr(9) || chr(13) || chr(10) || chr(34)"
+_MICRO = Decimal("0.000001")
+
+
+def us_text_to_ns(text: str | None) -> int | None:
+    """Decimal µs text (quirks allowed) to integer ns, exact; None when missing or not a number."""
+    if text is None:
+        return None
+    clean = text.strip(_STRIP)
+    if clean in MISSING:
+        return None
+    try:
+        value = Decimal(clean)
+    except InvalidOperation:
+        return None
+    if not value.is_finite():
+        return None
+    # Same rounding as the SQL path: to 6 decimals, then to whole ns, halves away from zero.
+    try:
+        micro = value.quantize(_MICRO, rounding=ROUND_HALF_UP)
+        ns = int((micro * 1000).quantize(Decimal(1), rounding=ROUND_HALF_UP))
+    except InvalidOperation:  # more digits than the decimal context holds
+        return None
+    return ns if -(1 << 63) <= ns < (1 << 63) else None
+
+
+def quote(text: str | Path) -> str:
+    """A SQL string literal."""
+    return "'" + str(text).replace("'", "''") + "'"
+
+
+def ident(name: str) -> str:
+    """A SQL identifier (column names in these files hold spaces, brackets and %)."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+def clean_sql(col: str) -> str:
+    """The field as text without TABs, CRs and surrounding quotes; NULL when missing.
+
+    Costs a trim per cell: the hot paths use `text_sql` / `ns_sql` / `int_sql` instead.
+    """
+    return f"NULLIF(NULLIF(NULLIF(trim(CAST({col} AS VARCHAR), {_STRIP_SQL}), 'N/A'), ''), 'NA')"
+
+
+def text_sql(col: str) -> str:
+    """A text field as written; NULL for `N/A` and empty."""
+    return f"NULLIF(NULLIF({col}, 'N/A'), '')"
+
+
+def shape_sql(col: str) -> str:
+    """A shape/dtype/format list without the literal quotes msprof writes around it."""
+    return f"NULLIF(NULLIF(trim({col}, '\"'), 'N/A'), '')"
+
+
+def _number(col: str, sql_type: str, wide_type: str | None = None) -> str:
+    # DuckDB's numeric casts skip surrounding whitespace (the trailing TAB). The fallback (a wider
+    # type, and trimming quotes) only runs for the rare cell that still fails and is not `N/A`.
+    wide = wide_type or sql_type
+    return (
+        f"coalesce(TRY_CAST({col} AS {sql_type}),"
+        f" CASE WHEN {col} <> 'N/A' THEN TRY_CAST(trim({col}, {_STRIP_SQL}) AS {wide}) END)"
+    )
+
+
+def ns_sql(col: str, scale: int = 1000, small: bool = False) -> str:
+    """µs text (or ms with scale=1_000_000) to BIGINT ns, exact for up to 6 decimals.
+
+    `small` is for durations: a 64-bit DECIMAL(18,6) is cheaper than the 128-bit one that absolute
+    timestamps (16 integer digits) need; larger values still take the wide path.
+    """
+    first = "DECIMAL(18,6)" if small else "DECIMAL(38,6)"
+    return f"TRY_CAST(round({_number(col, first, 'DECIMAL(38,6)')} * {scale}) AS BIGINT)"
+
+
+def bytes_sql(col: str, factor: int) -> str:
+    """A decimal amount in a unit of `factor` bytes to BIGINT bytes."""
+    return f"TRY_CAST(round({_number(col, 'DECIMAL(38,10)')} * {factor}) AS BIGINT)"
+
+
+def int_sql(col: str) -> str:
+    """An integer field; the invalid-id sentinel 4294967295 becomes NULL."""
+    return f"NULLIF({_number(col, 'BIGINT', 'DECIMAL(38,0)')}, {UINT32_MAX})"
+
+
+def float_sql(col: str) -> str:
+    """A floating-point field (ratios, percentages, bandwidths)."""
+    return f"TRY_CAST({col} AS DOUBLE)"
+
+
+def json_number_sql(col: str) -> str:
+    """A field as a JSON value: a number where it parses as a finite one, else null."""
+    return f"CASE WHEN isfinite(TRY_CAST({col} AS DOUBLE)) THEN TRY_CAST({col} AS DOUBLE) END"
+
+
+def unit_factor(header: str) -> int | None:
+    """Bytes per unit named in a header like `Total Allocated(MB)`; None when not a byte unit."""
+    match = _UNIT.search(header)
+    return _BYTE_FACTORS.get(match.group(1).lower()) if match else None
+
+
+def read_header(path: Path) -> list[str]:
+    """The header row of a CSV file (BOM, CRLF and quoting handled)."""
+    with open(path, "rb") as fh:
+        head = fh.read(1 << 16)
+    if not head.strip():
+        raise TraceFormatError(path, "expected a CSV file with a header row, found an empty file")
+    if b"\x00" in head[:1024]:
+        raise TraceFormatError(path, "expected a CSV file with a header row, found binary data")
+    text = head.decode("utf-8-sig", errors="replace")
+    first = text.splitlines()[0] if text.splitlines() else ""
+    try:
+        row = next(csv.reader(io.StringIO(first)))
+    except (csv.Error, StopIteration):
+        row = []
+    return [name.strip(_STRIP) for name in row]
+
+
+def csv_source(paths: list[Path], header: list[str]) -> tuple[str, list[str]]:
+    """A `read_csv` table expression over CSV parts sharing `header`, every column VARCHAR,
+    and the (deduplicated) column names."""
+    names: list[str] = []
+    for name in header:
+        candidate, n = name or "column", 1
+        while candidate in names:
+            n += 1
+            candidate = f"{name}_{n}"
+        names.append(candidate)
+    columns = "{" + ", ".join(f"{quote(name)}: 'VARCHAR'" for name in names) + "}"
+    files = "[" + ", ".join(quote(p) for p in paths) + "]"
+    source = (
+        f"read_csv({files}, header=true, auto_detect=false, delim=',', quote='\"', escape='\"', columns={columns},"
+        " null_padding=true, ignore_errors=true, strict_mode=false, max_line_size=67108864, parallel=true)"
+    )
+    return source, names
+
+
+def load_csvs(con: duckdb.DuckDBPyConnection, paths: list[Path], table: str, header: list[str]) -> list[str]:
+    """Load CSV parts with the same header (msprof `_slice_N_` files) into `table`; return the columns."""
+    source, names = csv_source(paths, header)
+    con.execute(f"CREATE OR REPLACE TABLE {table} AS SELECT * FROM {source}")
+    return names
+
+
+def pick(columns: list[str], *aliases: str) -> str | None:
+    """The first of `aliases` present in `columns` (case- and space-insensitive), else None."""
+    index = {_norm(c): c for c in columns}
+    for alias in aliases:
+        if (found := index.get(_norm(alias))) is not None:
+            return found
+    return None
+
+
+def pick_prefix(columns: list[str], prefix: str) -> str | None:
+    """The first column whose name starts with `prefix` (e.g. `Total Allocated(` for any unit)."""
+    for column in columns:
+        if _norm(column).startswith(_norm(prefix)):
+            return column
+    return None
+
+
+def _norm(name: str) -> str:
+    return re.sub(r"\s+", "", name).lower()
+
+
+def col_or_null(column: str | None, alias: str = "") -> str:
+    """A quoted column reference, or NULL when the file lacks the column."""
+    return ident(column) if column else "NULL"

@@ -1,0 +1,196 @@
+"""The staging area every Ascend source writes into, and its conversion to the model.
+
+Each source (timeline JSON, kernel CSV, SQLite export, memory CSVs) inserts rows into the
+`st_*` tables of one DuckDB connection. `Staging.finish` then derives what needs all sources at
+once (steps of host and device slices, nesting on each track) and hands the model's tables to
+the store as DuckDB queries, which it writes to Parquet natively.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+
+from parsers.model import TABLES
+from parsers.nesting import nest
+from parsers.parsed import DuckDBSource, ParsedTrace
+
+_TIMING = bool(os.environ.get("TRACEVIEW_TIMING"))
+
+STAGING_DDL = {
+    "st_slices": """slice_id BIGINT, ts_ns BIGINT, dur_ns BIGINT, name VARCHAR, cat VARCHAR, kind VARCHAR,
+        device_type VARCHAR, device_id INTEGER, pid VARCHAR, tid VARCHAR, stream BIGINT, core VARCHAR,
+        correlation BIGINT, external_id BIGINT, step BIGINT, input_dims VARCHAR, input_types VARCHAR, args VARCHAR""",
+    "st_metrics": """slice_id BIGINT, device_id INTEGER, step BIGINT, name VARCHAR, op_type VARCHAR, core VARCHAR,
+        stream BIGINT, task_id BIGINT, op_state VARCHAR, block_dim BIGINT, mix_block_dim BIGINT,
+        hf32_eligible BOOLEAN, input_shapes VARCHAR, input_dtypes VARCHAR, input_formats VARCHAR,
+        output_shapes VARCHAR, output_dtypes VARCHAR, output_formats VARCHAR, wait_ns BIGINT, aicore_ns BIGINT,
+        aic_total_cycles BIGINT, aic_mac_ratio DOUBLE, aic_mte2_ratio DOUBLE, aiv_ns BIGINT,
+        aiv_total_cycles BIGINT, aiv_vec_ratio DOUBLE, aiv_mte2_ratio DOUBLE, cube_utilization DOUBLE,
+        metrics VARCHAR""",
+    "st_memory": """ts_ns BIGINT, device_type VARCHAR, device_id INTEGER, addr BIGINT, bytes BIGINT,
+        total_allocated BIGINT, total_reserved BIGINT, pid VARCHAR, tid VARCHAR""",
+    "st_counters": "ts_ns BIGINT, pid VARCHAR, name VARCHAR, series VARCHAR, value DOUBLE",
+    "st_flows": "kind VARCHAR, flow_id VARCHAR, src_slice_id BIGINT, dst_slice_id BIGINT",
+    "st_instants": "ts_ns BIGINT, name VARCHAR, cat VARCHAR, pid VARCHAR, tid VARCHAR, scope VARCHAR, args VARCHAR",
+    "st_metadata": "kind VARCHAR, pid VARCHAR, tid VARCHAR, key VARCHAR, value VARCHAR",
+    "st_steps": """step BIGINT, device_id INTEGER, computing_ns BIGINT, communication_not_overlapped_ns BIGINT,
+        overlapped_ns BIGINT, communication_ns BIGINT, free_ns BIGINT, stage_ns BIGINT, bubble_ns BIGINT,
+        communication_not_overlapped_exclude_receive_ns BIGINT, preparing_ns BIGINT, source VARCHAR""",
+    # Host-time windows of profiler steps (ProfilerStep#N ranges, STEP_TIME rows).
+    "st_step_ranges": "step BIGINT, start_ns BIGINT, end_ns BIGINT",
+}
+
+_OUTPUT_TABLES = {
+    "memory": "st_memory",
+    "counters": "st_counters",
+    "flows": "st_flows",
+    "instants": "st_instants",
+    "metadata": "st_metadata",
+    "steps": "st_steps",
+}
+
+
+class Staging:
+    """One DuckDB connection holding the staging tables of a parse."""
+
+    def __init__(self, scratch: Path, input_bytes: int, threads: int | None = None) -> None:
+        # A memory budget makes DuckDB spill big joins and sorts to scratch instead of growing.
+        budget = max(1 << 30, min(int(input_bytes * 1.2), 8 << 30))
+        self.con = duckdb.connect(
+            config={
+                "threads": threads or os.cpu_count() or 1,
+                "temp_directory": str(scratch),
+                "memory_limit": f"{budget >> 20}MB",
+            }
+        )
+        self.con.execute("SET preserve_insertion_order = true")
+        self.con.execute("SET enable_progress_bar = false")
+        self.scratch = scratch
+        self.warnings: list[str] = []
+        self.event_count = 0
+        # Where npu_kernel_metrics comes from when not st_metrics (the kernel CSV, read in place).
+        self.metrics_query: str | None = None
+        for table, columns in STAGING_DDL.items():
+            self.con.execute(f"CREATE TABLE {table} ({columns})")
+
+    def sql(self, query: str, params: list | None = None) -> None:
+        """Run one statement (timed on stderr when TRACEVIEW_TIMING is set)."""
+        if not _TIMING:
+            self.con.execute(query, params)
+            return
+        start, cpu = time.perf_counter(), time.process_time()
+        self.con.execute(query, params)
+        head = " ".join(query.split())[:80]
+        wall, cpu = time.perf_counter() - start, time.process_time() - cpu
+        print(f"[timing] {wall:7.3f} s wall {cpu:7.3f} s cpu  {head}", file=sys.stderr)
+
+    def scalar(self, query: str):
+        """The first value of a query's first row."""
+        rows = self.con.execute(query).fetchall()
+        return rows[0][0] if rows else None
+
+    def next_slice_id(self) -> int:
+        """A slice id above every id used so far."""
+        return int(self.scalar("SELECT coalesce(max(slice_id), -1) + 1 FROM st_slices") or 0)
+
+    def add_arrow(self, table: str, data: pa.Table) -> None:
+        """Append an Arrow table to a staging table by column name."""
+        self.con.register("arrow_in", data)
+        try:
+            self.con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM arrow_in")
+        finally:
+            self.con.unregister("arrow_in")
+
+    def add_metadata(self, rows: list[tuple]) -> None:
+        """Append (kind, pid, tid, key, value) rows."""
+        if rows:
+            self.con.executemany("INSERT INTO st_metadata VALUES (?, ?, ?, ?, ?)", rows)
+
+    def finish(self, info: dict, trace_id: str) -> ParsedTrace:
+        """Derive steps and nesting, and return the model's tables as DuckDB sources."""
+        self._assign_steps()
+        self._nest()
+        rank = int(info["rank"])
+        info["slice_count"] = int(self.scalar("SELECT count(*) FROM st_slices"))
+        info.setdefault("event_count", self.event_count)
+        slices = """
+            SELECT s.*, n.depth, n.parent_id, n.overlaps_parent, n.self_ns
+            FROM st_slices s JOIN nested n USING (slice_id)
+        """
+        metrics = self.metrics_query or "SELECT * FROM st_metrics"
+        if self.scalar(f"SELECT count(*) FROM ({metrics}) WHERE step IS NULL OR device_id IS NULL"):
+            metrics = f"""
+                SELECT m.* REPLACE (coalesce(m.step, s.step) AS step, coalesce(m.device_id, s.device_id) AS device_id)
+                FROM ({metrics}) m LEFT JOIN (SELECT slice_id, step, device_id FROM st_slices) s USING (slice_id)
+            """
+        queries = {"slices": slices, "npu_kernel_metrics": metrics}
+        queries.update({name: f"SELECT * FROM {table}" for name, table in _OUTPUT_TABLES.items()})
+        tables = {name: DuckDBSource(TABLES[name], self.con, query, trace_id, rank) for name, query in queries.items()}
+        return ParsedTrace(info=info, tables=tables, warnings=self.warnings, _closers=[self.con.close])
+
+    def _assign_steps(self) -> None:
+        ranges = int(self.scalar("SELECT count(*) FROM st_step_ranges"))
+        if not ranges:
+            self.sql(
+                """INSERT INTO st_step_ranges
+                   SELECT TRY_CAST(regexp_extract(name, '#(\\d+)', 1) AS BIGINT), ts_ns, ts_ns + dur_ns
+                   FROM st_slices WHERE kind = 'step' AND device_type = 'cpu'"""
+            )
+        # Host slices fall in a step by time; device slices inherit it from their launch.
+        self.sql(
+            """
+            CREATE TEMP TABLE host_steps AS
+            SELECT x.slice_id, CASE WHEN x.ts_ns < r.end_ns THEN r.step END AS step
+            FROM (SELECT slice_id, ts_ns FROM st_slices WHERE device_type = 'cpu' AND step IS NULL) x
+            ASOF LEFT JOIN (SELECT * FROM st_step_ranges ORDER BY start_ns) r ON x.ts_ns >= r.start_ns
+            """
+        )
+        self.sql(
+            """UPDATE st_slices SET step = h.step FROM host_steps h
+               WHERE st_slices.slice_id = h.slice_id AND h.step IS NOT NULL"""
+        )
+        self.sql(
+            """
+            UPDATE st_slices SET step = l.step
+            FROM (SELECT correlation, min(step) AS step FROM st_slices
+                  WHERE device_type = 'cpu' AND correlation IS NOT NULL AND step IS NOT NULL GROUP BY correlation) l
+            WHERE st_slices.device_type <> 'cpu' AND st_slices.step IS NULL
+              AND st_slices.correlation = l.correlation
+            """
+        )
+        self.sql(
+            """
+            UPDATE st_slices SET step = l.step
+            FROM (SELECT external_id, min(step) AS step FROM st_slices
+                  WHERE device_type = 'cpu' AND external_id IS NOT NULL AND step IS NOT NULL GROUP BY external_id) l
+            WHERE st_slices.device_type <> 'cpu' AND st_slices.step IS NULL
+              AND st_slices.external_id = l.external_id
+            """
+        )
+
+    def _nest(self) -> None:
+        table = self.con.sql(
+            "SELECT slice_id, hash(pid, tid) AS track, ts_ns, dur_ns FROM st_slices"
+        ).to_arrow_table()
+        slice_id = table.column("slice_id").to_numpy()
+        track = table.column("track").to_numpy().astype(np.uint64).view(np.int64)
+        result = nest(track, table.column("ts_ns").to_numpy(), table.column("dur_ns").to_numpy(), slice_id)
+        nested = pa.table(
+            {
+                "slice_id": slice_id,
+                "depth": result.depth,
+                "parent_id": pa.array(result.parent, mask=result.parent < 0),
+                "overlaps_parent": result.overlaps,
+                "self_ns": result.self_ns,
+            }
+        )
+        self.con.register("nested_arrow", nested)
+        self.sql("CREATE TABLE nested AS SELECT * FROM nested_arrow")
+        self.con.unregister("nested_arrow")
