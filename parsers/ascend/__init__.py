@@ -30,6 +30,8 @@ def parse(
     path: Path, fmt: str, scratch: Path, trace_id: str, rank_hint: int | None = None, threads: int | None = None
 ) -> ParsedTrace:
     """Parse one Ascend unit (directory or file) of format `fmt`."""
+    if layout.has_gzipped_files(path):
+        path = layout.gunzipped_mirror(path, scratch)
     sources = layout.collect(path, fmt)
     st = Staging(scratch, sum(p.stat().st_size for p in sources.all_paths()), threads)
     try:

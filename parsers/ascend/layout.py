@@ -7,8 +7,10 @@ recognised by their content (marker files and directories), not by the directory
 
 from __future__ import annotations
 
+import gzip
 import os
 import re
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -122,8 +124,36 @@ def _listdir(path: Path) -> tuple[list[str], list[str]]:
     except OSError:
         return [], []
     dirs = sorted(e.name for e in entries if e.is_dir(follow_symlinks=False) and not e.name.startswith("."))
-    files = sorted(e.name for e in entries if e.is_file() and not e.name.startswith("."))
+    # A gzipped file (`kernel_details.csv.gz`) counts under its plain name; `parse` reads a gunzipped mirror.
+    files = sorted(
+        e.name[:-3] if e.name.endswith(".gz") else e.name for e in entries if e.is_file() and not e.name.startswith(".")
+    )
     return dirs, files
+
+
+def has_gzipped_files(unit: Path) -> bool:
+    """True when a dump directory holds gzipped files (a compressed copy of a dump)."""
+    return unit.is_dir() and any(p.name.endswith(".gz") for p in unit.rglob("*.gz"))
+
+
+def gunzipped_mirror(unit: Path, scratch: Path) -> Path:
+    """A copy of the dump directory in scratch with every `.gz` file decompressed under its plain name.
+
+    Other files are linked, not copied; the dump itself is never written to.
+    """
+    mirror = scratch / "gunzipped" / unit.name
+    for source in sorted(unit.rglob("*")):
+        if not source.is_file():
+            continue
+        relative = source.relative_to(unit)
+        target = mirror / (str(relative)[:-3] if source.name.endswith(".gz") else relative)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if source.name.endswith(".gz"):
+            with gzip.open(source, "rb") as src, open(target, "wb") as dst:
+                shutil.copyfileobj(src, dst, 8 << 20)
+        else:
+            os.symlink(source.resolve(), target)
+    return mirror
 
 
 def _has_known_output(path: Path) -> bool:
