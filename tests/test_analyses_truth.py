@@ -521,3 +521,33 @@ def test_bandwidth_from_counters_and_cupti_bytes(tmp_path: Path) -> None:
     assert counters["achieved_bytes_per_s"].to_list() == pytest.approx([1.5e12, 3.0e12, 0.1e12])
     assert counters["saturated"].to_list() == [False, True, False]  # 3.0 / 3.35 TB/s = 89.6%
     assert [f.row["source"] for f in report.findings if f.query == "bandwidth"] == ["counter"]
+
+
+# ---------------------------------------------------------------------------------------------
+# busy_breakdown against Ascend's own step_trace_time (steps table), for every full corpus dump
+
+ASCEND_CORPUS = Path(__file__).resolve().parents[1].parent / "shared" / "corpus" / "ascend"
+# Dumps that hold the device tasks of their step (not a 21-row kernel fragment, not a rank without tasks).
+ASCEND_DUMPS = [
+    "torch_npu_2025_text/level0/rank0_ascend_pt", "torch_npu_2025_text/level1/rank0_ascend_pt",
+    "torch_npu_2025_text/level1/rank1_ascend_pt", "torch_npu_2025_text/level2/rank0_ascend_pt",
+    "torch_npu_2025_db/level0/rank0_ascend_pt", "torch_npu_2025_db/level1/rank1_ascend_pt",
+    "torch_npu_2025_db/level2/rank0_ascend_pt", "torch_npu_cann83_level2/rank_0_ascend_pt",
+]
+
+
+@pytest.mark.parametrize("dump", ASCEND_DUMPS)
+def test_busy_breakdown_matches_ascend_step_trace_time(dump: str, cache_dir: Path) -> None:
+    report = run_analyze([ASCEND_CORPUS / dump], cache_dir=cache_dir)
+    breakdown = {row["step"]: row for row in frame(report, "busy_breakdown").to_dicts() if row["step"] is not None}
+    import traceview
+
+    with traceview.open(ASCEND_CORPUS / dump, cache_dir=cache_dir) as session:
+        written = session.sql("SELECT * FROM steps").to_dicts()
+    assert written, "the dump has a step_trace_time"
+    for row in written:
+        mine = breakdown[row["step"]]
+        for ours, theirs in (("compute_ns", "computing_ns"),
+                             ("comm_not_overlapped_ns", "communication_not_overlapped_ns"),
+                             ("free_ns", "free_ns")):
+            assert mine[ours] == pytest.approx(row[theirs], rel=0.01, abs=1000), (dump, row["step"], ours)

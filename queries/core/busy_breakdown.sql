@@ -1,5 +1,5 @@
 -- title: Device busy breakdown
--- description: Per rank, device and step: span, compute, communication (all, not overlapped, overlapped with compute), memory copies and idle time, from the device tasks themselves (a sweep over task boundaries, so overlapping tasks count once). Device work outside any step is in the row whose step is null.
+-- description: Per rank, device and step: span, compute, communication (all, not overlapped, overlapped with compute), memory copies and idle time, from the device tasks themselves (a sweep over task boundaries, so overlapping tasks count once). Device work outside any step is in the row whose step is null. idle_ns is the span (first to last device task) with no task running; free_ns is Ascend's Free of step_trace_time: the span of compute and communication tasks minus the time either runs.
 -- finding: span_ns > 0 AND idle_ns > 0.3 * span_ns => warning: rank {rank} device {device_id} step {step}: device idle {idle_pct:.1f}% of the step span
 -- finding: comm_ns > 0 AND comm_not_overlapped_ns > 0.5 * comm_ns AND comm_not_overlapped_ns > 0.1 * span_ns => info: rank {rank} device {device_id} step {step}: {comm_not_overlapped_pct:.1f}% of the span is communication not overlapped with compute
 WITH tasks AS (
@@ -26,6 +26,10 @@ segments AS (
   FROM net
   WINDOW w AS (PARTITION BY trace_id, rank, device_id, step ORDER BY t ROWS UNBOUNDED PRECEDING)
 ),
+kernel_spans AS (
+  SELECT trace_id, rank, device_id, step, max(e) - min(s) AS kernel_span_ns
+  FROM tasks WHERE cls <> 'mem' GROUP BY ALL
+),
 breakdown AS (
   SELECT trace_id, rank, device_id, step,
          max(t) - min(t) AS span_ns,
@@ -40,8 +44,11 @@ breakdown AS (
            AS idle_ns
   FROM segments GROUP BY ALL
 )
-SELECT *,
-       100.0 * idle_ns / nullif(span_ns, 0) AS idle_pct,
-       100.0 * comm_not_overlapped_ns / nullif(span_ns, 0) AS comm_not_overlapped_pct
-FROM breakdown
-ORDER BY trace_id, rank, device_id, step NULLS LAST
+SELECT b.*,
+       k.kernel_span_ns - b.compute_ns - b.comm_not_overlapped_ns AS free_ns,
+       100.0 * b.idle_ns / nullif(b.span_ns, 0) AS idle_pct,
+       100.0 * b.comm_not_overlapped_ns / nullif(b.span_ns, 0) AS comm_not_overlapped_pct
+FROM breakdown b
+LEFT JOIN kernel_spans k ON k.trace_id = b.trace_id AND k.device_id IS NOT DISTINCT FROM b.device_id
+  AND k.step IS NOT DISTINCT FROM b.step
+ORDER BY b.trace_id, b.rank, b.device_id, b.step NULLS LAST
