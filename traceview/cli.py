@@ -20,7 +20,7 @@ from traceview.errors import UserError
 
 app = typer.Typer(
     name="traceview",
-    help="AI profiler traces (PyTorch/Kineto, Chrome JSON) into answers, SQL-first.",
+    help="AI profiler traces (PyTorch/Kineto, Chrome JSON, Ascend torch_npu/msprof) into answers, SQL-first.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -80,7 +80,12 @@ def _progress() -> Optional[ingest_cmd.Progress]:
 
 @app.command()
 def ingest(
-    paths: Annotated[list[Path], typer.Argument(help="Trace files (.json, .json.gz) or dump directories.")],
+    paths: Annotated[
+        list[Path],
+        typer.Argument(
+            help="Kineto/Chrome traces (.json, .json.gz), Ascend dumps (*_ascend_pt, PROF_*, .db, .csv), or folders of them."
+        ),
+    ],
     out: Annotated[Optional[Path], typer.Option("-o", "--out", help="Store directory to write.")] = None,
     force: Annotated[bool, typer.Option("--force", help="Rebuild even if the store is up to date.")] = False,
 ) -> None:
