@@ -83,7 +83,8 @@ def ingest(
     paths: Annotated[
         list[Path],
         typer.Argument(
-            help="Kineto/Chrome traces (.json, .json.gz), Ascend dumps (*_ascend_pt, PROF_*, .db, .csv), or folders of them."
+            help="Kineto/Chrome traces (.json, .json.gz), Ascend dumps (*_ascend_pt, PROF_*, .db, .csv),"
+            " or folders of them."
         ),
     ],
     out: Annotated[Optional[Path], typer.Option("-o", "--out", help="Store directory to write.")] = None,
