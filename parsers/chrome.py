@@ -252,25 +252,23 @@ class _Builder:
 
     def _bind_flows(self, column: dict[str, np.ndarray], track: np.ndarray, parent: np.ndarray) -> None:
         """`flows_t`: flow points bound to slices and paired by (cat, id); fills missing device correlations."""
-        points = self._fetch(
+        self.sql(
             f"""
-            SELECT rowid AS event_id, ph, cat, id, hash(pid, tid) AS track, {self.base} + {_ns('ts')} AS ts_ns
+            CREATE TABLE flow_points AS
+            SELECT rowid AS event_id, ph, cat, id, hash(pid, tid) AS track, {self.base} + {_ns('ts')} AS ts_ns,
+                   ph <> 's' AND cat IN ('ac2g', 'async_gpu', 'async_cpu_to_gpu') AS launch_end,
+                   coalesce(TRY_CAST(id AS BIGINT), -1) AS flow_num
             FROM ev WHERE ph IN ('s', 't', 'f') AND ts IS NOT NULL
             """
         )
+        points = self._fetch("SELECT track, ts_ns, launch_end, flow_num FROM flow_points")
         bound = bind_points(
             track, column["ts_ns"], column["dur_ns"], column["slice_id"], parent,
             points["track"].astype(np.uint64).view(np.int64), points["ts_ns"],
         )
-        table = pa.table(
-            {
-                "event_id": points["event_id"], "ph": points["ph"], "cat": points["cat"], "id": points["id"],
-                "slice_id": pa.array(bound, mask=bound < 0),
-            }
-        )
-        self.con.register("flow_bound_arrow", table)
-        self.sql("CREATE TABLE flow_bound AS SELECT * FROM flow_bound_arrow")
-        self.con.unregister("flow_bound_arrow")
+        self.con.register("flow_slices", pa.table({"slice_id": pa.array(bound, mask=bound < 0)}))
+        self.sql("CREATE TABLE flow_bound AS SELECT * FROM flow_points POSITIONAL JOIN flow_slices")
+        self.con.unregister("flow_slices")
         self.sql(
             """
             CREATE TABLE flows_t AS
@@ -286,10 +284,8 @@ class _Builder:
             """
         )
         # Device work without a correlation arg (MTIA, legacy) gets it from its launch flow's id.
-        launch_kinds = np.isin(points["cat"], ["ac2g", "async_gpu", "async_cpu_to_gpu"]) & (points["ph"] != "s")
-        flow_ids = np.array([int(v) if v is not None and str(v).isdigit() else -1 for v in points["id"]])
-        target = bound[launch_kinds & (bound >= 0) & (flow_ids >= 0)]
-        ids = flow_ids[launch_kinds & (bound >= 0) & (flow_ids >= 0)]
+        usable = points["launch_end"] & (bound >= 0) & (points["flow_num"] >= 0)
+        target, ids = bound[usable], points["flow_num"][usable]
         position = np.searchsorted(column["slice_id"], target)  # slice_id is ascending in slices0
         fill = (~column["on_host"][position]) & (column["correlation"][position] < 0)
         column["correlation"][position[fill]] = ids[fill]

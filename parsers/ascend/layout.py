@@ -118,16 +118,15 @@ def detect_file(path: Path) -> str | None:
     return None
 
 
-def _listdir(path: Path) -> tuple[list[str], list[str]]:
+def _listdir(path: Path, plain_names: bool = False) -> tuple[list[str], list[str]]:
     try:
         entries = list(os.scandir(path))
     except OSError:
         return [], []
     dirs = sorted(e.name for e in entries if e.is_dir(follow_symlinks=False) and not e.name.startswith("."))
-    # A gzipped file (`kernel_details.csv.gz`) counts under its plain name; `parse` reads a gunzipped mirror.
-    files = sorted(
-        e.name[:-3] if e.name.endswith(".gz") else e.name for e in entries if e.is_file() and not e.name.startswith(".")
-    )
+    files = sorted(e.name for e in entries if e.is_file() and not e.name.startswith("."))
+    if plain_names:  # for recognising a dump stored gzipped: `kernel_details.csv.gz` counts as its plain name
+        files = sorted(f[:-3] if f.endswith(".gz") else f for f in files)
     return dirs, files
 
 
@@ -157,13 +156,13 @@ def gunzipped_mirror(unit: Path, scratch: Path) -> Path:
 
 
 def _has_known_output(path: Path) -> bool:
-    _, files = _listdir(path)
+    _, files = _listdir(path, plain_names=True)
     return any(f in TEXT_EXPORT_FILES or is_db_name(f) for f in files)
 
 
 def unit_kind(path: Path) -> str | None:
     """ASCEND_PT or MSPROF when directory `path` is itself a unit, else None."""
-    dirs, files = _listdir(path)
+    dirs, files = _listdir(path, plain_names=True)
     if OUTPUT_DIR in dirs and (_has_known_output(path / OUTPUT_DIR) or any(_PROFILER_INFO.match(f) for f in files)):
         return ASCEND_PT
     if any(_PROFILER_INFO.match(f) for f in files) and (OUTPUT_DIR in dirs or "FRAMEWORK" in dirs):
