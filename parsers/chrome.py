@@ -171,6 +171,7 @@ class _Builder:
                    av[6] AS input_dims, av[7] AS input_types,
                    CASE WHEN kind = 'step' THEN TRY_CAST(regexp_extract(name, '#(\\d+)', 1) AS BIGINT) END AS step_no
             FROM k
+            ORDER BY slice_id
             """
         )
         dropped = self.count("SELECT count(*) FROM ev WHERE ph = 'X' AND ts IS NULL")
@@ -222,10 +223,14 @@ class _Builder:
             SELECT slice_id, track, ts_ns, dur_ns, hash(pid) AS pid_key, device_type = 'cpu' AS on_host,
                    kind IN ('runtime', 'driver') AS is_launch, kind = 'step' AND device_type = 'cpu' AS is_step,
                    coalesce(correlation, -1) AS correlation, coalesce(step_no, -1) AS step_no
-            FROM slices0
+            FROM slices0 ORDER BY slice_id
             """
         )
         slice_id, ts, dur = column["slice_id"], column["ts_ns"], column["dur_ns"]
+        # The final query joins by position: slices0 must be stored in slice_id order, like `ev`.
+        stored = self._fetch("SELECT slice_id FROM slices0")["slice_id"]
+        if not (np.array_equal(stored, slice_id) and np.all(np.diff(slice_id) > 0)):
+            raise RuntimeError("slices0 is not stored in slice_id order")
         track = column["track"].astype(np.uint64).view(np.int64)
         column["correlation"] = column["correlation"].copy()  # filled in from launch flows below
         result = nest(track, ts, dur, slice_id)
@@ -233,6 +238,7 @@ class _Builder:
         step = self._steps(column, ts, dur)
         nested = pa.table(
             {
+                "slice_id": slice_id,
                 "depth": result.depth,
                 "parent_id": pa.array(result.parent, mask=result.parent < 0),
                 "overlaps_parent": result.overlaps,
@@ -242,7 +248,7 @@ class _Builder:
             }
         )
         self.con.register("nested_arrow", nested)
-        self.sql("CREATE TABLE nested AS SELECT * FROM nested_arrow")
+        self.sql("CREATE TABLE nested AS SELECT * FROM nested_arrow ORDER BY slice_id")
         self.con.unregister("nested_arrow")
         overlapping = int(result.overlaps.sum())
         if overlapping:
@@ -261,13 +267,15 @@ class _Builder:
             FROM ev WHERE ph IN ('s', 't', 'f') AND ts IS NOT NULL
             """
         )
-        points = self._fetch("SELECT track, ts_ns, launch_end, flow_num FROM flow_points")
+        points = self._fetch("SELECT event_id, track, ts_ns, launch_end, flow_num FROM flow_points")
         bound = bind_points(
             track, column["ts_ns"], column["dur_ns"], column["slice_id"], parent,
             points["track"].astype(np.uint64).view(np.int64), points["ts_ns"],
         )
-        self.con.register("flow_slices", pa.table({"slice_id": pa.array(bound, mask=bound < 0)}))
-        self.sql("CREATE TABLE flow_bound AS SELECT * FROM flow_points POSITIONAL JOIN flow_slices")
+        self.con.register(
+            "flow_slices", pa.table({"event_id": points["event_id"], "slice_id": pa.array(bound, mask=bound < 0)})
+        )
+        self.sql("CREATE TABLE flow_bound AS SELECT * FROM flow_points JOIN flow_slices USING (event_id)")
         self.con.unregister("flow_slices")
         self.sql(
             """

@@ -27,11 +27,10 @@ class Nesting:
 def _nearest_open_before(starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
     """For sorted starts, index of the nearest earlier slice with end > start, or -1."""
     n = len(starts)
-    # Only the order of the times matters here: ranks in int32 halve the sparse table's memory.
-    values = np.unique(np.concatenate((starts, ends)))
-    starts_rank = np.searchsorted(values, starts).astype(np.int32)
-    ends_rank = np.searchsorted(values, ends).astype(np.int32)
-    starts, ends = starts_rank, ends_rank
+    # Only comparisons `end <= start` matter, and with the starts sorted, end <= start exactly when
+    # (starts below end) <= (starts below start): int32 counts halve the sparse table's memory.
+    ends = np.searchsorted(starts, ends, side="left").astype(np.int32)
+    starts = np.searchsorted(starts, starts, side="left").astype(np.int32)
     levels = [ends]
     width = 1
     while width * 2 <= n:

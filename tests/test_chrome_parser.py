@@ -197,3 +197,26 @@ def test_unmatched_begin_end_are_counted(tmp_path: Path) -> None:
     result = ingest_one(write_kineto(tmp_path / "t.json", events), tmp_path / "s.traceview")
     assert store_rows(result.store, "slices", "slice_id, name, dur_ns") == [(1, "pair", 3000)]
     assert any("1 B events without an E and 1 E events without a B were skipped" in w for w in result.warnings)
+
+
+def test_large_trace_keeps_every_column_of_a_slice_together(tmp_path: Path) -> None:
+    """Past one DuckDB row group the work runs in parallel; no column may be joined to another event's row."""
+    n = 400_000
+    base = 1712195495519689
+    lines = []
+    for i in range(n):
+        kind = ("cpu_op", "cuda_runtime", "kernel")[i % 3]
+        pid, tid = (0, 7) if kind == "kernel" else (100, 100 + i % 4)
+        lines.append(
+            f'{{"ph": "X", "cat": "{kind}", "name": "op{i % 997}", "pid": {pid}, "tid": {tid},'
+            f' "ts": {base + i}.{i % 1000:03d}, "dur": {i % 50}.5, "args": {{"External id": {i}, "correlation": {i}}}}}'
+        )
+    path = tmp_path / "big.json"
+    path.write_text('{"traceEvents": [\n' + ",\n".join(lines) + "\n]}\n")
+    store = ingest_one(path, tmp_path / "big.traceview").store
+    rows = store_rows(
+        store, "slices", "count(*), count(*) FILTER (WHERE slice_id <> external_id"
+        " OR name <> 'op' || (slice_id % 997) OR ts_ns <> (1712195495519689 + slice_id) * 1000 + slice_id % 1000"
+        " OR TRY_CAST(json_extract_string(args, '$.\"External id\"') AS BIGINT) <> slice_id)",
+    )
+    assert rows == [(n, 0)]
