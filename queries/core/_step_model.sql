@@ -93,6 +93,29 @@ step_windows AS (
   WHERE trace_id NOT IN (SELECT trace_id FROM profiler_steps) AND trace_id NOT IN (SELECT trace_id FROM labels)
   GROUP BY trace_id
 ),
+window_cuts AS (
+  -- A time falls in the step windows that contain it; windows may nest or overlap. Cut each trace's timeline at
+  -- every window start and end: the windows covering the piece from one cut to the next are the same all along it.
+  -- window_slots lists each covered piece, once per covering window, under every time bucket it touches, so
+  -- callers find the windows of a time with an equi-join on (trace, bucket) and a check that the time is in the
+  -- piece, instead of a range join of all their rows with all windows.
+  SELECT trace_id, ts_ns AS cut_ns FROM step_windows WHERE ts_ns IS NOT NULL
+  UNION
+  SELECT trace_id, end_ns FROM step_windows WHERE end_ns IS NOT NULL
+),
+slot_width AS (
+  -- bucket width: the widest mean piece of a trace, so a trace's pieces touch about two buckets each
+  SELECT greatest(1, max(span_ns // n)) AS width
+  FROM (SELECT trace_id, max(cut_ns) - min(cut_ns) AS span_ns, count(*) AS n FROM window_cuts GROUP BY ALL)
+),
+window_slots AS (
+  SELECT p.trace_id, p.cut_ns, p.next_ns, w.rank, w.step, w.ts_ns, w.end_ns, w.label_id,
+         unnest(range(p.cut_ns // p.width, (p.next_ns - 1) // p.width + 1)) AS bucket
+  FROM (SELECT trace_id, cut_ns, lead(cut_ns) OVER (PARTITION BY trace_id ORDER BY cut_ns) AS next_ns, s.width
+        FROM window_cuts, slot_width s) p
+  JOIN step_windows w ON w.trace_id = p.trace_id AND p.cut_ns >= w.ts_ns AND p.cut_ns < w.end_ns
+  WHERE p.next_ns IS NOT NULL
+),
 launches AS (
   SELECT DISTINCT ON (trace_id, correlation) trace_id, correlation, ts_ns AS launch_ts_ns, dur_ns AS launch_dur_ns,
          parent_id AS launch_parent_id, pid AS launch_pid, tid AS launch_tid
@@ -103,11 +126,16 @@ step_tasks AS (
   -- device tasks in the step their launch falls in (their own start when no launch is recorded); step null outside
   SELECT d.trace_id, w.step, d.slice_id, d.name, d.kind, d.device_id, d.stream, d.ts_ns, d.dur_ns, d.correlation,
          d.input_dims, d.input_types,
-         l.launch_ts_ns, l.launch_dur_ns, l.launch_parent_id, l.launch_pid, l.launch_tid
-  FROM device_tasks d
-  LEFT JOIN launches l ON l.trace_id = d.trace_id AND l.correlation = d.correlation
-  LEFT JOIN step_windows w ON w.trace_id = d.trace_id
-   AND coalesce(l.launch_ts_ns, d.ts_ns) >= w.ts_ns AND coalesce(l.launch_ts_ns, d.ts_ns) < w.end_ns
+         d.launch_ts_ns, d.launch_dur_ns, d.launch_parent_id, d.launch_pid, d.launch_tid
+  FROM (SELECT d.trace_id, d.slice_id, d.name, d.kind, d.device_id, d.stream, d.ts_ns, d.dur_ns, d.correlation,
+               d.input_dims, d.input_types,
+               l.launch_ts_ns, l.launch_dur_ns, l.launch_parent_id, l.launch_pid, l.launch_tid,
+               coalesce(l.launch_ts_ns, d.ts_ns) AS at_ns, coalesce(l.launch_ts_ns, d.ts_ns) // s.width AS bucket
+        FROM device_tasks d
+        LEFT JOIN launches l ON l.trace_id = d.trace_id AND l.correlation = d.correlation
+        CROSS JOIN slot_width s) d
+  LEFT JOIN window_slots w ON w.trace_id = d.trace_id AND w.bucket = d.bucket
+   AND d.at_ns >= w.cut_ns AND d.at_ns < w.next_ns
 ),
 shaped_ops AS (
   -- framework ops with recorded shapes: Kineto writes JSON ([[2,4096],[4096,6144]]), torch_npu `2,4096;4096,6144`
@@ -119,8 +147,8 @@ shaped_ops AS (
               ELSE string_split(regexp_replace(coalesce(o.input_types, ''), '[\r\n]', '', 'g'), ';') END AS types,
          list_filter(coalesce(from_json(json_extract(o.args, '$."Concrete Inputs"'), '["VARCHAR"]'), []),
                      lambda c: regexp_full_match(c, '-?\d+')) AS int_args
-  FROM ops o
-  JOIN step_windows w ON w.trace_id = o.trace_id AND o.ts_ns >= w.ts_ns AND o.ts_ns < w.end_ns
+  FROM (SELECT o.*, o.ts_ns // s.width AS bucket FROM ops o, slot_width s) o
+  JOIN window_slots w ON w.trace_id = o.trace_id AND w.bucket = o.bucket AND o.ts_ns >= w.cut_ns AND o.ts_ns < w.next_ns
   WHERE o.input_dims IS NOT NULL
 ),
 type_sizes AS (
@@ -228,20 +256,28 @@ gemm_steps AS (
   WHERE len(w) = 2 AND len(x) >= 2
   GROUP BY ALL
 ),
+step_task_names AS (
+  SELECT trace_id, step, name, count(*) FILTER (WHERE kind = 'kernel') AS kernels FROM step_tasks GROUP BY ALL
+),
+task_name_kinds AS (
+  -- the name patterns, matched once per distinct name
+  SELECT name, regexp_matches(name, '(?i)splitkv|paged_?attention|batchdecode|decode|gemv|incre_flash') AS decode,
+         regexp_matches(name, '(?i)flash_fwd_kernel|batchprefill|prefill|unpadflash|persistentcontext|prompt_flash')
+           AS prefill,
+         regexp_matches(name, '(?i)flash|fmha|attention|attn|splitkv') AS attention
+  FROM (SELECT DISTINCT name FROM step_task_names WHERE name IS NOT NULL)
+),
 kernel_steps AS (
-  SELECT trace_id, step, count(*) FILTER (WHERE kind = 'kernel') AS kernels,
-         bool_or(regexp_matches(name, '(?i)splitkv|paged_?attention|batchdecode|decode|gemv|incre_flash'))
-           AS decode_kernels,
-         bool_or(regexp_matches(name,
-                                '(?i)flash_fwd_kernel|batchprefill|prefill|unpadflash|persistentcontext|prompt_flash'))
-           AS prefill_kernels,
-         bool_or(regexp_matches(name, '(?i)flash|fmha|attention|attn|splitkv')) AS attention_kernels
-  FROM step_tasks GROUP BY ALL
+  SELECT s.trace_id, s.step, CAST(sum(s.kernels) AS BIGINT) AS kernels, bool_or(n.decode) AS decode_kernels,
+         bool_or(n.prefill) AS prefill_kernels, bool_or(n.attention) AS attention_kernels
+  FROM step_task_names s LEFT JOIN task_name_kinds n ON n.name = s.name
+  GROUP BY s.trace_id, s.step
 ),
 training_steps AS (
   -- steps that run a backward pass are training, whatever their shapes
   SELECT DISTINCT w.trace_id, w.step
-  FROM ops o JOIN step_windows w ON w.trace_id = o.trace_id AND o.ts_ns >= w.ts_ns AND o.ts_ns < w.end_ns
+  FROM (SELECT o.*, o.ts_ns // s.width AS bucket FROM ops o, slot_width s) o
+  JOIN window_slots w ON w.trace_id = o.trace_id AND w.bucket = o.bucket AND o.ts_ns >= w.cut_ns AND o.ts_ns < w.next_ns
   WHERE starts_with(o.name, 'autograd::engine::evaluate_function')
 ),
 step_facts AS (

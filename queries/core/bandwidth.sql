@@ -18,7 +18,9 @@ peaks AS (
 copies AS (
   SELECT t.trace_id, t.step, t.slice_id, 'memcpy' AS source, t.name, NULL AS op, t.ts_ns, t.dur_ns,
          TRY_CAST(json_extract_string(s.args, '$.bytes') AS BIGINT) AS bytes
-  FROM step_tasks t JOIN slices s ON s.trace_id = t.trace_id AND s.slice_id = t.slice_id
+  FROM step_tasks t
+  JOIN slices s ON s.trace_id = t.trace_id AND s.slice_id = t.slice_id AND s.device_type <> 'cpu'
+   AND s.kind IN ('memcpy', 'memset')
   WHERE t.kind IN ('memcpy', 'memset')
 ),
 measured_kernels AS (
@@ -42,8 +44,11 @@ measured_kernels AS (
   SELECT t.trace_id, t.step, t.slice_id, 'kernel', t.name, NULL, t.ts_ns, t.dur_ns,
          CAST(coalesce(TRY_CAST(json_extract_string(s.args, '$."dram__bytes_read.sum"') AS DOUBLE), 0)
               + coalesce(TRY_CAST(json_extract_string(s.args, '$."dram__bytes_write.sum"') AS DOUBLE), 0) AS BIGINT)
-  FROM step_tasks t JOIN slices s ON s.trace_id = t.trace_id AND s.slice_id = t.slice_id
-  WHERE t.kind = 'kernel' AND json_exists(s.args, '$."dram__bytes_read.sum"')
+  FROM step_tasks t
+  JOIN slices s ON s.trace_id = t.trace_id AND s.slice_id = t.slice_id AND s.device_type <> 'cpu' AND s.kind = 'kernel'
+  -- (the substring test first: it is cheap, and the key cannot be in the JSON without it)
+  WHERE t.kind = 'kernel' AND contains(s.args, 'dram__bytes_read.sum')
+    AND json_exists(s.args, '$."dram__bytes_read.sum"')
 ),
 memory_bound_ops AS (
   -- ops whose traffic the shapes give: small-M GEMMs (weights plus activations) and decode attention (the KV cache)
@@ -58,20 +63,27 @@ memory_bound_ops AS (
   FROM attention_shapes a JOIN step_model s ON s.trace_id = a.trace_id AND s.step IS NOT DISTINCT FROM a.step
   WHERE s.phase = 'decode' AND s.context_len IS NOT NULL
 ),
+owner_ids AS (SELECT DISTINCT trace_id, slice_id AS owner_id FROM memory_bound_ops),
+owner_children AS (
+  SELECT c.trace_id, o.owner_id, c.slice_id
+  FROM slices c JOIN owner_ids o ON o.trace_id = c.trace_id AND c.parent_id = o.owner_id
+),
 task_owners AS (
-  -- each kernel with the ops around its launch call: the launch's parent and two levels above it
-  SELECT t.trace_id, t.slice_id, t.name, t.ts_ns, t.dur_ns,
-         unnest([t.launch_parent_id, p1.parent_id, p2.parent_id]) AS owner_id
-  FROM step_tasks t
-  LEFT JOIN slices p1 ON p1.trace_id = t.trace_id AND p1.slice_id = t.launch_parent_id
-  LEFT JOIN slices p2 ON p2.trace_id = t.trace_id AND p2.slice_id = p1.parent_id
-  WHERE t.kind = 'kernel' AND t.launch_parent_id IS NOT NULL
+  -- a kernel belongs to the ops around its launch call: the launch's parent and two levels above it; found from
+  -- the (few) ops down: the launch's parent is the op, a child of it or a grandchild
+  SELECT trace_id, owner_id, owner_id AS launch_parent_id FROM owner_ids
+  UNION ALL
+  SELECT trace_id, owner_id, slice_id FROM owner_children
+  UNION ALL
+  SELECT g.trace_id, c.owner_id, g.slice_id
+  FROM slices g JOIN owner_children c ON c.trace_id = g.trace_id AND g.parent_id = c.slice_id
 ),
 op_task_links AS (
-  SELECT m.trace_id, m.step, m.slice_id AS op_id, m.op, m.bytes, w.slice_id, w.name, w.ts_ns, w.dur_ns
+  SELECT m.trace_id, m.step, m.slice_id AS op_id, m.op, m.bytes, t.slice_id, t.name, t.ts_ns, t.dur_ns
   FROM memory_bound_ops m
-  JOIN task_owners w ON w.trace_id = m.trace_id AND w.owner_id = m.slice_id
-  ANTI JOIN measured_kernels k ON k.trace_id = w.trace_id AND k.slice_id = w.slice_id
+  JOIN task_owners o ON o.trace_id = m.trace_id AND o.owner_id = m.slice_id
+  JOIN step_tasks t ON t.trace_id = o.trace_id AND t.launch_parent_id = o.launch_parent_id AND t.kind = 'kernel'
+  ANTI JOIN measured_kernels k ON k.trace_id = t.trace_id AND k.slice_id = t.slice_id
 ),
 op_tasks AS (
   SELECT trace_id, step, op_id AS slice_id, any_value(op) AS op, any_value(bytes) AS bytes,
@@ -138,8 +150,9 @@ counter_rows AS (
          NULL AS op, c.ts_ns,
          lead(c.ts_ns) OVER (PARTITION BY c.trace_id, c.pid, c.name ORDER BY c.ts_ns) - c.ts_ns AS dur_ns,
          CAST(NULL AS BIGINT) AS bytes, c.bytes_per_s
-  FROM counter_samples c
-  LEFT JOIN step_windows w ON w.trace_id = c.trace_id AND c.ts_ns >= w.ts_ns AND c.ts_ns < w.end_ns
+  FROM (SELECT c.*, c.ts_ns // s.width AS bucket FROM counter_samples c, slot_width s) c
+  LEFT JOIN window_slots w ON w.trace_id = c.trace_id AND w.bucket = c.bucket AND c.ts_ns >= w.cut_ns
+   AND c.ts_ns < w.next_ns
 ),
 measured AS (
   SELECT *, bytes * 1e9 / nullif(dur_ns, 0) AS achieved_bytes_per_s FROM (

@@ -33,6 +33,11 @@ numbered AS (
                                   ROWS UNBOUNDED PRECEDING) AS run_id
   FROM marked
 ),
+short_runs AS (
+  -- the short tasks of runs long enough to count (runs below keeps only those): only they need their ops
+  SELECT * FROM numbered WHERE dur_ns < $max_task_ns
+  QUALIFY count(*) OVER (PARTITION BY trace_id, device_id, stream, run_id) >= $min_run
+),
 issued AS (
   -- the op that issued each short task, and the code path above that op (step numbers in step and annotation
   -- names replaced by N, so the same code path in different steps is one group)
@@ -41,11 +46,10 @@ issued AS (
                                ELSE gp.name END,
                    CASE WHEN p.kind IN ('step', 'annotation') THEN regexp_replace(p.name, '\d+', 'N', 'g')
                         ELSE p.name END) AS code_path
-  FROM numbered n
+  FROM short_runs n
   LEFT JOIN slices op ON op.trace_id = n.trace_id AND op.slice_id = n.launch_parent_id
   LEFT JOIN slices p ON p.trace_id = op.trace_id AND p.slice_id = op.parent_id
   LEFT JOIN slices gp ON gp.trace_id = p.trace_id AND gp.slice_id = p.parent_id
-  WHERE n.dur_ns < $max_task_ns
 ),
 runs AS (
   SELECT trace_id, any_value(rank) AS rank, device_id, stream, run_id, count(*) AS tasks, min(ts_ns) AS ts_ns,

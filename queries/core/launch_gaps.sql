@@ -16,9 +16,16 @@ ordered AS (
   FROM tasks
 ),
 gaps AS (
+  -- the largest gaps only (the joins below neither add nor drop rows, except gaps without a device: kept out here)
   SELECT trace_id, rank, device_id, stream, step, busy_until AS gap_start_ns, ts_ns - busy_until AS gap_ns,
          prev_task, name AS next_task, correlation
-  FROM ordered WHERE busy_until IS NOT NULL AND ts_ns - busy_until >= $min_gap_ns
+  FROM ordered o
+  WHERE busy_until IS NOT NULL AND ts_ns - busy_until >= $min_gap_ns AND device_id IS NOT NULL
+    -- at least the $top-th largest gap of the trace (cheaper than ranking every gap)
+    AND ts_ns - busy_until >= (SELECT list_min(max(ts_ns - busy_until, $top)) FROM ordered i
+                               WHERE i.trace_id = o.trace_id AND busy_until IS NOT NULL
+                                 AND ts_ns - busy_until >= $min_gap_ns AND device_id IS NOT NULL)
+  QUALIFY row_number() OVER (PARTITION BY trace_id ORDER BY ts_ns - busy_until DESC, busy_until) <= $top
 ),
 stream_idle AS (
   SELECT trace_id, device_id, stream, sum(ts_ns - busy_until) FILTER (WHERE ts_ns > busy_until) AS idle_ns,
@@ -28,6 +35,7 @@ stream_idle AS (
 launches AS (
   SELECT DISTINCT ON (trace_id, correlation) trace_id, correlation, ts_ns AS launch_ts_ns, name AS launch_call, parent_id
   FROM slices WHERE kind IN ('runtime', 'driver') AND correlation IS NOT NULL
+   AND (trace_id, correlation) IN (SELECT trace_id, correlation FROM gaps)
   ORDER BY trace_id, correlation, ts_ns
 )
 SELECT g.trace_id, g.rank, g.device_id, g.stream, g.step, g.gap_start_ns, g.gap_ns, g.prev_task, g.next_task,

@@ -23,7 +23,8 @@ step_spikes AS (
 ),
 host_time AS (
   SELECT w.trace_id, w.step, o.name, o.self_ns AS t
-  FROM ops o JOIN step_windows w ON w.trace_id = o.trace_id AND o.ts_ns >= w.ts_ns AND o.ts_ns < w.end_ns
+  FROM (SELECT o.*, o.ts_ns // s.width AS bucket FROM ops o, slot_width s) o
+  JOIN window_slots w ON w.trace_id = o.trace_id AND w.bucket = o.bucket AND o.ts_ns >= w.cut_ns AND o.ts_ns < w.next_ns
 ),
 device_time AS (
   SELECT t.trace_id, t.step, coalesce(p.name, t.name) AS name, t.dur_ns AS t
@@ -89,7 +90,8 @@ task_groups AS (
 op_groups AS (
   SELECT o.trace_id, w.step, o.name, o.ts_ns, o.self_ns AS dur_ns, o.input_dims,
          median(o.self_ns) OVER g AS median_ns, count(*) OVER g AS group_size
-  FROM ops o JOIN step_windows w ON w.trace_id = o.trace_id AND o.ts_ns >= w.ts_ns AND o.ts_ns < w.end_ns
+  FROM (SELECT o.*, o.ts_ns // s.width AS bucket FROM ops o, slot_width s) o
+  JOIN window_slots w ON w.trace_id = o.trace_id AND w.bucket = o.bucket AND o.ts_ns >= w.cut_ns AND o.ts_ns < w.next_ns
   WINDOW g AS (PARTITION BY o.trace_id, o.name, o.input_dims)
 ),
 op_rows AS (
