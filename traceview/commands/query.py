@@ -5,8 +5,6 @@ from __future__ import annotations
 import enum
 import io
 import json
-from datetime import date, datetime
-from decimal import Decimal
 from pathlib import Path
 
 import duckdb
@@ -16,6 +14,7 @@ from rich.table import Table
 
 from traceview.engine import open_target
 from traceview.errors import UserError
+from traceview.jsonify import json_default
 
 
 class OutputFormat(enum.StrEnum):
@@ -26,24 +25,18 @@ class OutputFormat(enum.StrEnum):
     json = "json"
 
 
-def _json_default(value: object) -> object:
-    if isinstance(value, Decimal):
-        return int(value) if value == value.to_integral_value() else float(value)
-    if isinstance(value, (date, datetime)):
-        return value.isoformat()
-    return str(value)
 
 
 def render(frame: pl.DataFrame, fmt: OutputFormat) -> str:
     """Render a result frame as a text table, CSV, or a JSON list of row objects."""
     if fmt is OutputFormat.json:
-        return json.dumps(frame.to_dicts(), default=_json_default, ensure_ascii=False) + "\n"
+        return json.dumps(frame.to_dicts(), default=json_default, ensure_ascii=False) + "\n"
     if fmt is OutputFormat.csv:
         nested = [name for name, dtype in frame.schema.items() if dtype.is_nested()]
         if nested:
             frame = frame.with_columns(
                 pl.col(name).map_elements(lambda v: json.dumps(v.to_list() if hasattr(v, "to_list") else v,
-                                                               default=_json_default), return_dtype=pl.String)
+                                                               default=json_default), return_dtype=pl.String)
                 for name in nested
             )
         return frame.write_csv()

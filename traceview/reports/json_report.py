@@ -3,18 +3,9 @@
 from __future__ import annotations
 
 import json
-from datetime import date, datetime
-from decimal import Decimal
 
 from traceview.commands.analyze import AnalysisReport
-
-
-def _default(value: object) -> object:
-    if isinstance(value, Decimal):
-        return int(value) if value == value.to_integral_value() else float(value)
-    if isinstance(value, (date, datetime)):
-        return value.isoformat()
-    return str(value)
+from traceview.jsonify import json_default
 
 
 def to_json(report: AnalysisReport) -> str:
@@ -28,4 +19,4 @@ def to_json(report: AnalysisReport) -> str:
         "errors": report.errors,
         "results": {r.query.name: (r.frame.to_dicts() if r.frame is not None else None) for r in report.results},
     }
-    return json.dumps(document, default=_default, ensure_ascii=False, indent=1) + "\n"
+    return json.dumps(document, default=json_default, ensure_ascii=False, indent=1) + "\n"
