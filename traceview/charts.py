@@ -76,3 +76,87 @@ FIGURES = {
     "memory_timeline": memory_timeline,
     "bandwidth": bandwidth,
 }
+
+
+def flame_icicle(ids: list[str], labels: list[str], parents: list[str], values: list[int], title: str) -> go.Figure:
+    """Icicle chart of a call tree (values inclusive, ns); see traceview.commands.flame.build_tree."""
+    fig = go.Figure(
+        go.Icicle(ids=ids, labels=labels, parents=parents, values=[v / 1e6 for v in values], branchvalues="total",
+                  tiling={"orientation": "v"}, root={"color": "#f4f4f4"}, maxdepth=12,
+                  hovertemplate="%{label}<br>%{value:.3f} ms (%{percentRoot:.1%} of all)<extra></extra>")
+    )
+    fig.update_layout(title=title, template="plotly_white", height=560, margin={"l": 10, "r": 10, "t": 50, "b": 10})
+    return fig
+
+
+def _by_trace(points: list[dict]) -> dict[str, list[dict]]:
+    out: dict[str, list[dict]] = {}
+    for point in points:
+        out.setdefault(point["trace"], []).append(point)
+    return out
+
+
+MIX_COLORS = {"attention": "#E45756", "gemm": "#4C78A8", "comm": "#F58518", "other": "#BAB0AC"}
+
+
+def throughput_figures(data: dict) -> list[tuple[str, go.Figure]]:
+    """The throughput panels (name, figure) from Throughput.to_dict(); panels without points are left out."""
+    from plotly.subplots import make_subplots
+
+    figures: list[tuple[str, go.Figure]] = []
+    if data.get("prefill"):
+        fig = go.Figure()
+        for trace, pts in _by_trace(data["prefill"]).items():
+            pts = sorted(pts, key=lambda p: (p["prompt_len"], p["step"]))
+            fig.add_scatter(x=[p["prompt_len"] for p in pts], y=[p["dur_ns"] / 1e6 for p in pts], mode="markers",
+                            name=trace, text=[f"step {p['step']}, context {p['context_len']}" for p in pts])
+        figures.append(("prefill", _layout(fig, "Prefill time vs prompt length",
+                                           "prompt tokens (new tokens of the step)", "step time (ms)")))
+    if data.get("decode"):
+        fig = make_subplots(specs=[[{"secondary_y": True}]])
+        for trace, pts in _by_trace(data["decode"]).items():
+            pts = sorted(pts, key=lambda p: (p["context_len"], p["step"]))
+            x = [p["context_len"] for p in pts]
+            fig.add_scatter(x=x, y=[p["dur_ns"] / 1e6 for p in pts], mode="markers+lines", name=f"{trace} step ms",
+                            secondary_y=False)
+            fig.add_scatter(x=x, y=[p["tokens_per_s"] for p in pts], mode="markers", marker_symbol="diamond",
+                            name=f"{trace} tokens/s", secondary_y=True)
+            if pts and "cost_per_million_tokens" in pts[0]:
+                fig.add_scatter(x=x, y=[p["cost_per_million_tokens"] for p in pts], mode="markers",
+                                marker_symbol="x", name=f"{trace} cost per 1M tokens", secondary_y=True)
+        _layout(fig, "Decode step time and tokens/s vs context length", "context length (KV tokens)", "step time (ms)")
+        fig.update_yaxes(title_text="tokens/s (and cost per 1M tokens)", secondary_y=True)
+        figures.append(("decode", fig))
+    if data.get("kv_cache"):
+        fig = go.Figure()
+        for trace, pts in _by_trace(data["kv_cache"]).items():
+            pts = sorted(pts, key=lambda p: (p["context_len"], p["step"]))
+            per_token = {p["kv_bytes_per_token"] for p in pts if p["kv_bytes_per_token"]}
+            label = trace + (f" ({', '.join(f'{b:,} B/token' for b in sorted(per_token))})" if per_token else "")
+            fig.add_scatter(x=[p["context_len"] for p in pts], y=[p["kv_bytes"] / 2**30 for p in pts],
+                            mode="markers", name=label, text=[f"step {p['step']} {p['phase']}" for p in pts])
+        figures.append(("kv_cache", _layout(fig, "KV-cache bytes vs context length", "context length (KV tokens)",
+                                            "KV cache (GiB)")))
+    if data.get("mix"):
+        traces = _by_trace(data["mix"])
+        fig = make_subplots(rows=1, cols=len(traces), subplot_titles=list(traces), shared_yaxes=True)
+        for col, (_trace, pts) in enumerate(traces.items(), start=1):
+            labels = [f"{p['context_len']} ({p['phase']} s{p['step']})" for p in pts]
+            for family, color in MIX_COLORS.items():
+                fig.add_bar(x=labels, y=[p[f"{family}_pct"] for p in pts], name=family, marker_color=color,
+                            legendgroup=family, showlegend=col == 1, row=1, col=col)
+        fig.update_layout(barmode="stack")
+        figures.append(("mix", _layout(fig, "Share of device task time by family vs context length",
+                                       "context length (phase, step)", "% of the step's device task time")))
+    if data.get("bandwidth"):
+        fig = go.Figure()
+        for trace, pts in _by_trace(data["bandwidth"]).items():
+            pts = sorted(pts, key=lambda p: (p["context_len"] or 0, p["step"]))
+            fig.add_scatter(x=[p["context_len"] for p in pts], y=[p["achieved_bytes_per_s"] / 1e9 for p in pts],
+                            mode="markers", name=trace)
+            peaks = {p["peak_bytes_per_s"] for p in pts if p["peak_bytes_per_s"]}
+            for peak in sorted(peaks):
+                fig.add_hline(y=peak / 1e9, line_dash="dash", annotation_text=f"{trace} peak {peak / 1e9:.0f} GB/s")
+        figures.append(("bandwidth", _layout(fig, "Achieved bandwidth of decode steps vs the device peak",
+                                             "context length (KV tokens)", "GB/s")))
+    return figures

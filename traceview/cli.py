@@ -163,8 +163,178 @@ def analyze(
         if html_out is not None:
             from traceview.reports.html import to_html
 
-            write_text_atomic(html_out, to_html(report))
+            write_text_atomic(html_out, to_html(report, _report_extras(report, targets, cache_dir)))
             typer.echo(f"HTML report: {html_out}", err=True)
+
+
+def _report_extras(report, targets: list[Path], cache_dir: Optional[Path]) -> list[str]:
+    """The flame chart (device weight where there are device tasks) and the throughput panels for --html.
+
+    A section that fails is replaced by a one-line note (and a warning): the rest of the report still gets written.
+    """
+    from html import escape
+
+    from traceview.commands import flame as flame_cmd
+    from traceview.commands import throughput as throughput_cmd
+    from traceview.engine import connect, resolve_store
+    from traceview.reports import html as html_report
+
+    stores = [resolve_store(target, cache_dir) for target in targets]
+    sections: list[str] = []
+
+    def flame_section() -> str:
+        con = connect(stores)
+        try:
+            weight = flame_cmd.Weight.device if flame_cmd.has_device_tasks(con) else flame_cmd.Weight.wall
+            return html_report.flame_section(flame_cmd.compute_flame(con, weight))
+        finally:
+            con.close()
+
+    def throughput_section() -> str:
+        return html_report.throughput_section(throughput_cmd.throughput_from_report(report, stores).to_dict())
+
+    for name, make in (("flame chart", flame_section), ("throughput panels", throughput_section)):
+        try:
+            sections.append(make())
+        except Exception as exc:  # noqa: BLE001 - one section must not cost the whole report
+            if os.environ.get("TRACEVIEW_DEBUG"):
+                raise
+            message = f"{name} left out ({type(exc).__name__}: {exc})"
+            _warn([message])
+            sections.append(f'<p class="critical">{escape(message)}</p>')
+    return sections
+
+
+@app.command()
+def flame(
+    targets: Annotated[list[Path], typer.Argument(help="Trace files, dump directories or stores.")],
+    weight: Annotated[str, typer.Option("--weight", help="wall (durations), self (self time) or device"
+                                        " (device time by the host code path that launched it).")] = "wall",
+    step: Annotated[Optional[int], typer.Option("--step", help="Only ProfilerStep#N.")] = None,
+    html_out: Annotated[
+        Optional[Path], typer.Option("--html", help="Write a self-contained HTML icicle chart.")
+    ] = None,
+    folded: Annotated[
+        Optional[Path], typer.Option("--folded", help="Write folded stacks (`frame;frame value`, ns); '-' = stdout.")
+    ] = None,
+    min_share: Annotated[
+        float, typer.Option("--min-share", help="Frames under this share of the total go into 'other' (chart).")
+    ] = 0.001,
+    cache_dir: CacheDir = None,
+) -> None:
+    """Flame graph of the host call tree (nesting), by wall, self or device time.
+
+    \b
+    Examples:
+      traceview flame trace.json.gz --weight device --html flame.html
+      traceview flame trace.json.gz --step 3 --folded - | flamegraph.pl > flame.svg
+    """
+    from traceview.commands import flame as flame_cmd
+
+    with _user_errors():
+        if weight not in {w.value for w in flame_cmd.Weight}:
+            raise UserError(f"--weight must be one of wall, self, device (got {weight!r})")
+        result = flame_cmd.run_flame(targets, weight, step, cache_dir)
+        if folded is not None:
+            if str(folded) == "-":
+                sys.stdout.write(result.folded())
+            else:
+                write_text_atomic(folded, result.folded())
+                typer.echo(f"folded stacks: {folded}", err=True)
+        if html_out is not None:
+            from traceview.reports import html as html_report
+
+            body = "<h1>traceview flame graph</h1>" + html_report.flame_section(result, min_share)
+            write_text_atomic(html_out, html_report.page("traceview flame graph", body))
+            typer.echo(f"HTML: {html_out}", err=True)
+        if folded is None or str(folded) != "-":
+            line = f"{result.weight.value}: {result.total_ns / 1e6:.3f} ms in {len(result.stacks)} stacks"
+            if result.info:
+                line += f" ({result.info['attributed_ns'] / 1e6:.3f} ms with a known host launcher)"
+            typer.echo(line)
+
+
+@app.command()
+def throughput(
+    targets: Annotated[list[Path], typer.Argument(help="Trace files, dump directories or stores (one series each).")],
+    html_out: Annotated[Optional[Path], typer.Option("--html", help="Write the panels as self-contained HTML.")] = None,
+    json_out: Annotated[Optional[Path], typer.Option("--json", help="Write the points as JSON.")] = None,
+    device_cost: Annotated[
+        Optional[float], typer.Option("--device-cost", help="Price per device-hour: adds cost per million tokens.")
+    ] = None,
+    peak_bw: Annotated[
+        Optional[float], typer.Option("--peak-bw", help="Device peak memory bandwidth in GB/s (overrides the table).")
+    ] = None,
+    cache_dir: CacheDir = None,
+) -> None:
+    """Prefill and decode throughput, KV cache, kernel mix and bandwidth against context length.
+
+    \b
+    Example:
+      traceview throughput h200.pt.trace.json.gz run_910b_ascend_pt --html tp.html --device-cost 3.5
+    """
+    from traceview.commands import throughput as throughput_cmd
+
+    with _user_errors():
+        data = throughput_cmd.run_throughput(targets, device_cost, cache_dir, peak_bw)
+        if data.empty:
+            _warn(["no prefill or decode steps found (see `traceview analyze` phases)"])
+        if json_out is not None:
+            write_text_atomic(json_out, data.to_json())
+            typer.echo(f"JSON: {json_out}", err=True)
+        if html_out is not None:
+            from traceview.reports import html as html_report
+
+            body = "<h1>traceview throughput</h1>" + html_report.throughput_section(data.to_dict())
+            write_text_atomic(html_out, html_report.page("traceview throughput", body))
+            typer.echo(f"HTML: {html_out}", err=True)
+        for name, points in data.to_dict().items():
+            if isinstance(points, list):
+                typer.echo(f"{name}: {len(points)} points")
+
+
+@app.command()
+def diff(
+    base: Annotated[Path, typer.Argument(help="The baseline: a trace file, a dump directory or a store.")],
+    test: Annotated[Path, typer.Argument(help="The trace to compare against the baseline.")],
+    by: Annotated[str, typer.Option("--by", help="Align rows by: op, kernel, family, phase or step.")] = "kernel",
+    html_out: Annotated[Optional[Path], typer.Option("--html", help="Write a self-contained HTML report.")] = None,
+    json_out: Annotated[Optional[Path], typer.Option("--json", help="Write rows, summary and gates as JSON.")] = None,
+    fail_on: Annotated[
+        list[str],
+        typer.Option("--fail-on", help="CI gate (repeatable): 'step_time>+5%', 'kernel:*gemm*>+10%', 'new_kernels>0'."),
+    ] = [],  # noqa: B006
+    min_effect: Annotated[
+        float, typer.Option("--min-effect", help="Smallest |change| in % that counts as significant.")
+    ] = 2.0,
+    top: Annotated[int, typer.Option("--top", help="Rows shown in the terminal table.")] = 25,
+    cache_dir: CacheDir = None,
+) -> None:
+    """Compare two traces: per-row deltas with confidence intervals, whole-trace deltas, CI gates.
+
+    \b
+    Exit status: 0, or 1 when a --fail-on gate trips (the reason on one line on stderr).
+    Example:
+      traceview diff base.pt.trace.json.gz test.pt.trace.json.gz --by family --fail-on 'step_time>+5%'
+    """
+    from traceview.commands import diff as diff_cmd
+
+    with _user_errors():
+        report = diff_cmd.run_diff(base, test, by, fail_on, min_effect, cache_dir=cache_dir,
+                                   with_tree=html_out is not None)
+        sys.stdout.write(diff_cmd.render_text(report, top))
+        if json_out is not None:
+            write_text_atomic(json_out, diff_cmd.to_json(report))
+            typer.echo(f"JSON report: {json_out}", err=True)
+        if html_out is not None:
+            from traceview.reports.diff_html import to_html as diff_to_html
+
+            write_text_atomic(html_out, diff_to_html(report))
+            typer.echo(f"HTML report: {html_out}", err=True)
+    for gate in report.tripped:
+        typer.echo(f"Gate failed: {gate.expr}: {gate.reason}", err=True)
+    if report.tripped:
+        raise typer.Exit(1)
 
 
 packs_app = typer.Typer(help="Query packs: list, show, check.", no_args_is_help=True)

@@ -96,3 +96,37 @@ def to_html(report: AnalysisReport, extra_sections: list[str] | None = None) -> 
             parts.append(f"<p>{MAX_TABLE_ROWS} of {result.frame.height} rows; the JSON report has all.</p>")
     parts.extend(extra_sections or [])
     return page("traceview report", "".join(parts))
+
+
+def flame_section(result, min_share: float | None = None, div_id: str = "flame0") -> str:
+    """An HTML section with the icicle chart of a FlameResult (traceview.commands.flame)."""
+    from traceview.commands.flame import DEFAULT_MIN_SHARE, build_tree
+
+    share = DEFAULT_MIN_SHARE if min_share is None else min_share
+    tree = build_tree(result, share)
+    what = {"wall": "wall time", "self": "self time", "device": "device time by the host code path that launched it"}
+    title = f"Flame graph: {what[result.weight.value]}" + (f", step {result.step}" if result.step is not None else "")
+    parts = [f"<h2>{_e(title)}</h2>",
+             f"<p>total {result.total_ns / 1e6:.3f} ms; frames under {share:.1%} of the total are folded into"
+             f" &quot;other&quot;; identical stacks merged, ProfilerStep#N shown as ProfilerStep#*.</p>"]
+    if result.info.get("unattributed_ns"):
+        parts.append(f"<p>{result.info['unattributed_ns'] / 1e6:.3f} ms of device time has no known host launcher.</p>")
+    if not tree.ids:
+        parts.append("<p>no host slices.</p>")
+        return "".join(parts)
+    fig = charts.flame_icicle(tree.ids, tree.labels, tree.parents, tree.values, title)
+    parts.append(figure_div(fig, div_id))
+    return "".join(parts)
+
+
+def throughput_section(data: dict, prefix: str = "tp") -> str:
+    """An HTML section with the throughput panels (data: Throughput.to_dict())."""
+    figures = charts.throughput_figures(data)
+    if not figures:
+        return ""
+    parts = ["<h2>Throughput vs context length</h2>"]
+    if data.get("device_cost_per_hour") is not None:
+        parts.append(f"<p>cost per million tokens at {_e(data['device_cost_per_hour'])} per device-hour.</p>")
+    for name, fig in figures:
+        parts.append(figure_div(fig, f"{prefix}_{name}"))
+    return "".join(parts)

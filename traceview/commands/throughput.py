@@ -1,0 +1,192 @@
+"""`traceview throughput`: serving throughput against context length, from the core analyses.
+
+Inputs are the results of the core pack's `phases`, `kv_cache` and `bandwidth` queries (run through
+run_analyze) plus a per-step kernel-family mix (the family rules of queries/core/kernel_families.sql applied per
+step). One point per prefill step and per decode step; mixed steps (prefill batched with decodes) are left out of
+the prefill and decode series but kept in the KV-cache, mix and bandwidth series.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import polars as pl
+
+from traceview.commands.analyze import AnalysisReport, run_analyze
+from traceview.engine import connect, resolve_store
+from traceview.packs import find_pack
+
+MIX_FAMILIES = ("attention", "gemm", "comm", "other")
+FALLBACK_RULES = """WITH family_rules(priority, family, pattern) AS (
+  VALUES (1, 'comm', '(?i)nccl|rccl|hccl|all_?reduce|all_?gather|reduce_?scatter|all_?to_?all'),
+         (3, 'kv_cache', '(?i)reshape_?and_?cache|concat_and_cache|store_kvcache|scatter_pa_kv|kv_?cache'),
+         (4, 'attention', '(?i)flash|fmha|attention|attn|splitkv|paged_?attention'),
+         (5, 'gemm', '(?i)gemm|gemv|matmul|xmma|nvjet|cublas|cutlass|cijk_|wgmma'))"""
+
+
+def _family_rules_sql() -> str:
+    """The `family_rules` CTE of the core pack's kernel_families query (so both classify alike)."""
+    try:
+        text = next(q for q in find_pack("core").queries if q.name == "kernel_families").sql
+    except (StopIteration, OSError):
+        return FALLBACK_RULES
+    # the CTE inline (`WITH family_rules(...) AS (...),`) or from `-- @include _family_rules.sql`
+    match = re.search(r"(family_rules\s*\(priority.*?\n\))\s*,\s*classified\b", text, re.S)
+    return "WITH " + match.group(1) if match else FALLBACK_RULES
+
+
+def step_mix(con) -> pl.DataFrame:
+    """Per trace and step: device task time in attention, GEMM, communication and everything else."""
+    sql = _family_rules_sql() + """,
+    names AS (
+      SELECT n.name, (SELECT r.family FROM family_rules r WHERE regexp_matches(n.name, r.pattern)
+                      ORDER BY r.priority LIMIT 1) AS family
+      FROM (SELECT DISTINCT name FROM device_tasks WHERE name IS NOT NULL) n
+    ),
+    classified AS (
+      SELECT d.trace_id, d.step, d.dur_ns,
+             CASE WHEN d.kind = 'comm' THEN 'comm' WHEN d.kind IN ('memcpy', 'memset') THEN 'other'
+                  WHEN n.family IN ('attention', 'gemm', 'comm') THEN n.family ELSE 'other' END AS family
+      FROM device_tasks d LEFT JOIN names n ON n.name = d.name
+      WHERE d.step IS NOT NULL AND d.dur_ns IS NOT NULL
+    )
+    SELECT trace_id, step,
+           CAST(coalesce(sum(dur_ns) FILTER (WHERE family = 'attention'), 0) AS BIGINT) AS attention_ns,
+           CAST(coalesce(sum(dur_ns) FILTER (WHERE family = 'gemm'), 0) AS BIGINT) AS gemm_ns,
+           CAST(coalesce(sum(dur_ns) FILTER (WHERE family = 'comm'), 0) AS BIGINT) AS comm_ns,
+           CAST(coalesce(sum(dur_ns) FILTER (WHERE family = 'other'), 0) AS BIGINT) AS other_ns,
+           CAST(sum(dur_ns) AS BIGINT) AS task_ns
+    FROM classified GROUP BY ALL ORDER BY trace_id, step
+    """
+    return pl.from_arrow(con.sql(sql).to_arrow_table())
+
+
+@dataclass
+class Throughput:
+    """The points behind the throughput panels, keyed as in the --json output."""
+
+    prefill: list[dict] = field(default_factory=list)
+    decode: list[dict] = field(default_factory=list)
+    kv_cache: list[dict] = field(default_factory=list)
+    mix: list[dict] = field(default_factory=list)
+    bandwidth: list[dict] = field(default_factory=list)
+    device_cost_per_hour: float | None = None
+
+    def to_dict(self) -> dict:
+        out = {"prefill": self.prefill, "decode": self.decode, "kv_cache": self.kv_cache, "mix": self.mix,
+               "bandwidth": self.bandwidth}
+        if self.device_cost_per_hour is not None:
+            out["device_cost_per_hour"] = self.device_cost_per_hour
+        return out
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=1) + "\n"
+
+    @property
+    def empty(self) -> bool:
+        return not (self.prefill or self.decode or self.kv_cache or self.mix or self.bandwidth)
+
+
+def _labels(report: AnalysisReport) -> dict[str, str]:
+    names: dict[str, str] = {}
+    for trace in report.traces:
+        name = Path(trace["source_path"] or trace["trace_id"]).name
+        for suffix in (".gz", ".json", ".pt.trace"):
+            name = name.removesuffix(suffix)
+        names[trace["trace_id"]] = name
+    counts: dict[str, int] = {}
+    for name in names.values():
+        counts[name] = counts.get(name, 0) + 1
+    return {tid: (n if counts[n] == 1 else f"{n} ({tid})") for tid, n in names.items()}
+
+
+def _frame(report: AnalysisReport, name: str) -> pl.DataFrame | None:
+    result = report.result(name)
+    if result is None or result.frame is None or result.frame.is_empty():
+        return None
+    return result.frame
+
+
+def _cost(dur_ns: int, tokens: int, price: float | None) -> float | None:
+    if price is None or not tokens:
+        return None
+    return price / 3600.0 * (dur_ns / 1e9) / tokens * 1e6
+
+
+def build_throughput(report: AnalysisReport, mix: pl.DataFrame | None = None,
+                     device_cost: float | None = None) -> Throughput:
+    """The panel points from an analysis report (and the per-step mix, when computed)."""
+    out = Throughput(device_cost_per_hour=device_cost)
+    labels = _labels(report)
+    phases = _frame(report, "phases")
+    if phases is None:
+        return out
+    context = {(r["trace_id"], r["step"]): r["context_len"] for r in phases.iter_rows(named=True)}
+    phase_of = {(r["trace_id"], r["step"]): r["phase"] for r in phases.iter_rows(named=True)}
+    for row in phases.sort("trace_id", "ts_ns").iter_rows(named=True):
+        trace, dur, tokens = labels.get(row["trace_id"], row["trace_id"]), row["dur_ns"], row["tokens"]
+        if row["phase"] == "prefill" and tokens and dur:
+            point = {"trace": trace, "step": row["step"], "prompt_len": tokens, "context_len": row["context_len"],
+                     "dur_ns": dur, "tokens_per_s": tokens / (dur / 1e9)}
+            if device_cost is not None:
+                point["cost_per_million_tokens"] = _cost(dur, tokens, device_cost)
+            out.prefill.append(point)
+        elif row["phase"] == "decode" and tokens and dur and row["context_len"] is not None:
+            point = {"trace": trace, "step": row["step"], "context_len": row["context_len"], "dur_ns": dur,
+                     "tokens": tokens, "tokens_per_s": tokens / (dur / 1e9)}
+            if device_cost is not None:
+                point["cost_per_million_tokens"] = _cost(dur, tokens, device_cost)
+            out.decode.append(point)
+    kv = _frame(report, "kv_cache")
+    if kv is not None:
+        for row in kv.sort("trace_id", "ts_ns").iter_rows(named=True):
+            if row["kv_footprint_bytes"] is None or row["context_len"] is None:
+                continue
+            out.kv_cache.append({"trace": labels.get(row["trace_id"], row["trace_id"]), "step": row["step"],
+                                 "phase": row["phase"], "context_len": row["context_len"],
+                                 "kv_bytes": row["kv_footprint_bytes"],
+                                 "kv_bytes_per_token": row["kv_bytes_per_token"]})
+    if mix is not None:
+        for row in mix.iter_rows(named=True):
+            key = (row["trace_id"], row["step"])
+            if key not in phase_of or not row["task_ns"]:
+                continue
+            point = {"trace": labels.get(row["trace_id"], row["trace_id"]), "step": row["step"],
+                     "phase": phase_of[key], "context_len": context.get(key), "task_ns": row["task_ns"]}
+            for family in MIX_FAMILIES:
+                point[f"{family}_ns"] = row[f"{family}_ns"]
+                point[f"{family}_pct"] = 100.0 * row[f"{family}_ns"] / row["task_ns"]
+            out.mix.append(point)
+        out.mix.sort(key=lambda p: (p["trace"], p["context_len"] or 0, p["step"]))
+    bw = _frame(report, "bandwidth")
+    if bw is not None:
+        for row in bw.filter(pl.col("source") == "step").sort("trace_id", "ts_ns").iter_rows(named=True):
+            out.bandwidth.append({"trace": labels.get(row["trace_id"], row["trace_id"]), "step": row["step"],
+                                  "context_len": context.get((row["trace_id"], row["step"])),
+                                  "busy_ns": row["dur_ns"], "bytes": row["bytes"],
+                                  "achieved_bytes_per_s": row["achieved_bytes_per_s"],
+                                  "peak_bytes_per_s": row["peak_bytes_per_s"],
+                                  "utilization_pct": row["utilization_pct"]})
+    return out
+
+
+def throughput_from_report(report: AnalysisReport, stores: list[Path], device_cost: float | None = None
+                           ) -> Throughput:
+    """Throughput points for an existing report over STORES (the per-step mix is computed here)."""
+    con = connect(stores)
+    try:
+        mix = step_mix(con)
+    finally:
+        con.close()
+    return build_throughput(report, mix, device_cost)
+
+
+def run_throughput(targets: list[Path], device_cost: float | None = None, cache_dir: Path | None = None,
+                   peak_bw_gbps: float | None = None) -> Throughput:
+    """Analyse TARGETS and return the throughput points."""
+    stores = [resolve_store(Path(t), Path(cache_dir) if cache_dir else None) for t in targets]
+    report = run_analyze(stores, peak_bw_gbps=peak_bw_gbps, cache_dir=cache_dir)
+    return throughput_from_report(report, stores, device_cost)
