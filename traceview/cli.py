@@ -235,6 +235,14 @@ def flame(
         if weight not in {w.value for w in flame_cmd.Weight}:
             raise UserError(f"--weight must be one of wall, self, device (got {weight!r})")
         result = flame_cmd.run_flame(targets, weight, step, cache_dir)
+        if not result.stacks:
+            missing = {
+                "device": "no device tasks (kernels, copies, communication), so there is no device time to attribute;"
+                " try --weight wall",
+                "wall": "no host slices to build a call tree from",
+                "self": "no host slices to build a call tree from",
+            }[result.weight.value]
+            _warn([f"the trace has {missing}" + (f" in step {step}" if step is not None else "")])
         if folded is not None:
             if str(folded) == "-":
                 sys.stdout.write(result.folded())
@@ -277,8 +285,14 @@ def throughput(
 
     with _user_errors():
         data = throughput_cmd.run_throughput(targets, device_cost, cache_dir, peak_bw)
-        if data.empty:
-            _warn(["no prefill or decode steps found (see `traceview analyze` phases)"])
+        points = data.to_dict()
+        if not points.get("prefill") and not points.get("decode"):
+            _warn([
+                "no prefill or decode steps found: the trace has neither serving step labels (vLLM"
+                " execute_context_*, SGLang step[...], TensorRT-LLM _forward_step) nor attention shapes that tell"
+                " the phase; the prefill, decode, KV-cache and bandwidth panels are empty (see the phases query"
+                " of `traceview analyze`)"
+            ])
         if json_out is not None:
             write_text_atomic(json_out, data.to_json())
             typer.echo(f"JSON: {json_out}", err=True)
