@@ -247,6 +247,12 @@ def load_pack(path: Path) -> Pack:
     )
 
 
+def fragment_sql(pack: Pack, name: str) -> str:
+    """A pack fragment's SQL without its comment lines (e.g. the core pack's `_family_rules.sql`)."""
+    text = (pack.path / name).read_text(encoding="utf-8")
+    return "\n".join(line for line in text.splitlines() if not line.lstrip().startswith("--")).strip()
+
+
 def builtin_pack_dirs() -> list[Path]:
     """The packs shipped in the `queries` package."""
     root = Path(str(resources.files("queries")))

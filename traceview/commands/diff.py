@@ -280,10 +280,9 @@ def _one(con: duckdb.DuckDBPyConnection, sql: str) -> tuple:
 
 def _family_rules_cte() -> str:
     """`family_rules(priority, family, pattern) AS (...)`: the core pack's shared fragment."""
-    from traceview.packs import find_pack
+    from traceview.packs import find_pack, fragment_sql
 
-    text = (find_pack("core").path / "_family_rules.sql").read_text(encoding="utf-8")
-    return "\n".join(line for line in text.splitlines() if not line.lstrip().startswith("--")).strip()
+    return fragment_sql(find_pack("core"), "_family_rules.sql")
 
 
 def attributed_sql() -> str:

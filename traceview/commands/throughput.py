@@ -9,7 +9,6 @@ the prefill and decode series but kept in the KV-cache, mix and bandwidth series
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -17,25 +16,14 @@ import polars as pl
 
 from traceview.commands.analyze import AnalysisReport, run_analyze
 from traceview.engine import connect, resolve_store
-from traceview.packs import find_pack
+from traceview.packs import find_pack, fragment_sql
 
 MIX_FAMILIES = ("attention", "gemm", "comm", "other")
-FALLBACK_RULES = """WITH family_rules(priority, family, pattern) AS (
-  VALUES (1, 'comm', '(?i)nccl|rccl|hccl|all_?reduce|all_?gather|reduce_?scatter|all_?to_?all'),
-         (3, 'kv_cache', '(?i)reshape_?and_?cache|concat_and_cache|store_kvcache|scatter_pa_kv|kv_?cache'),
-         (4, 'attention', '(?i)flash|fmha|attention|attn|splitkv|paged_?attention'),
-         (5, 'gemm', '(?i)gemm|gemv|matmul|xmma|nvjet|cublas|cutlass|cijk_|wgmma'))"""
 
 
 def _family_rules_sql() -> str:
-    """The `family_rules` CTE of the core pack's kernel_families query (so both classify alike)."""
-    try:
-        text = next(q for q in find_pack("core").queries if q.name == "kernel_families").sql
-    except (StopIteration, OSError):
-        return FALLBACK_RULES
-    # the CTE inline (`WITH family_rules(...) AS (...),`) or from `-- @include _family_rules.sql`
-    match = re.search(r"(family_rules\s*\(priority.*?\n\))\s*,\s*classified\b", text, re.S)
-    return "WITH " + match.group(1) if match else FALLBACK_RULES
+    """`WITH family_rules(...)`: the core pack's rules, so the mix classifies like kernel_families."""
+    return "WITH " + fragment_sql(find_pack("core"), "_family_rules.sql")
 
 
 def step_mix(con) -> pl.DataFrame:
