@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 from pathlib import Path
 
@@ -136,3 +137,23 @@ def test_analyze_html_has_the_flame_chart_and_the_panels(tmp_path: Path, cache_d
     assert "Flame graph: device time by the host code path that launched it" in text
     for div in ("flame0", "tp_prefill", "tp_decode", "tp_kv_cache", "tp_mix", "tp_bandwidth"):
         assert f"Plotly.newPlot('{div}'" in text
+
+
+def test_tokens_per_joule_from_power_counters(tmp_path: Path) -> None:
+    """A trace with a power counter (constant 500 W) gets tokens per joule on every prefill and decode point."""
+    source = Path(__file__).resolve().parents[1] / "sample_traces/longctx_h200/longctx_h200.pt.trace.json.gz"
+    doc = json.loads(gzip.decompress(source.read_bytes()))
+    spans = [e for e in doc["traceEvents"] if e.get("ph") == "X" and str(e.get("name", "")).startswith("ProfilerStep#")]
+    for event in spans:  # one sample at each step start, so every step has one inside it
+        doc["traceEvents"].append({"ph": "C", "name": "GPU 0 Power", "pid": 0, "ts": event["ts"], "args": {"W": 500}})
+    trace = tmp_path / "powered.json"
+    trace.write_text(json.dumps(doc))
+    data = throughput.run_throughput([trace], cache_dir=tmp_path / "cache").to_dict()
+    points = data["prefill"] + data["decode"]
+    assert points and all("tokens_per_joule" in p for p in points)
+    for p in points:
+        tokens = p.get("prompt_len") or p["tokens"]
+        assert p["joules"] == pytest.approx(500 * p["dur_ns"] / 1e9)
+        assert p["tokens_per_joule"] == pytest.approx(tokens / (500 * p["dur_ns"] / 1e9))
+    plain = throughput.run_throughput([source], cache_dir=tmp_path / "cache").to_dict()
+    assert not any("tokens_per_joule" in p for p in plain["prefill"] + plain["decode"])

@@ -12,6 +12,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import polars as pl
 
 from traceview.commands.analyze import AnalysisReport, run_analyze
@@ -161,15 +162,68 @@ def build_throughput(report: AnalysisReport, mix: pl.DataFrame | None = None,
     return out
 
 
+def power_samples(con) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Per trace: sample times and watts of its power counters (a counter or series named like power;
+    values in W, or mW when the name says so)."""
+    rows = con.sql(
+        """
+        SELECT trace_id, ts_ns,
+               value / CASE WHEN lower(name || ' ' || series) LIKE '%mw%' THEN 1000.0 ELSE 1.0 END AS watts
+        FROM counters
+        WHERE (lower(name) LIKE '%power%' OR lower(series) LIKE '%power%') AND value IS NOT NULL
+        ORDER BY trace_id, ts_ns
+        """
+    ).fetchall()
+    samples: dict[str, list[tuple[int, float]]] = {}
+    for trace_id, ts, watts in rows:
+        samples.setdefault(trace_id, []).append((ts, watts))
+    return {
+        tid: (np.array([t for t, _ in pts], dtype=np.int64), np.array([w for _, w in pts]))
+        for tid, pts in samples.items()
+    }
+
+
+def _joules(power: tuple[np.ndarray, np.ndarray], start_ns: int, dur_ns: int) -> float | None:
+    """Energy of [start, start + dur]: the mean power sampled inside it, else the last sample before it."""
+    times, watts = power
+    lo, hi = np.searchsorted(times, start_ns, "left"), np.searchsorted(times, start_ns + dur_ns, "right")
+    if hi > lo:
+        return float(watts[lo:hi].mean()) * dur_ns / 1e9
+    return float(watts[lo - 1]) * dur_ns / 1e9 if lo > 0 else None
+
+
+def add_energy(out: Throughput, report: AnalysisReport, power: dict[str, tuple[np.ndarray, np.ndarray]]) -> None:
+    """Tokens per joule on the prefill and decode points of traces that carry power counters."""
+    if not power:
+        return
+    labels = {label: tid for tid, label in _labels(report).items()}
+    phases = _frame(report, "phases")
+    rows = phases.iter_rows(named=True) if phases is not None else []
+    starts = {(r["trace_id"], r["step"]): r["ts_ns"] for r in rows}
+    for point in out.prefill + out.decode:
+        trace_id = labels.get(point["trace"])
+        tokens = point.get("prompt_len") or point.get("tokens")
+        start = starts.get((trace_id, point["step"]))
+        if trace_id not in power or start is None or not tokens:
+            continue
+        joules = _joules(power[trace_id], start, point["dur_ns"])
+        if joules:
+            point["joules"] = joules
+            point["tokens_per_joule"] = tokens / joules
+
+
 def throughput_from_report(report: AnalysisReport, stores: list[Path], device_cost: float | None = None
                            ) -> Throughput:
     """Throughput points for an existing report over STORES (the per-step mix is computed here)."""
     con = connect(stores)
     try:
         mix = step_mix(con)
+        power = power_samples(con)
     finally:
         con.close()
-    return build_throughput(report, mix, device_cost)
+    out = build_throughput(report, mix, device_cost)
+    add_energy(out, report, power)
+    return out
 
 
 def run_throughput(targets: list[Path], device_cost: float | None = None, cache_dir: Path | None = None,
