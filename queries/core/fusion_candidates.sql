@@ -59,7 +59,7 @@ runs AS (
          array_to_string(list_sort(list_distinct(list(coalesce(op, '(no host op)')))), ', ') AS ops,
          coalesce(nullif(array_to_string(list_sort(list_distinct(list(code_path))), ' | '), ''), '(top level)')
            AS code_path,
-         list_distinct(list(name)) AS kernels
+         list_sort(list_distinct(list(name))) AS kernels
   FROM issued JOIN launch_cost USING (trace_id)
   GROUP BY trace_id, device_id, stream, run_id
   HAVING count(*) >= $min_run
@@ -73,7 +73,7 @@ candidates AS (
          CAST(sum(r.work_ns) AS BIGINT) AS work_ns,
          CAST(sum(r.gap_ns) AS BIGINT) AS gap_ns, CAST(sum(r.launch_ns) AS BIGINT) AS launch_ns,
          CAST(sum(greatest(r.gap_ns, r.launch_ns)) AS BIGINT) AS est_saved_ns, min(r.ts_ns) AS first_ts_ns,
-         list_distinct(flatten(list(r.kernels)))[1:5] AS kernels
+         list_sort(list_distinct(flatten(list(r.kernels))))[1:5] AS kernels
   FROM runs r
   WHERE r.gap_ns + r.launch_ns > r.work_ns
   GROUP BY r.trace_id, r.device_id, r.ops, r.code_path
