@@ -61,6 +61,8 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+import harness  # benchmarks/harness.py, beside this script
+
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # so that the workers import this checkout's traceview and parsers
 
@@ -79,10 +81,6 @@ SOURCES = {
     "nccl": REPO.parent / "shared" / "corpus" / "kineto" / "hta" / "nccl_parser_config" / "nccl_data.json.gz",
     "longctx": REPO / "sample_traces" / "longctx_h200" / "longctx_h200.pt.trace.json.gz",
 }
-
-
-def _log(message: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
 def _sha256(path: Path) -> str:
@@ -265,11 +263,11 @@ def ensure_store(source: Path, key: str, slices: int) -> tuple[Path, StoreMeta]:
         and (store / MANIFEST).is_file()
         and _dir_bytes(store) - (store / MANIFEST).stat().st_size == meta.parquet_bytes
     ):
-        _log(f"reusing {store.relative_to(REPO)} ({meta.slices:,} slices, {copies} copies)")
+        harness.log(f"reusing {store.relative_to(REPO)} ({meta.slices:,} slices, {copies} copies)")
         return store, meta
 
     started = time.perf_counter()
-    _log(f"building {store.relative_to(REPO)}: {copies} copies of {source.name} ({base_slices:,} slices each)")
+    harness.log(f"building {store.relative_to(REPO)}: {copies} copies of {source.name} ({base_slices:,} slices each)")
     con: duckdb.DuckDBPyConnection = connect(base)
     staging = OUTPUT / f".{store.name}.partial"
     shutil.rmtree(staging, ignore_errors=True)
@@ -285,7 +283,7 @@ def ensure_store(source: Path, key: str, slices: int) -> tuple[Path, StoreMeta]:
                 continue
             n = 1 if table == "metadata" else copies  # process/thread names and device facts: once
             rows[table] = _write_copies(con, table, _column_exprs(table, period_ns, strides), n, target)
-            _log(f"  {table}: {rows[table]:,} rows")
+            harness.log(f"  {table}: {rows[table]:,} rows")
         con.execute(
             f"""
             COPY (SELECT * REPLACE (event_count * {copies} AS event_count, {rows["slices"]}::BIGINT AS slice_count)
@@ -324,7 +322,7 @@ def ensure_store(source: Path, key: str, slices: int) -> tuple[Path, StoreMeta]:
         build_s=time.perf_counter() - started,
     )
     meta_path.write_text(json.dumps(asdict(meta), indent=2) + "\n")
-    _log(f"built {meta.slices:,} slices ({meta.parquet_bytes / MB:.0f} MB of Parquet) in {meta.build_s:.1f} s")
+    harness.log(f"built {meta.slices:,} slices ({meta.parquet_bytes / MB:.0f} MB of Parquet) in {meta.build_s:.1f} s")
     return store, meta
 
 
@@ -347,22 +345,13 @@ def ensure_json(source: Path, key: str, size_gb: float) -> tuple[Path, dict]:
     bench = _ingest_bench()
     known = {g.source.resolve(): g for g in bench.GENERATIONS.values()}
     gen = known.get(source.resolve()) or bench.Generation(f"src-{key}", f"copies of {source.name}", source)
-    trace, meta = bench.ensure_trace(gen, size_gb, _log)
+    trace, meta = bench.ensure_trace(gen, size_gb, harness.log)
     return trace, asdict(meta)
 
 
 # --------------------------------------------------------------------------------------------
 # Workers (each contender runs in its own child process: `analyze.py --worker NAME ...`)
 # --------------------------------------------------------------------------------------------
-
-
-def _maxrss_bytes(who: int = resource.RUSAGE_SELF) -> int:
-    return resource.getrusage(who).ru_maxrss * 1024  # kilobytes on Linux
-
-
-def _cpu_s() -> float:
-    own, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
-    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
 
 
 def _pack(store: Path, result: dict, save: Path | None = None) -> float:
@@ -395,33 +384,33 @@ def _pack(store: Path, result: dict, save: Path | None = None) -> float:
 def run_pack(store: Path, result: dict, save: Path | None) -> None:
     import traceview.commands.analyze  # noqa: F401  (imports are not timed)
 
-    result["rss_after_import_bytes"] = _maxrss_bytes()
-    cpu = _cpu_s()
+    result["rss_after_import_bytes"] = harness.maxrss_bytes()
+    cpu = harness.cpu_s()
     result["wall_s"] = _pack(store, result, save)
-    result["cpu_s"] = _cpu_s() - cpu
+    result["cpu_s"] = harness.cpu_s() - cpu
 
 
 def run_tv_json(trace: Path, store: Path, result: dict) -> None:
     import traceview.commands.analyze  # noqa: F401
     from traceview.store import ingest
 
-    result["rss_after_import_bytes"] = _maxrss_bytes()
-    cpu = _cpu_s()
+    result["rss_after_import_bytes"] = harness.maxrss_bytes()
+    cpu = harness.cpu_s()
     started = time.perf_counter()
     ingested = ingest([trace], store, force=True)
     result["ingest_s"] = time.perf_counter() - started
     result["slices"] = ingested.manifest["tables"]["slices"]
-    result["peak_rss_ingest_bytes"] = _maxrss_bytes()
+    result["peak_rss_ingest_bytes"] = harness.maxrss_bytes()
     result["pack_s"] = _pack(store, result)
     result["wall_s"] = time.perf_counter() - started
-    result["cpu_s"] = _cpu_s() - cpu
+    result["cpu_s"] = harness.cpu_s() - cpu
 
 
 def run_hta(trace: Path, result: dict) -> None:
     from hta.trace_analysis import TraceAnalysis
 
-    result["rss_after_import_bytes"] = _maxrss_bytes()
-    cpu = _cpu_s()
+    result["rss_after_import_bytes"] = harness.maxrss_bytes()
+    cpu = harness.cpu_s()
     stages: dict[str, float] = {}
     started = time.perf_counter()
     analysis = TraceAnalysis(trace_dir=str(trace.parent))
@@ -437,20 +426,16 @@ def run_hta(trace: Path, result: dict) -> None:
     idle, _ = analysis.get_idle_time_breakdown(visualize=False)
     stages["get_idle_time_breakdown"] = time.perf_counter() - mark
     result["wall_s"] = time.perf_counter() - started
-    result["cpu_s"] = _cpu_s() - cpu
+    result["cpu_s"] = harness.cpu_s() - cpu
     result["stages_s"] = stages
     result["result_rows"] = {"temporal": len(temporal), "kernels": len(kernels), "idle": len(idle)}
-    result["children_peak_rss_bytes"] = _maxrss_bytes(resource.RUSAGE_CHILDREN)
+    result["children_peak_rss_bytes"] = harness.maxrss_bytes(resource.RUSAGE_CHILDREN)
 
 
 def worker_main(args: argparse.Namespace) -> int:
     """Child-process entry: run one contender, write its figures to `args.result` as JSON."""
-    result: dict[str, Any] = {"contender": args.worker, "pid": os.getpid()}
-    if args.mem_gb:
-        limit = int(args.mem_gb * 2**30)
-        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
-    started = time.perf_counter()
-    try:
+
+    def body(result: dict) -> None:
         if args.worker in ("pack", "tv-pack-json"):
             run_pack(Path(args.store), result, Path(args.save) if args.save else None)
         elif args.worker == "tv-json":
@@ -459,16 +444,8 @@ def worker_main(args: argparse.Namespace) -> int:
             run_hta(Path(args.trace), result)
         else:
             raise ValueError(f"unknown contender {args.worker}")
-        result["status"] = "ok"
-    except MemoryError:
-        result["status"] = "out of memory"
-    except Exception as exc:
-        result["status"] = "error"
-        result["error"] = f"{type(exc).__name__}: {exc}"[:2000]
-    result["process_s"] = time.perf_counter() - started
-    result["peak_rss_bytes"] = _maxrss_bytes()
-    Path(args.result).write_text(json.dumps(result, indent=2) + "\n")
-    return 0 if result["status"] == "ok" else 1
+
+    return harness.run_worker(args.worker, args.mem_gb, Path(args.result), body)
 
 
 # --------------------------------------------------------------------------------------------
@@ -714,10 +691,10 @@ def main(argv: list[str] | None = None) -> int:
         figures["store"] = {"path": str(store.relative_to(REPO)), **asdict(meta)}
         tries = []
         for attempt in range(max(1, args.pack_runs)):
-            _log(f"pack on {store.name}: run {attempt + 1}/{args.pack_runs}")
+            harness.log(f"pack on {store.name}: run {attempt + 1}/{args.pack_runs}")
             save = args.save_results if attempt == 0 else None
             tries.append(run_contender("pack", args.timeout, store=store, save=save))
-            _log(f"  {tries[-1].status}, wall {_fmt(tries[-1].wall_s, '.2f')} s")
+            harness.log(f"  {tries[-1].status}, wall {_fmt(tries[-1].wall_s, '.2f')} s")
             if tries[-1].status != "ok":
                 break
         runs["pack"] = best_of(tries)
@@ -736,15 +713,15 @@ def main(argv: list[str] | None = None) -> int:
             if name not in contenders:
                 continue
             if name == "tv-pack-json" and not (json_store / "manifest.json").is_file():
-                _log("tv-pack-json needs the store that tv-json writes; skipped")
+                harness.log("tv-pack-json needs the store that tv-json writes; skipped")
                 continue
             bench.warm_cache(trace)
-            _log(f"{name} on {trace.name} ({trace.stat().st_size / MB:.0f} MB)")
+            harness.log(f"{name} on {trace.name} ({trace.stat().st_size / MB:.0f} MB)")
             if name == "hta":
                 run = run_contender(name, args.hta_timeout, trace=trace, mem_gb=args.hta_mem_gb)
             else:
                 run = run_contender(name, args.timeout, trace=trace, store=json_store)
-            _log(f"  {run.status}, wall {_fmt(run.wall_s, '.2f')} s, peak RSS {_fmt(run.peak_rss_mb, '.0f')} MB")
+            harness.log(f"  {run.status}, wall {_fmt(run.wall_s, '.2f')} s, peak RSS {_fmt(run.peak_rss_mb, '.0f')} MB")
             runs[name] = run
     verdict = evaluate(runs, store_slices)
     figures["runs"] = {name: asdict(run) for name, run in runs.items()}

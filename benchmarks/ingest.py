@@ -73,6 +73,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 from typing import Any
 
+import harness  # benchmarks/harness.py, beside this script
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
@@ -436,16 +437,6 @@ def warm_cache(path: Path) -> float:
 # --------------------------------------------------------------------------------------------
 
 
-def _maxrss_bytes(who: int) -> int:
-    return resource.getrusage(who).ru_maxrss * 1024  # kilobytes on Linux
-
-
-def _cpu_s() -> float:
-    """User + system CPU seconds of this process and its waited-for children so far."""
-    own, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
-    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
-
-
 def _floor_decoder() -> Callable[[bytes], Any]:
     """The minimal typed msgspec decoder: 7 fields per event, only the events array at the top.
 
@@ -472,15 +463,15 @@ def _floor_decoder() -> Callable[[bytes], Any]:
 
 def run_floor(trace: Path, result: dict) -> None:
     decode = _floor_decoder()
-    result["rss_after_import_bytes"] = _maxrss_bytes(resource.RUSAGE_SELF)
-    cpu = _cpu_s()
+    result["rss_after_import_bytes"] = harness.maxrss_bytes(resource.RUSAGE_SELF)
+    cpu = harness.cpu_s()
     started = time.perf_counter()
     data = trace.read_bytes()
     read_done = time.perf_counter()
     decoded = decode(data)
     done = time.perf_counter()
-    result["cpu_s"] = _cpu_s() - cpu
-    result["peak_rss_bytes"] = _maxrss_bytes(resource.RUSAGE_SELF)
+    result["cpu_s"] = harness.cpu_s() - cpu
+    result["peak_rss_bytes"] = harness.maxrss_bytes(resource.RUSAGE_SELF)
     result.update(
         wall_s=done - started,
         read_s=read_done - started,
@@ -581,22 +572,22 @@ def run_traceview(trace: Path, store: Path, result: dict, profile: Path | None) 
 
     clock = _StageClock()
     _instrument(clock, statements=profile is not None)
-    result["rss_after_import_bytes"] = _maxrss_bytes(resource.RUSAGE_SELF)
+    result["rss_after_import_bytes"] = harness.maxrss_bytes(resource.RUSAGE_SELF)
     profiler = None
     if profile is not None:
         import cProfile
 
         profiler = cProfile.Profile()
         profiler.enable()
-    cpu = _cpu_s()
+    cpu = harness.cpu_s()
     started = time.perf_counter()
     outcome = ingest([trace], store, force=True)
     wall = time.perf_counter() - started
-    result["cpu_s"] = _cpu_s() - cpu
+    result["cpu_s"] = harness.cpu_s() - cpu
     if profiler is not None:
         profiler.disable()
-    result["peak_rss_bytes"] = _maxrss_bytes(resource.RUSAGE_SELF)
-    result["children_peak_rss_bytes"] = _maxrss_bytes(resource.RUSAGE_CHILDREN)
+    result["peak_rss_bytes"] = harness.maxrss_bytes(resource.RUSAGE_SELF)
+    result["children_peak_rss_bytes"] = harness.maxrss_bytes(resource.RUSAGE_CHILDREN)
     result["wall_s"] = wall
     result["stages_s"] = _stage_breakdown(clock, wall)
     result["instrumented"] = clock.wrapped
@@ -628,28 +619,23 @@ def run_traceview(trace: Path, store: Path, result: dict, profile: Path | None) 
 def run_hta(trace: Path, result: dict) -> None:
     from hta.trace_analysis import TraceAnalysis
 
-    result["rss_after_import_bytes"] = _maxrss_bytes(resource.RUSAGE_SELF)
-    cpu = _cpu_s()
+    result["rss_after_import_bytes"] = harness.maxrss_bytes(resource.RUSAGE_SELF)
+    cpu = harness.cpu_s()
     started = time.perf_counter()
     analysis = TraceAnalysis(trace_dir=str(trace.parent))
     wall = time.perf_counter() - started
-    result["cpu_s"] = _cpu_s() - cpu
-    result["peak_rss_bytes"] = _maxrss_bytes(resource.RUSAGE_SELF)
-    result["children_peak_rss_bytes"] = _maxrss_bytes(resource.RUSAGE_CHILDREN)
+    result["cpu_s"] = harness.cpu_s() - cpu
+    result["peak_rss_bytes"] = harness.maxrss_bytes(resource.RUSAGE_SELF)
+    result["children_peak_rss_bytes"] = harness.maxrss_bytes(resource.RUSAGE_CHILDREN)
     result["wall_s"] = wall
     result["rows"] = {str(rank): len(df) for rank, df in analysis.t.traces.items()}
 
 
 def worker_main(args: argparse.Namespace) -> int:
     """Child-process entry: run one contender, write its figures to `args.result` as JSON."""
-    result: dict[str, Any] = {"contender": args.worker, "pid": os.getpid()}
-    if args.mem_gb:
-        limit = int(args.mem_gb * 2**30)
-        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
-        result["address_space_limit_bytes"] = limit
     trace = Path(args.trace)
-    started = time.perf_counter()
-    try:
+
+    def body(result: dict) -> None:
         if args.worker == "floor":
             run_floor(trace, result)
         elif args.worker == "traceview":
@@ -658,17 +644,8 @@ def worker_main(args: argparse.Namespace) -> int:
             run_hta(trace, result)
         else:
             raise ValueError(f"unknown contender {args.worker}")
-        result["status"] = "ok"
-    except MemoryError:
-        result["status"] = "out of memory"
-        result["error"] = "MemoryError"
-    except Exception as exc:
-        result["status"] = "error"
-        result["error"] = f"{type(exc).__name__}: {exc}"[:2000]
-    result["process_s"] = time.perf_counter() - started
-    result.setdefault("peak_rss_bytes", _maxrss_bytes(resource.RUSAGE_SELF))
-    Path(args.result).write_text(json.dumps(result, indent=2) + "\n")
-    return 0 if result["status"] == "ok" else 1
+
+    return harness.run_worker(args.worker, args.mem_gb, Path(args.result), body)
 
 
 # --------------------------------------------------------------------------------------------
@@ -719,7 +696,8 @@ def run_contender(
         why = f"killed by signal {-code}" if code < 0 else f"exited {code}"
         if code == -signal.SIGKILL:
             why += " (out of memory?)"
-        return Run(name, why, details={"log": str(log_path), "tail": _tail(log_path), "loadavg_before": load_before})
+        details = {"log": str(log_path), "tail": harness.tail(log_path), "loadavg_before": load_before}
+        return Run(name, why, details=details)
     details = json.loads(result_path.read_text())
     details["child_elapsed_s"] = elapsed
     details["loadavg_before"] = load_before
@@ -727,7 +705,7 @@ def run_contender(
     details["log"] = str(log_path)
     run = Run(name, details.get("status", "?"), details=details)
     if run.status != "ok":
-        details["tail"] = _tail(log_path)
+        details["tail"] = harness.tail(log_path)
         return run
     run.wall_s = details["wall_s"]
     run.cpu_s = details.get("cpu_s")
@@ -735,13 +713,6 @@ def run_contender(
     run.peak_rss_mb = details["peak_rss_bytes"] / MB
     run.rss_over_json = details["peak_rss_bytes"] / size
     return run
-
-
-def _tail(path: Path, lines: int = 15) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return ""
 
 
 def _fmt(value: float | None, spec: str) -> str:
@@ -891,12 +862,8 @@ def _mem_total_gb() -> float:
     return 16.0
 
 
-def _log(message: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
-
-
 def bench_generation(gen: Generation, args: argparse.Namespace, contenders: list[str]) -> dict:
-    trace, meta = ensure_trace(gen, args.size_gb, _log)
+    trace, meta = ensure_trace(gen, args.size_gb, harness.log)
     store = OUTPUT / f"store-{gen.key}-{args.size_gb:g}gb"
     log_dir = OUTPUT / "logs"
     log_dir.mkdir(parents=True, exist_ok=True)
@@ -911,9 +878,11 @@ def bench_generation(gen: Generation, args: argparse.Namespace, contenders: list
         for attempt in range(max(1, repeats)):
             if attempt:
                 warm_cache(trace)
-            _log(f"gen {gen.key}: {name} run {attempt + 1}/{repeats} (page cache warm: {warm[name]:.0f} MB/s re-read)")
+            harness.log(
+                f"gen {gen.key}: {name} run {attempt + 1}/{repeats} (page cache warm: {warm[name]:.0f} MB/s re-read)"
+            )
             run = run_contender(name, trace, store, timeout, mem_gb, log_dir)
-            _log(
+            harness.log(
                 f"gen {gen.key}: {name}: {run.status}, wall {_fmt(run.wall_s, '.2f')} s,"
                 f" CPU {_fmt(run.cpu_s, '.2f')} s, peak RSS {_fmt(run.peak_rss_mb, '.0f')} MB,"
                 f" load {run.details.get('loadavg_before', ('?',))[0]}"
@@ -930,7 +899,7 @@ def bench_generation(gen: Generation, args: argparse.Namespace, contenders: list
     if args.profile:
         warm_cache(trace)
         prof_path = OUTPUT / f"traceview-{gen.key}-{args.size_gb:g}gb.prof"
-        _log(f"gen {gen.key}: traceview under cProfile -> {prof_path.relative_to(REPO)}")
+        harness.log(f"gen {gen.key}: traceview under cProfile -> {prof_path.relative_to(REPO)}")
         prof_run = run_contender("traceview", trace, store, args.timeout, 0.0, log_dir, profile=prof_path)
         profile = {
             "status": prof_run.status,

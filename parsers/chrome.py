@@ -238,11 +238,7 @@ class _Builder:
         step = self._steps(column, ts, dur)
         nested = pa.table(
             {
-                "slice_id": slice_id,
-                "depth": result.depth,
-                "parent_id": pa.array(result.parent, mask=result.parent < 0),
-                "overlaps_parent": result.overlaps,
-                "self_ns": result.self_ns,
+                **result.columns(slice_id),
                 "step": pa.array(step, mask=step < 0),
                 "correlation": pa.array(column["correlation"], mask=column["correlation"] < 0),
             }

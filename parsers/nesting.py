@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import pyarrow as pa
 
 
 @dataclass
@@ -22,6 +23,16 @@ class Nesting:
     parent: np.ndarray  # slice id of the parent, -1 where none
     overlaps: np.ndarray
     self_ns: np.ndarray
+
+    def columns(self, slice_id: np.ndarray) -> dict[str, pa.Array | np.ndarray]:
+        """The model's nesting columns keyed by name, with slice_id, ready for `pa.table`."""
+        return {
+            "slice_id": slice_id,
+            "depth": self.depth,
+            "parent_id": pa.array(self.parent, mask=self.parent < 0),
+            "overlaps_parent": self.overlaps,
+            "self_ns": self.self_ns,
+        }
 
 
 def _nearest_open_before(starts: np.ndarray, ends: np.ndarray) -> np.ndarray:

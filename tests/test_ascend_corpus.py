@@ -82,20 +82,25 @@ def test_detection_claims_units_not_their_files() -> None:
     assert parsers.trace_files(tiny) == [(tiny, "ascend_timeline")], "detected by content, not by name"
 
 
+def _assert_kernel_and_comm_slices(store: Path, tid: str, count: int, total_ns: int, comm_names: list[str]) -> None:
+    """The trace's NPU kernel slices have the expected count and total ns; its comm slices the expected names."""
+    kernels = query(
+        store,
+        f"SELECT count(*), coalesce(sum(dur_ns), 0) FROM slices"
+        f" WHERE trace_id = '{tid}' AND kind = 'kernel' AND device_type = 'npu'",
+    )[0]
+    assert kernels == (count, total_ns)
+    comm = [n for (n,) in query(store, f"SELECT name FROM slices WHERE trace_id = '{tid}' AND kind = 'comm'")]
+    assert sorted(comm) == comm_names
+
+
 @pytest.mark.parametrize("rel", KERNEL_CSVS)
 def test_kernel_rows_are_the_kernel_slices(rel: str, stores: dict[str, Path]) -> None:
     path = ASCEND / rel
     expected = read_kernel_csv(path)
     store = _store_of(rel, stores)
     tid = _trace_id(store, path)
-    kernels = query(
-        store,
-        f"SELECT count(*), coalesce(sum(dur_ns), 0) FROM slices"
-        f" WHERE trace_id = '{tid}' AND kind = 'kernel' AND device_type = 'npu'",
-    )[0]
-    assert kernels == (expected.compute_count, expected.compute_ns)
-    comm = [n for (n,) in query(store, f"SELECT name FROM slices WHERE trace_id = '{tid}' AND kind = 'comm'")]
-    assert sorted(comm) == expected.comm_names
+    _assert_kernel_and_comm_slices(store, tid, expected.compute_count, expected.compute_ns, expected.comm_names)
     metrics = query(
         store, f"SELECT count(*), count(DISTINCT slice_id) FROM npu_kernel_metrics WHERE trace_id = '{tid}'"
     )
@@ -114,14 +119,7 @@ def test_database_kernels_are_the_kernel_slices(rel: str, stores: dict[str, Path
     expected = read_db(path)
     store = _store_of(rel, stores)
     tid = _trace_id(store, path)
-    kernels = query(
-        store,
-        f"SELECT count(*), coalesce(sum(dur_ns), 0) FROM slices"
-        f" WHERE trace_id = '{tid}' AND kind = 'kernel' AND device_type = 'npu'",
-    )[0]
-    assert kernels == (expected.compute_count, expected.compute_ns)
-    comm = [n for (n,) in query(store, f"SELECT name FROM slices WHERE trace_id = '{tid}' AND kind = 'comm'")]
-    assert sorted(comm) == expected.comm_names
+    _assert_kernel_and_comm_slices(store, tid, expected.compute_count, expected.compute_ns, expected.comm_names)
     rows = query(store, f"SELECT count(*) FROM npu_kernel_metrics WHERE trace_id = '{tid}'")[0][0]
     assert rows == expected.cti_rows + len(expected.comm_names)
 

@@ -31,6 +31,11 @@ CacheDir = Annotated[
 ]
 
 
+PeakBw = Annotated[
+    Optional[float], typer.Option("--peak-bw", help="Device peak memory bandwidth in GB/s (overrides the table).")
+]
+
+
 def _fail(message: str) -> None:
     typer.echo(f"Error: {message}", err=True)
     raise typer.Exit(2)
@@ -138,9 +143,7 @@ def analyze(
     pack: Annotated[list[Path], typer.Option("--pack", help="Another query pack directory (repeatable).")] = [],  # noqa: B006
     html_out: Annotated[Optional[Path], typer.Option("--html", help="Write a self-contained HTML report.")] = None,
     json_out: Annotated[Optional[Path], typer.Option("--json", help="Write the findings and results as JSON.")] = None,
-    peak_bw: Annotated[
-        Optional[float], typer.Option("--peak-bw", help="Device peak memory bandwidth in GB/s (overrides the table).")
-    ] = None,
+    peak_bw: PeakBw = None,
     cache_dir: CacheDir = None,
 ) -> None:
     """Analyse traces: hotspots, busy breakdown, launch gaps, bandwidth, KV cache, phases and more.
@@ -270,9 +273,7 @@ def throughput(
     device_cost: Annotated[
         Optional[float], typer.Option("--device-cost", help="Price per device-hour: adds cost per million tokens.")
     ] = None,
-    peak_bw: Annotated[
-        Optional[float], typer.Option("--peak-bw", help="Device peak memory bandwidth in GB/s (overrides the table).")
-    ] = None,
+    peak_bw: PeakBw = None,
     cache_dir: CacheDir = None,
 ) -> None:
     """Prefill and decode throughput, KV cache, kernel mix and bandwidth against context length.

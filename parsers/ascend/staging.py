@@ -182,15 +182,6 @@ class Staging:
         slice_id = table.column("slice_id").to_numpy()
         track = table.column("track").to_numpy().astype(np.uint64).view(np.int64)
         result = nest(track, table.column("ts_ns").to_numpy(), table.column("dur_ns").to_numpy(), slice_id)
-        nested = pa.table(
-            {
-                "slice_id": slice_id,
-                "depth": result.depth,
-                "parent_id": pa.array(result.parent, mask=result.parent < 0),
-                "overlaps_parent": result.overlaps,
-                "self_ns": result.self_ns,
-            }
-        )
-        self.con.register("nested_arrow", nested)
+        self.con.register("nested_arrow", pa.table(result.columns(slice_id)))
         self.sql("CREATE TABLE nested AS SELECT * FROM nested_arrow")
         self.con.unregister("nested_arrow")
