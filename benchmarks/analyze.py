@@ -376,6 +376,10 @@ def _pack(store: Path, result: dict, save: Path | None = None) -> float:
             save.mkdir(parents=True, exist_ok=True)
             res.frame.write_parquet(save / f"{res.query.name}.parquet")
     result["queries"] = queries
+    result["shared"] = [
+        {"name": item.relation.name, "seconds": item.seconds, "rows": item.rows, "error": item.error}
+        for item in report.shared
+    ]
     result["errors"] = report.errors
     result["findings"] = len(report.findings)
     return wall
@@ -600,6 +604,12 @@ def report(figures: dict, runs: dict[str, Run], verdict: dict[str, dict]) -> str
         for q in queries:
             status = q["error"] or f"{q['rows']} rows"
             lines.append(f"    {q['name']:<24} {q['seconds']:8.2f} s  {status}")
+        shared = pack.details.get("shared", [])
+        if shared:
+            lines.append("  shared relations, computed once before the queries:")
+            for item in shared:
+                status = item["error"] or f"{item['rows']} rows"
+                lines.append(f"    {item['name']:<24} {item['seconds']:8.2f} s  {status}")
         lines.append("")
     names = {
         "pack_seconds": "pack wall s on the store",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import textwrap
 from pathlib import Path
 
@@ -11,8 +12,8 @@ from typer.testing import CliRunner
 
 from traceview.cli import app
 from traceview.commands.packs import check_pack, empty_store
-from traceview.packs import PackError, builtin_packs, load_pack, parse_query
-from traceview.sandbox import format_message, run_query, sandboxed_connection
+from traceview.packs import PackError, builtin_packs, load_pack, parse_query, with_shared
+from traceview.sandbox import drop_shared, format_message, materialize_shared, run_query, sandboxed_connection
 from traceview.store import ingest
 
 CORE_QUERIES = {
@@ -184,3 +185,101 @@ def test_empty_store_has_every_table(tmp_path: Path) -> None:
     con = sandboxed_connection(store)
     for table in TABLES:
         assert con.sql(f"SELECT count(*) FROM {table}").fetchall() == [(0,)]
+
+
+SHARED_FRAGMENT = """\
+-- Kernels and their total, computed once per pack run.
+-- materialize: kernel_rows, kernel_total
+kernel_rows AS (
+  SELECT name, dur_ns FROM kernels
+),
+kernel_total AS (
+  SELECT sum(dur_ns) AS total FROM kernel_rows
+)
+"""
+
+
+def test_shared_relations_are_built_once_and_give_the_same_rows(tmp_path: Path, store: Path) -> None:
+    pack = load_pack(
+        write_pack(
+            tmp_path / "pack",
+            {
+                "_kernels.sql": SHARED_FRAGMENT,
+                "share.sql": "WITH\n-- @include _kernels.sql\nSELECT name, dur_ns / total AS share"
+                " FROM kernel_rows, kernel_total ORDER BY name",
+                "total.sql": "WITH\n-- @include _kernels.sql\nSELECT total FROM kernel_total",
+            },
+        )
+    )
+    assert [(r.name, r.table) for r in pack.shared] == [
+        ("kernel_rows", "_shared_kernel_rows"),
+        ("kernel_total", "_shared_kernel_total"),
+    ]
+    # the second relation is built from the first one's table
+    assert "FROM _shared_kernel_rows" in pack.shared[1].build_sql
+    con = sandboxed_connection(store)
+    alone = [run_query(con, q) for q in pack.queries]
+    built = materialize_shared(con, pack)
+    assert [(b.relation.name, b.rows, b.error) for b in built] == [("kernel_rows", 1, None), ("kernel_total", 1, None)]
+    relations = [b.relation for b in built]
+    assert "SELECT * FROM _shared_kernel_total" in with_shared(pack.query("total").sql, relations)
+    shared = [run_query(con, q, shared=relations) for q in pack.queries]
+    for a, b in zip(alone, shared, strict=True):
+        assert a.error is None and b.error is None
+        assert a.frame.equals(b.frame)
+    drop_shared(con, built)
+    assert con.sql("SELECT count(*) FROM duckdb_tables() WHERE table_name LIKE '_shared_%'").fetchall() == [(0,)]
+
+
+def test_a_failing_shared_relation_leaves_the_queries_as_written(tmp_path: Path, store: Path) -> None:
+    broken = SHARED_FRAGMENT.replace("FROM kernels", "FROM no_such_table")
+    pack = load_pack(
+        write_pack(
+            tmp_path / "pack",
+            {"_kernels.sql": broken, "total.sql": "WITH\n-- @include _kernels.sql\nSELECT total FROM kernel_total"},
+        )
+    )
+    con = sandboxed_connection(store)
+    built = materialize_shared(con, pack)
+    assert len(built) == 1 and built[0].rows is None and "no_such_table" in built[0].error
+    result = run_query(con, pack.query("total"), shared=[b.relation for b in built if b.error is None])
+    assert result.frame is None and "no_such_table" in result.error and "total.sql" in result.error
+
+
+@pytest.mark.parametrize(
+    ("fragment", "message"),
+    [
+        ("-- materialize: missing\nkernel_rows AS (\n  SELECT 1\n)\n", "_f.sql:1: materialize missing: no CTE"),
+        ("-- materialize: rows\nrows AS (\n  SELECT $top\n)\n", "_f.sql:1: materialize rows: uses a $parameter"),
+    ],
+)
+def test_bad_materialize_headers_name_file_and_line(tmp_path: Path, fragment: str, message: str) -> None:
+    directory = write_pack(tmp_path / "pack", {"_f.sql": fragment, "q.sql": "SELECT 1"})
+    with pytest.raises(PackError, match=re.escape(message)):
+        load_pack(directory)
+
+
+def test_core_pack_gives_the_same_rows_with_its_shared_relations(tmp_path: Path) -> None:
+    sample = Path(__file__).resolve().parents[1] / "sample_traces" / "longctx_h200" / "longctx_h200.pt.trace.json.gz"
+    target = ingest([sample], tmp_path / "store").store
+    (pack,) = [p for p in builtin_packs() if p.name == "core"]
+    assert {r.name for r in pack.shared} >= {"launches", "step_tasks", "step_model"}
+    con = sandboxed_connection(target)
+    alone = {q.name: run_query(con, q) for q in pack.queries}
+    built = materialize_shared(con, pack)
+    assert all(b.error is None for b in built)
+    for query in pack.queries:
+        shared = run_query(con, query, shared=[b.relation for b in built])
+        assert shared.error is None and alone[query.name].error is None, query.name
+        assert shared.frame.equals(alone[query.name].frame), query.name
+
+
+def test_packs_check_reports_a_failing_shared_relation(tmp_path: Path) -> None:
+    broken = SHARED_FRAGMENT.replace("FROM kernels", "FROM no_such_table")
+    directory = write_pack(
+        tmp_path / "pack",
+        {"_kernels.sql": broken, "total.sql": "WITH\n-- @include _kernels.sql\nSELECT total FROM kernel_total"},
+    )
+    problems = check_pack(directory)
+    assert problems[0].startswith(f"{directory / '_kernels.sql'}: materialize kernel_rows: Catalog Error")
+    assert "no_such_table" in problems[0] and len(problems) == 2  # and the query itself, located

@@ -13,7 +13,12 @@ result's columns, a severity (info, warning, critical) and a message whose `{col
 are filled from each matching row. A file without a header is a query named after its file.
 
 Files whose names start with `_` are fragments shared by several queries of the pack: a line
-`-- @include _fragment.sql` in a query's SQL is replaced by the fragment's text.
+`-- @include _fragment.sql` in a query's SQL is replaced by the fragment's text. A fragment is a
+list of CTEs (`name AS (` at the start of a line, closed by `)` at the start of a line); its
+header may name some of them in `-- materialize: a, b`: when the whole pack runs, each of
+those is computed once into a temporary table, and the queries that include the fragment read
+that table instead of computing the CTE again (their SQL is otherwise unchanged, so a query run
+alone gives the same rows).
 """
 
 from __future__ import annotations
@@ -33,6 +38,8 @@ _PARAM = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)\s+([A-Za-z]+)\s+(\S+)\s*(.*)$")
 _FINDING = re.compile(r"^(.+?)\s*=>\s*([a-z]+)\s*:\s*(.+)$")
 _PARAM_USE = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)")
 _INCLUDE = re.compile(r"^\s*--\s*@include\s+(\S+)\s*$")
+_MATERIALIZE = re.compile(r"^--\s*materialize\s*:\s*(.*?)\s*$", re.IGNORECASE)
+_CTE_END = re.compile(r"^\),?\s*$")
 
 
 class PackError(UserError):
@@ -83,6 +90,7 @@ class Query:
         if 1 <= sql_line <= len(self.line_map):
             return self.line_map[sql_line - 1]
         return self.path, self.sql_line + sql_line - 1
+
     def bind(self, overrides: dict[str, object] | None = None) -> dict[str, object]:
         """The parameter values this query's SQL uses: defaults, then overrides."""
         used = set(_PARAM_USE.findall(self.sql))
@@ -97,6 +105,28 @@ class Query:
         return {name: value for name, value in values.items() if name in used}
 
 
+@dataclass(frozen=True)
+class SharedRelation:
+    """A fragment CTE that a pack run computes once (named in the fragment's `-- materialize:`)."""
+
+    name: str
+    table: str  # the temporary table holding it during a pack run
+    definition: str  # the CTE's text, as it appears in the SQL of the queries that include it
+    build_sql: str  # a SELECT computing it (earlier shared relations read from their tables)
+    fragment: Path  # the file that defines it
+
+    def reference(self) -> str:
+        """The CTE that replaces `definition` once the table exists."""
+        return f"{self.name} AS (SELECT * FROM {self.table})"
+
+
+def with_shared(sql: str, shared: list[SharedRelation]) -> str:
+    """`sql` with the definitions of the `shared` relations replaced by reads of their tables."""
+    for relation in shared:
+        sql = sql.replace(relation.definition, relation.reference())
+    return sql
+
+
 @dataclass
 class Pack:
     """A directory of queries plus its optional pack.toml."""
@@ -106,6 +136,7 @@ class Pack:
     version: str = ""
     description: str = ""
     queries: list[Query] = field(default_factory=list)
+    shared: list[SharedRelation] = field(default_factory=list)  # in the order they are built
 
     def query(self, name: str) -> Query:
         """The query called `name`."""
@@ -193,9 +224,7 @@ def _expand_includes(path: Path, lines: list[tuple[str, Path, int]], depth: int 
         if depth > 4:
             raise PackError(f"{file}:{number}: includes nested too deeply")
         fragment_lines = fragment.read_text(encoding="utf-8").splitlines()
-        out += _expand_includes(
-            path, [(line, fragment, i + 1) for i, line in enumerate(fragment_lines)], depth + 1
-        )
+        out += _expand_includes(path, [(line, fragment, i + 1) for i, line in enumerate(fragment_lines)], depth + 1)
     return out
 
 
@@ -244,7 +273,67 @@ def load_pack(path: Path) -> Pack:
         version=str(meta.get("version", "")),
         description=str(meta.get("description", "")),
         queries=[parse_query(file) for file in files],
+        shared=_shared_relations(path),
     )
+
+
+def _shared_relations(pack_dir: Path) -> list[SharedRelation]:
+    """The `-- materialize:` CTEs of the pack's fragments, each after those it may depend on."""
+    shared: list[SharedRelation] = []
+    seen: set[Path] = set()
+
+    def visit(fragment: Path, depth: int = 0) -> None:
+        if fragment in seen or depth > 4:
+            return
+        seen.add(fragment)
+        lines = fragment.read_text(encoding="utf-8").splitlines()
+        for line in lines:  # included fragments first: their relations may be used here
+            if (match := _INCLUDE.match(line)) and (pack_dir / match.group(1)).is_file():
+                visit(pack_dir / match.group(1), depth + 1)
+        wanted: dict[str, int] = {}
+        for number, line in enumerate(lines, start=1):
+            if not line.strip().startswith("--"):
+                break
+            if match := _MATERIALIZE.match(line.strip()):
+                wanted.update({name.strip(): number for name in match.group(1).split(",") if name.strip()})
+        if not wanted:
+            return
+        numbered = [(text, fragment, i + 1) for i, text in enumerate(lines)]
+        expanded = [text for text, _, _ in _expand_includes(fragment, numbered)]
+        found = []
+        for name, number in wanted.items():
+            definition = _cte_definition(expanded, name)
+            if definition is None:
+                raise PackError(
+                    f"{fragment}:{number}: materialize {name}: no CTE `{name} AS (` ... `)` at the start of a line"
+                )
+            if _PARAM_USE.search(definition):
+                raise PackError(f"{fragment}:{number}: materialize {name}: uses a $parameter (they are per query)")
+            found.append((expanded.index(definition.splitlines()[0]), name, definition))
+        body = "\n".join(expanded)
+        for _, name, definition in sorted(found):
+            select = f"WITH RECURSIVE\n{body}\nSELECT * FROM {name}"
+            shared.append(SharedRelation(name, f"_shared_{name}", definition, with_shared(select, shared), fragment))
+
+    for fragment in sorted(pack_dir.glob("_*.sql")):
+        visit(fragment)
+    names = [relation.name for relation in shared]
+    duplicates = sorted({name for name in names if names.count(name) > 1})
+    if duplicates:
+        raise PackError(f"{pack_dir}: materialize names {', '.join(duplicates)} in more than one fragment")
+    return shared
+
+
+def _cte_definition(lines: list[str], name: str) -> str | None:
+    """The text of CTE `name` in a fragment's lines: from `name AS (` to its closing `)` line."""
+    opening = re.compile(rf"^{re.escape(name)}\s+AS\s*\($", re.IGNORECASE)
+    for start, line in enumerate(lines):
+        if opening.match(line.rstrip()):
+            for end in range(start + 1, len(lines)):
+                if _CTE_END.match(lines[end]):
+                    return "\n".join(lines[start:end]) + "\n)"
+            return None
+    return None
 
 
 def fragment_sql(pack: Pack, name: str) -> str:

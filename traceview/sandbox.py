@@ -18,7 +18,7 @@ import duckdb
 import polars as pl
 
 from traceview.engine import connect
-from traceview.packs import FindingRule, Query
+from traceview.packs import FindingRule, Pack, Query, SharedRelation, with_shared
 
 DEFAULT_TIME_LIMIT_S = 60.0
 _LINE = re.compile(r"LINE (\d+):")
@@ -45,6 +45,17 @@ class QueryResult:
     error: str | None = None
     seconds: float = 0.0
     error_sql_line: int | None = None  # the SQL line DuckDB blamed ("LINE n:"), when it said
+    timed_out: bool = False
+
+
+@dataclass
+class SharedResult:
+    """One shared relation of a pack run: computed once into its table, or the error that stopped it."""
+
+    relation: SharedRelation
+    rows: int | None
+    seconds: float
+    error: str | None = None
 
 
 class QueryRejected(Exception):
@@ -131,17 +142,70 @@ def _findings(con: duckdb.DuckDBPyConnection, query: Query, frame: pl.DataFrame,
     return found
 
 
+def materialize_shared(
+    con: duckdb.DuckDBPyConnection, pack: Pack, limit_s: float = DEFAULT_TIME_LIMIT_S
+) -> list[SharedResult]:
+    """Compute the pack's shared relations into temporary tables, in order, until one fails.
+
+    Their SQL is the pack's (untrusted) and is checked like a query: a single SELECT, run with
+    the sandbox's restrictions; only the `CREATE TEMP TABLE` around it is ours.
+    """
+    results: list[SharedResult] = []
+    for relation in pack.shared:
+        start = time.perf_counter()
+        timer = threading.Timer(limit_s, con.interrupt)
+        try:
+            check_select(con, relation.build_sql)
+            timer.start()
+            con.execute(f"CREATE OR REPLACE TEMP TABLE {relation.table} AS\n{relation.build_sql}")
+            rows = int(con.execute(f"SELECT count(*) FROM {relation.table}").fetchall()[0][0])
+            results.append(SharedResult(relation, rows, time.perf_counter() - start))
+        except (duckdb.Error, QueryRejected) as exc:
+            if isinstance(exc, duckdb.InterruptException):
+                message = f"ran past its time limit of {limit_s:g} s"
+            else:
+                message = _first_line(exc)
+            results.append(SharedResult(relation, None, time.perf_counter() - start, f"{relation.name}: {message}"))
+            break
+        finally:
+            timer.cancel()
+    return results
+
+
+def drop_shared(con: duckdb.DuckDBPyConnection, results: list[SharedResult]) -> None:
+    """Drop the tables `materialize_shared` made."""
+    for result in results:
+        con.execute(f"DROP TABLE IF EXISTS {result.relation.table}")
+
+
 def run_query(
     con: duckdb.DuckDBPyConnection,
     query: Query,
     overrides: dict[str, object] | None = None,
     limit_s: float = DEFAULT_TIME_LIMIT_S,
+    shared: list[SharedRelation] | None = None,
 ) -> QueryResult:
-    """Run one pack query in the sandbox; errors are captured, never raised."""
+    """Run one pack query in the sandbox; errors are captured, never raised.
+
+    With `shared` (relations already in their tables), the query reads those tables instead of
+    computing the same CTEs again; should that fail other than by its time limit, it runs again
+    as written, so the result and any error are those of the query itself.
+    """
+    sql = with_shared(query.sql, shared or [])
+    if sql != query.sql:
+        result = _run(con, query, sql, overrides, limit_s)
+        if result.error is None or result.timed_out:
+            return result
+    return _run(con, query, query.sql, overrides, limit_s)
+
+
+def _run(
+    con: duckdb.DuckDBPyConnection, query: Query, sql: str, overrides: dict[str, object] | None, limit_s: float
+) -> QueryResult:
     start = time.perf_counter()
     try:
-        check_select(con, query.sql)
-        frame = _execute(con, query.sql, query.bind(overrides), limit_s)
+        check_select(con, sql)
+        frame = _execute(con, sql, query.bind(overrides), limit_s)
         try:
             findings = _findings(con, query, frame, limit_s)
         except RuleFailed as exc:
@@ -156,6 +220,7 @@ def run_query(
             error=f"{query.path}: {message}",
             seconds=time.perf_counter() - start,
             error_sql_line=int(blamed.group(1)) if blamed else None,
+            timed_out=isinstance(exc, TimeoutError),
         )
 
 

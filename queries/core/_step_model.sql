@@ -1,6 +1,7 @@
 -- Shared by phases, bandwidth, kv_cache and spikes: the step model (one row per step: phase, tokens,
 -- context length, KV bytes per token, device busy time). A query includes it right after
 -- `WITH RECURSIVE` (see traceview/packs.py); it defines the CTEs profiler_steps ... step_model.
+-- materialize: step_windows, slot_width, window_slots, step_tasks, shaped_ops, step_model
 profiler_steps AS (
   SELECT DISTINCT ON (trace_id, step) trace_id, rank, step AS profiler_step, ts_ns, ts_ns + dur_ns AS end_ns
   FROM slices WHERE kind = 'step' AND device_type = 'cpu' AND step IS NOT NULL
@@ -116,20 +117,16 @@ window_slots AS (
   JOIN step_windows w ON w.trace_id = p.trace_id AND p.cut_ns >= w.ts_ns AND p.cut_ns < w.end_ns
   WHERE p.next_ns IS NOT NULL
 ),
-launches AS (
-  SELECT DISTINCT ON (trace_id, correlation) trace_id, correlation, ts_ns AS launch_ts_ns, dur_ns AS launch_dur_ns,
-         parent_id AS launch_parent_id, pid AS launch_pid, tid AS launch_tid
-  FROM slices WHERE kind IN ('runtime', 'driver') AND correlation IS NOT NULL
-  ORDER BY trace_id, correlation, ts_ns
-),
+-- @include _launches.sql
+,
 step_tasks AS (
   -- device tasks in the step their launch falls in (their own start when no launch is recorded); step null outside
   SELECT d.trace_id, w.step, d.slice_id, d.name, d.kind, d.device_id, d.stream, d.ts_ns, d.dur_ns, d.correlation,
          d.input_dims, d.input_types,
-         d.launch_ts_ns, d.launch_dur_ns, d.launch_parent_id, d.launch_pid, d.launch_tid
+         d.launch_ts_ns, d.launch_dur_ns, d.launch_parent_id
   FROM (SELECT d.trace_id, d.slice_id, d.name, d.kind, d.device_id, d.stream, d.ts_ns, d.dur_ns, d.correlation,
                d.input_dims, d.input_types,
-               l.launch_ts_ns, l.launch_dur_ns, l.launch_parent_id, l.launch_pid, l.launch_tid,
+               l.launch_ts_ns, l.launch_dur_ns, l.launch_parent_id,
                coalesce(l.launch_ts_ns, d.ts_ns) AS at_ns, coalesce(l.launch_ts_ns, d.ts_ns) // s.width AS bucket
         FROM device_tasks d
         LEFT JOIN launches l ON l.trace_id = d.trace_id AND l.correlation = d.correlation

@@ -5,12 +5,9 @@
 -- param: min_run INTEGER 3 Fewest tasks in a run
 -- param: top INTEGER 20 Groups to keep per trace
 -- finding: saved_pct_of_span >= 1 => info: rank {rank} device {device_id}: {runs} runs of {tasks_per_run:.1f} short kernels from {ops} ({code_path}) spend {gap_ns} ns idle and {launch_ns} ns launching around {work_ns} ns of work; fusing them would save about {est_saved_ns} ns ({saved_pct_of_span:.1f}% of the device span)
-WITH launches AS (
-  SELECT DISTINCT ON (trace_id, correlation) trace_id, correlation, dur_ns AS launch_dur_ns,
-         parent_id AS launch_parent_id
-  FROM slices WHERE kind IN ('runtime', 'driver') AND correlation IS NOT NULL
-  ORDER BY trace_id, correlation, ts_ns
-),
+WITH
+-- @include _launches.sql
+,
 launch_cost AS (
   -- what one launch costs the host: the median launch call (calls that block on a full queue are not overhead)
   SELECT trace_id, median(launch_dur_ns) AS typical_launch_ns FROM launches GROUP BY ALL
@@ -38,6 +35,23 @@ short_runs AS (
   SELECT * FROM numbered WHERE dur_ns < $max_task_ns
   QUALIFY count(*) OVER (PARTITION BY trace_id, device_id, stream, run_id) >= $min_run
 ),
+launch_ops AS (
+  -- the few slices the joins below look up, found with semi-joins (a join's hash table is then built on the
+  -- short runs, not on all slices)
+  SELECT trace_id, slice_id, name, kind, parent_id FROM slices
+  WHERE slice_id IN (SELECT launch_parent_id FROM short_runs)
+),
+launch_op_parents AS (
+  SELECT trace_id, slice_id, name, kind, parent_id FROM slices WHERE slice_id IN (SELECT parent_id FROM launch_ops)
+),
+issuing_ops AS (
+  SELECT * FROM launch_ops
+  UNION
+  SELECT * FROM launch_op_parents
+  UNION
+  SELECT trace_id, slice_id, name, kind, parent_id FROM slices
+  WHERE slice_id IN (SELECT parent_id FROM launch_op_parents)
+),
 issued AS (
   -- the op that issued each short task, and the code path above that op (step numbers in step and annotation
   -- names replaced by N, so the same code path in different steps is one group)
@@ -47,9 +61,9 @@ issued AS (
                    CASE WHEN p.kind IN ('step', 'annotation') THEN regexp_replace(p.name, '\d+', 'N', 'g')
                         ELSE p.name END) AS code_path
   FROM short_runs n
-  LEFT JOIN slices op ON op.trace_id = n.trace_id AND op.slice_id = n.launch_parent_id
-  LEFT JOIN slices p ON p.trace_id = op.trace_id AND p.slice_id = op.parent_id
-  LEFT JOIN slices gp ON gp.trace_id = p.trace_id AND gp.slice_id = p.parent_id
+  LEFT JOIN issuing_ops op ON op.trace_id = n.trace_id AND op.slice_id = n.launch_parent_id
+  LEFT JOIN issuing_ops p ON p.trace_id = op.trace_id AND p.slice_id = op.parent_id
+  LEFT JOIN issuing_ops gp ON gp.trace_id = p.trace_id AND gp.slice_id = p.parent_id
 ),
 runs AS (
   SELECT trace_id, any_value(rank) AS rank, device_id, stream, run_id, count(*) AS tasks, min(ts_ns) AS ts_ns,

@@ -16,14 +16,23 @@ memory_devices AS (
            max(coalesce(total_allocated, total_reserved)) DESC NULLS LAST
 ),
 memory_series AS (
+  -- seq: the events' order in the trace, which decides between events of the same time
   SELECT m.trace_id, m.ts_ns, m.device_type, m.device_id, m.total_allocated AS allocated, m.total_reserved AS reserved,
-         m.total_allocated - coalesce(m.bytes, 0) AS allocated_before
-  FROM memory m JOIN memory_devices d ON d.trace_id = m.trace_id AND d.device_type = m.device_type
+         m.total_allocated - coalesce(m.bytes, 0) AS allocated_before, m.bytes, m.seq
+  FROM (SELECT *, row_number() OVER () AS seq FROM memory) m
+  JOIN memory_devices d ON d.trace_id = m.trace_id AND d.device_type = m.device_type
    AND d.device_id IS NOT DISTINCT FROM m.device_id AND d.pid IS NOT DISTINCT FROM m.pid
+),
+memory_states AS (
+  -- the allocator's state after the last event of each time
+  SELECT trace_id, ts_ns, arg_max(allocated, seq) AS allocated, arg_max(reserved, seq) AS reserved
+  FROM memory_series GROUP BY ALL
 ),
 memory_inside AS (
   SELECT w.trace_id, w.step, count(*) AS memory_events, max(m.allocated) AS allocated_max_inside,
-         max(m.reserved) AS reserved_max_inside, arg_min(m.allocated_before, m.ts_ns) AS allocated_at_first_event
+         max(m.reserved) AS reserved_max_inside,
+         -- before the first event; at one time an allocation or free (bytes known) before a snapshot of totals
+         first(m.allocated_before ORDER BY m.ts_ns, m.bytes IS NULL, m.seq) AS allocated_at_first_event
   FROM step_windows w
   JOIN memory_series m ON m.trace_id = w.trace_id AND m.ts_ns >= w.ts_ns AND m.ts_ns < w.end_ns
   GROUP BY ALL
@@ -35,8 +44,8 @@ step_memory AS (
          i.allocated_max_inside, b.reserved AS reserved_start, e.reserved AS reserved_end, i.reserved_max_inside
   FROM step_windows w
   JOIN memory_devices d USING (trace_id)
-  ASOF LEFT JOIN memory_series b ON b.trace_id = w.trace_id AND w.ts_ns > b.ts_ns
-  ASOF LEFT JOIN memory_series e ON e.trace_id = w.trace_id AND w.end_ns > e.ts_ns
+  ASOF LEFT JOIN memory_states b ON b.trace_id = w.trace_id AND w.ts_ns > b.ts_ns
+  ASOF LEFT JOIN memory_states e ON e.trace_id = w.trace_id AND w.end_ns > e.ts_ns
   LEFT JOIN memory_inside i ON i.trace_id = w.trace_id AND i.step IS NOT DISTINCT FROM w.step
 ),
 hbm AS (

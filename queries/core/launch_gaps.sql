@@ -32,21 +32,17 @@ stream_idle AS (
          max(end_ns) - min(ts_ns) AS active_span_ns
   FROM ordered GROUP BY ALL
 ),
-launches AS (
-  SELECT DISTINCT ON (trace_id, correlation) trace_id, correlation, ts_ns AS launch_ts_ns, name AS launch_call, parent_id
-  FROM slices WHERE kind IN ('runtime', 'driver') AND correlation IS NOT NULL
-   AND (trace_id, correlation) IN (SELECT trace_id, correlation FROM gaps)
-  ORDER BY trace_id, correlation, ts_ns
-)
+-- @include _launches.sql
 SELECT g.trace_id, g.rank, g.device_id, g.stream, g.step, g.gap_start_ns, g.gap_ns, g.prev_task, g.next_task,
-       l.launch_call, l.launch_ts_ns, op.name AS host_op,
+       lc.name AS launch_call, l.launch_ts_ns, op.name AS host_op,
        CASE WHEN l.launch_ts_ns IS NULL THEN 'unknown (no launch recorded)'
             WHEN l.launch_ts_ns >= g.gap_start_ns THEN 'host'
             ELSE 'device, dependency or queue' END AS cause,
        100.0 * s.idle_ns / nullif(s.active_span_ns, 0) AS stream_idle_pct
 FROM gaps g
 LEFT JOIN launches l ON l.trace_id = g.trace_id AND l.correlation = g.correlation
-LEFT JOIN slices op ON op.trace_id = l.trace_id AND op.slice_id = l.parent_id
+LEFT JOIN slices lc ON lc.trace_id = l.trace_id AND lc.slice_id = l.launch_id
+LEFT JOIN slices op ON op.trace_id = l.trace_id AND op.slice_id = l.launch_parent_id
 JOIN stream_idle s ON s.trace_id = g.trace_id AND s.device_id = g.device_id AND s.stream IS NOT DISTINCT FROM g.stream
 QUALIFY row_number() OVER (PARTITION BY g.trace_id ORDER BY g.gap_ns DESC, g.gap_start_ns) <= $top
 ORDER BY g.trace_id, g.gap_ns DESC, g.gap_start_ns

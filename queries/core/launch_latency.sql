@@ -1,11 +1,9 @@
 -- title: Launch latency
 -- description: Time from the start of the launch call on the host to the start of the device task it launched (matched by correlation), per trace, device and task kind: count, mean, p50, p99, max.
 -- finding: p50_ns >= 50000 => info: rank {rank} device {device_id}: median launch latency of {kind} tasks is {p50_ns} ns
-WITH launches AS (
-  SELECT DISTINCT ON (trace_id, correlation) trace_id, correlation, ts_ns AS launch_ts_ns
-  FROM slices WHERE kind IN ('runtime', 'driver') AND correlation IS NOT NULL
-  ORDER BY trace_id, correlation, ts_ns
-),
+WITH
+-- @include _launches.sql
+,
 latency AS (
   SELECT d.trace_id, d.rank, d.device_id, d.kind, d.ts_ns - l.launch_ts_ns AS latency_ns
   FROM device_tasks d JOIN launches l ON l.trace_id = d.trace_id AND l.correlation = d.correlation

@@ -21,14 +21,26 @@ step_spikes AS (
          count(*) OVER (PARTITION BY trace_id, phase) AS group_size
   FROM step_scale
 ),
-host_time AS (
-  SELECT w.trace_id, w.step, o.name, o.self_ns AS t
+-- framework ops in their steps
+stepped_ops AS MATERIALIZED (
+  SELECT o.trace_id, w.step, o.name, o.ts_ns, o.self_ns AS dur_ns, o.input_dims
   FROM (SELECT o.*, o.ts_ns // s.width AS bucket FROM ops o, slot_width s) o
   JOIN window_slots w ON w.trace_id = o.trace_id AND w.bucket = o.bucket AND o.ts_ns >= w.cut_ns AND o.ts_ns < w.next_ns
 ),
+host_time AS (
+  SELECT trace_id, step, name, dur_ns AS t FROM stepped_ops
+),
+task_ops AS MATERIALIZED (
+  -- each device task with the framework op that launched it (looked up with a semi-join: the join's hash table
+  -- is built on those ops only)
+  SELECT t.trace_id, t.step, t.name, t.ts_ns, t.dur_ns, p.name AS op, coalesce(p.input_dims, t.input_dims) AS input_dims
+  FROM step_tasks t
+  LEFT JOIN (SELECT trace_id, slice_id, name, input_dims FROM slices
+             WHERE slice_id IN (SELECT launch_parent_id FROM step_tasks)) p
+    ON p.trace_id = t.trace_id AND p.slice_id = t.launch_parent_id
+),
 device_time AS (
-  SELECT t.trace_id, t.step, coalesce(p.name, t.name) AS name, t.dur_ns AS t
-  FROM step_tasks t LEFT JOIN slices p ON p.trace_id = t.trace_id AND p.slice_id = t.launch_parent_id
+  SELECT trace_id, step, coalesce(op, name) AS name, dur_ns AS t FROM task_ops
 ),
 op_time AS (
   SELECT trace_id, step, name, sum(t) AS t
@@ -79,20 +91,24 @@ step_rows AS (
   LEFT JOIN largest_gap l ON l.trace_id = s.trace_id AND l.step IS NOT DISTINCT FROM s.step
   WHERE s.group_size >= $min_count AND s.dur_ns > $multiple * s.median_ns
 ),
-task_groups AS (
+task_medians AS (
   -- same task name, issuing op and shapes (the op's, else the task's own: Ascend kernels carry theirs)
-  SELECT t.trace_id, t.step, t.name, t.ts_ns, t.dur_ns, p.name AS op,
-         coalesce(p.input_dims, t.input_dims) AS input_dims,
-         median(t.dur_ns) OVER w AS median_ns, count(*) OVER w AS group_size
-  FROM step_tasks t LEFT JOIN slices p ON p.trace_id = t.trace_id AND p.slice_id = t.launch_parent_id
-  WINDOW w AS (PARTITION BY t.trace_id, t.name, p.name, coalesce(p.input_dims, t.input_dims))
+  SELECT trace_id, name, op, input_dims, median(dur_ns) AS median_ns, count(*) AS group_size
+  FROM task_ops GROUP BY ALL
+),
+task_groups AS (
+  SELECT t.trace_id, t.step, t.name, t.ts_ns, t.dur_ns, t.op, t.input_dims, m.median_ns, m.group_size
+  FROM task_ops t JOIN task_medians m ON m.trace_id = t.trace_id AND m.name = t.name
+   AND m.op IS NOT DISTINCT FROM t.op AND m.input_dims IS NOT DISTINCT FROM t.input_dims
+),
+op_medians AS (
+  SELECT trace_id, name, input_dims, median(dur_ns) AS median_ns, count(*) AS group_size
+  FROM stepped_ops GROUP BY ALL
 ),
 op_groups AS (
-  SELECT o.trace_id, w.step, o.name, o.ts_ns, o.self_ns AS dur_ns, o.input_dims,
-         median(o.self_ns) OVER g AS median_ns, count(*) OVER g AS group_size
-  FROM (SELECT o.*, o.ts_ns // s.width AS bucket FROM ops o, slot_width s) o
-  JOIN window_slots w ON w.trace_id = o.trace_id AND w.bucket = o.bucket AND o.ts_ns >= w.cut_ns AND o.ts_ns < w.next_ns
-  WINDOW g AS (PARTITION BY o.trace_id, o.name, o.input_dims)
+  SELECT o.*, m.median_ns, m.group_size
+  FROM stepped_ops o JOIN op_medians m ON m.trace_id = o.trace_id AND m.name = o.name
+   AND m.input_dims IS NOT DISTINCT FROM o.input_dims
 ),
 op_rows AS (
   SELECT trace_id, 'device' AS level, step, name, op, input_dims, ts_ns, dur_ns, median_ns, group_size FROM task_groups

@@ -9,7 +9,16 @@ from pathlib import Path
 from traceview import __version__
 from traceview.engine import resolve_store
 from traceview.packs import Pack, find_pack, load_pack
-from traceview.sandbox import DEFAULT_TIME_LIMIT_S, Finding, QueryResult, run_query, sandboxed_connection
+from traceview.sandbox import (
+    DEFAULT_TIME_LIMIT_S,
+    Finding,
+    QueryResult,
+    SharedResult,
+    drop_shared,
+    materialize_shared,
+    run_query,
+    sandboxed_connection,
+)
 from traceview.store import read_manifest
 
 SEVERITY_ORDER = {"critical": 0, "warning": 1, "info": 2}
@@ -25,6 +34,7 @@ class AnalysisReport:
     findings: list[Finding] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     traceview_version: str = __version__
+    shared: list[SharedResult] = field(default_factory=list)  # relations each pack computed once
 
     def result(self, name: str) -> QueryResult | None:
         """The result of the query called `name`, if it ran."""
@@ -69,11 +79,19 @@ def run_analyze(
     con = sandboxed_connection(stores)
     try:
         traces = _trace_rows(con, stores)
-        results = [run_query(con, query, overrides, limit_s) for pack in packs for query in pack.queries]
+        results: list[QueryResult] = []
+        shared: list[SharedResult] = []
+        for pack in packs:
+            # The pack's shared relations are computed once; a failed one is computed by each query again.
+            built = materialize_shared(con, pack, limit_s)
+            relations = [item.relation for item in built if item.error is None]
+            results += [run_query(con, query, overrides, limit_s, relations) for query in pack.queries]
+            drop_shared(con, built)
+            shared += built
     finally:
         con.close()
     findings = sorted(
         (f for r in results for f in r.findings), key=lambda f: (SEVERITY_ORDER.get(f.severity, 9), f.query)
     )
     errors = [r.error for r in results if r.error]
-    return AnalysisReport(traces, results, findings, errors)
+    return AnalysisReport(traces, results, findings, errors, shared=shared)

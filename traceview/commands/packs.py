@@ -10,7 +10,7 @@ import pyarrow.parquet as pq
 
 from parsers.model import TABLES
 from traceview.packs import Pack, PackError, Query, builtin_packs, load_pack
-from traceview.sandbox import rule_check, run_query, sandboxed_connection
+from traceview.sandbox import drop_shared, materialize_shared, rule_check, run_query, sandboxed_connection
 from traceview.store import MANIFEST
 
 # The thing an error names: a quoted identifier, or "with name X".
@@ -77,6 +77,9 @@ def check_pack(directory: Path) -> list[str]:
         store = empty_store(Path(tmp))
         con = sandboxed_connection(store)
         try:
+            built = materialize_shared(con, pack, limit_s=30)
+            problems += [f"{item.relation.fragment}: materialize {item.error}" for item in built if item.error]
+            drop_shared(con, built)
             for query in pack.queries:
                 result = run_query(con, query, limit_s=30)
                 if result.error and result.frame is not None:  # the query ran; a finding rule did not
