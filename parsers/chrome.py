@@ -401,9 +401,11 @@ def _stage(timings: dict[str, float], name: str) -> Iterator[None]:
         print(f"[timing] {name}: {timings[name]:.3f} s, peak RSS so far {peak_mb:.0f} MB", file=sys.stderr)
 
 
-def _load_events(con: duckdb.DuckDBPyConnection, path: Path, events_path: Path) -> None:
+def _load_events(con: duckdb.DuckDBPyConnection, events_paths: list[Path]) -> None:
+    # Several files are read in parallel, in order: rowid follows the events' order in the trace.
+    files = "[" + ", ".join(_quote(p) for p in events_paths) + "]"
     con.execute(
-        f"CREATE TABLE ev AS SELECT * FROM read_json({_quote(events_path)}, format='array', records=true,"
+        f"CREATE OR REPLACE TABLE ev AS SELECT * FROM read_json({files}, format='array', records=true,"
         f" ignore_errors=true, columns={_COLUMNS})"
     )
 
@@ -444,18 +446,22 @@ def _parse(
     events_path = extracted.events_path
     recovery = None
     if extracted.complete:
+        split = jsonscan.split_events(events_path, threads or os.cpu_count() or 1)
         try:
             with _stage(timings, "read_json"):
-                _load_events(con, path, events_path)
+                _load_events(con, split.parts)
         except duckdb.InvalidInputException:
             recovery = True
+            jsonscan.join_events(split)  # the tolerant path reads the array whole
+        for part in split.parts[1:]:
+            part.unlink(missing_ok=True)
     else:
         recovery = True
     if recovery:
         rec = jsonscan.recover_events(events_path, scratch / "recovered.json")
         events_path.unlink(missing_ok=True)
         events_path = rec.events_path
-        _load_events(con, path, events_path)
+        _load_events(con, [events_path])
         if rec.damage_offset is not None:
             offset = extracted.array_offset + rec.damage_offset
             unit = "decompressed JSON" if jsonscan.is_gzip(path) else "file"

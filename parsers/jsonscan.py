@@ -418,3 +418,108 @@ def _object_end(data: bytes | mmap.mmap, start: int) -> int | None:
             if depth == 0:
                 return match.end()
     return None
+
+
+# Two objects with a line break between them: `},\n  {`. Valid JSON has no raw line break inside a
+# string, so both braces are structural; a cut there at any depth but the array's own leaves
+# brackets unbalanced on both sides, which the JSON reader rejects (the caller then reads whole).
+_EVENT_BOUNDARY = re.compile(rb"\}[ \t\r\n]*,[ \t\r\n]*\{")
+SPLIT_MIN_BYTES = 64 << 20
+_SPLIT_WINDOW = 4 << 20
+
+
+@dataclass
+class SplitEvents:
+    """An events array cut into pieces: `parts[0]` is the original file, shortened; `gaps` are the
+    bytes between two events that each cut removed (`,` and the line break around it)."""
+
+    parts: list[Path]
+    gaps: list[bytes] = field(default_factory=list)
+
+
+def split_events(events_path: Path, pieces: int, min_bytes: int | None = None) -> SplitEvents:
+    """Cut a complete events array into up to `pieces` arrays at event boundaries near equal sizes.
+
+    DuckDB reads a list of files in parallel but one array on one thread. `join_events` puts the
+    original bytes back.
+    """
+    size = events_path.stat().st_size
+    if pieces < 2 or size < (SPLIT_MIN_BYTES if min_bytes is None else min_bytes):
+        return SplitEvents([events_path])
+    cuts: list[tuple[int, int]] = []  # (end of the event before, start of the event after)
+    with open(events_path, "rb") as fh:
+        for i in range(1, pieces):
+            fh.seek(max(i * size // pieces, cuts[-1][1] if cuts else 0))
+            window = fh.read(_SPLIT_WINDOW)
+            base = fh.tell() - len(window)
+            # the array's own events are the least indented: take the first boundary of least indent
+            best: tuple[int, int, int] | None = None
+            for match in _EVENT_BOUNDARY.finditer(window):
+                gap = match.group(0)
+                if b"\n" in gap:
+                    indent = len(gap) - 1 - gap.rindex(b"\n") - 1
+                    if best is None or indent < best[0]:
+                        best = (indent, base + match.start() + 1, base + match.end() - 1)
+                    if indent == 0:
+                        break
+            if best is not None:
+                cuts.append(best[1:])
+        gaps = []
+        for before, after in cuts:
+            fh.seek(before)
+            gaps.append(fh.read(after - before))
+    if not cuts:
+        return SplitEvents([events_path])
+    parts = [events_path]
+    for n, (_, start) in enumerate(cuts, start=1):
+        end = cuts[n][0] if n < len(cuts) else size
+        part = events_path.with_name(f"{events_path.name}.part{n}")
+        with open(part, "wb", buffering=0) as out:
+            out.write(b"[")
+            _copy_span(events_path, start, end, out)
+            if n < len(cuts):
+                out.write(b"]")
+        parts.append(part)
+    with open(events_path, "r+b") as fh:
+        fh.truncate(cuts[0][0])
+        fh.seek(cuts[0][0])
+        fh.write(b"]")
+    return SplitEvents(parts, gaps)
+
+
+def join_events(split: SplitEvents) -> Path:
+    """Put the pieces back into the first file, byte for byte as before the split; return it."""
+    first = split.parts[0]
+    if len(split.parts) == 1:
+        return first
+    with open(first, "r+b", buffering=0) as out:
+        out.seek(0, os.SEEK_END)
+        out.truncate(out.tell() - 1)  # the "]" that closed the first piece
+        out.seek(0, os.SEEK_END)
+        last = len(split.parts) - 1
+        for n, (part, gap) in enumerate(zip(split.parts[1:], split.gaps, strict=True), start=1):
+            size = part.stat().st_size
+            out.write(gap)
+            _copy_span(part, 1, size - 1 if n < last else size, out)
+            part.unlink()
+    return first
+
+
+def _copy_span(src: Path, start: int, end: int, out: BinaryIO) -> None:
+    """Append src[start:end] to `out` (an unbuffered file), in the kernel where it can."""
+    with open(src, "rb") as fh:
+        offset, remaining = start, end - start
+        try:
+            while remaining > 0:
+                copied = os.copy_file_range(fh.fileno(), out.fileno(), remaining, offset)
+                if copied == 0:
+                    break
+                offset += copied
+                remaining -= copied
+        except (AttributeError, OSError):
+            pass
+        if remaining > 0:
+            fh.seek(offset)
+            while remaining > 0 and (chunk := fh.read(min(CHUNK, remaining))):
+                out.write(chunk)
+                remaining -= len(chunk)
