@@ -156,7 +156,7 @@ def csv_source(paths: list[Path], header: list[str]) -> tuple[str, list[str]]:
     files = "[" + ", ".join(quote(p) for p in paths) + "]"
     source = (
         f"read_csv({files}, header=true, auto_detect=false, delim=',', quote='\"', escape='\"', columns={columns},"
-        " null_padding=true, ignore_errors=true, strict_mode=false, max_line_size=67108864, parallel=true)"
+        " null_padding=true, ignore_errors=true, strict_mode=false, parallel=true)"
     )
     return source, names
 
