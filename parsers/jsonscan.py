@@ -13,7 +13,6 @@ import json
 import mmap
 import os
 import re
-import shutil
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -68,21 +67,7 @@ def is_gzip(path: Path) -> bool:
 def _copy_range(src: Path, offset: int, out: BinaryIO) -> None:
     """Append src[offset:] to `out`, in the kernel where it can (copy_file_range)."""
     out.flush()
-    with open(src, "rb") as fh:
-        remaining = os.fstat(fh.fileno()).st_size - offset
-        try:
-            while remaining > 0:
-                copied = os.copy_file_range(fh.fileno(), out.fileno(), remaining, offset)
-                if copied == 0:
-                    break
-                offset += copied
-                remaining -= copied
-            if remaining <= 0:
-                return
-        except (AttributeError, OSError):
-            pass
-        fh.seek(offset)
-        shutil.copyfileobj(fh, out, CHUNK)
+    _copy_span(src, offset, src.stat().st_size, out)
 
 
 def _raw_chunks(path: Path, warnings: list[str]):
@@ -506,7 +491,7 @@ def join_events(split: SplitEvents) -> Path:
 
 
 def _copy_span(src: Path, start: int, end: int, out: BinaryIO) -> None:
-    """Append src[start:end] to `out` (an unbuffered file), in the kernel where it can."""
+    """Append src[start:end] to `out` (unbuffered, or flushed), in the kernel where it can."""
     with open(src, "rb") as fh:
         offset, remaining = start, end - start
         try:
