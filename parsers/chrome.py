@@ -433,11 +433,12 @@ def _parse(
     with _stage(timings, "extract"):
         extracted = jsonscan.extract_events(path, scratch)
     warnings = list(extracted.warnings)
+    workers = threads or os.cpu_count() or 1  # DuckDB threads, and pieces of the events array
     database = str(scratch / "work.duckdb") if os.environ.get("TRACEVIEW_DISKDB") else ":memory:"
     con = duckdb.connect(
         database,
         config={
-            "threads": threads or os.cpu_count() or 1,
+            "threads": workers,
             "temp_directory": str(scratch),
             "memory_limit": _memory_limit(path),
         }
@@ -446,7 +447,7 @@ def _parse(
     events_path = extracted.events_path
     recovery = None
     if extracted.complete:
-        split = jsonscan.split_events(events_path, threads or os.cpu_count() or 1)
+        split = jsonscan.split_events(events_path, workers)
         try:
             with _stage(timings, "read_json"):
                 _load_events(con, split.parts)

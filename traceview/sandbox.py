@@ -11,6 +11,8 @@ from __future__ import annotations
 import re
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -95,15 +97,22 @@ def _first_line(exc: BaseException) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
-def _execute(con: duckdb.DuckDBPyConnection, sql: str, params: dict, limit_s: float) -> pl.DataFrame:
+@contextmanager
+def _time_limit(con: duckdb.DuckDBPyConnection, limit_s: float) -> Iterator[None]:
+    """Interrupt what runs on `con` after `limit_s` seconds; that interruption becomes TimeoutError."""
     timer = threading.Timer(limit_s, con.interrupt)
     timer.start()
     try:
-        return pl.from_arrow(con.sql(sql, params=params or None).to_arrow_table())
+        yield
     except duckdb.InterruptException as exc:
         raise TimeoutError(f"ran past its time limit of {limit_s:g} s") from exc
     finally:
         timer.cancel()
+
+
+def _execute(con: duckdb.DuckDBPyConnection, sql: str, params: dict, limit_s: float) -> pl.DataFrame:
+    with _time_limit(con, limit_s):
+        return pl.from_arrow(con.sql(sql, params=params or None).to_arrow_table())
 
 
 def format_message(template: str, row: dict) -> str:
@@ -153,22 +162,16 @@ def materialize_shared(
     results: list[SharedResult] = []
     for relation in pack.shared:
         start = time.perf_counter()
-        timer = threading.Timer(limit_s, con.interrupt)
         try:
             check_select(con, relation.build_sql)
-            timer.start()
-            con.execute(f"CREATE OR REPLACE TEMP TABLE {relation.table} AS\n{relation.build_sql}")
+            with _time_limit(con, limit_s):
+                con.execute(f"CREATE OR REPLACE TEMP TABLE {relation.table} AS\n{relation.build_sql}")
             rows = int(con.execute(f"SELECT count(*) FROM {relation.table}").fetchall()[0][0])
             results.append(SharedResult(relation, rows, time.perf_counter() - start))
-        except (duckdb.Error, QueryRejected) as exc:
-            if isinstance(exc, duckdb.InterruptException):
-                message = f"ran past its time limit of {limit_s:g} s"
-            else:
-                message = _first_line(exc)
-            results.append(SharedResult(relation, None, time.perf_counter() - start, f"{relation.name}: {message}"))
+        except (duckdb.Error, QueryRejected, TimeoutError) as exc:
+            error = f"{relation.name}: {_first_line(exc)}"
+            results.append(SharedResult(relation, None, time.perf_counter() - start, error))
             break
-        finally:
-            timer.cancel()
     return results
 
 
