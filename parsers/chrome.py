@@ -29,10 +29,12 @@ from parsers.model import TABLES
 from parsers.nesting import nest
 from parsers.parsed import DuckDBSource, ParsedTrace
 from parsers.redact import redact
+from parsers.rowzip import zip_rows
 from parsers.steps import device_steps, host_steps
 
 PARSER_VERSION = "1"
 FORMAT = "kineto"
+_STREAM_BATCH_ROWS = 122_880  # one DuckDB row group
 
 _COLUMNS = (
     "{'ph': 'VARCHAR', 'cat': 'VARCHAR', 'name': 'VARCHAR', 'pid': 'VARCHAR', 'tid': 'VARCHAR',"
@@ -130,6 +132,7 @@ class _Builder:
         self.base = base_ns
         self.vendor = vendor
         self.warnings: list[str] = []
+        self.nested = pa.table({})  # nesting, steps and correlations per slice, from build_links
 
     def sql(self, query: str) -> None:
         self.con.execute(query)
@@ -227,7 +230,8 @@ class _Builder:
             """
         )
         slice_id, ts, dur = column["slice_id"], column["ts_ns"], column["dur_ns"]
-        # The final query joins by position: slices0 must be stored in slice_id order, like `ev`.
+        # The slices are written by zipping `ev` and `slices0` row by row: slices0 must be stored in
+        # slice_id order, like `ev`.
         stored = self._fetch("SELECT slice_id FROM slices0")["slice_id"]
         if not (np.array_equal(stored, slice_id) and np.all(np.diff(slice_id) > 0)):
             raise RuntimeError("slices0 is not stored in slice_id order")
@@ -236,16 +240,13 @@ class _Builder:
         result = nest(track, ts, dur, slice_id)
         self._bind_flows(column, track, result.parent)
         step = self._steps(column, ts, dur)
-        nested = pa.table(
+        self.nested = pa.table(
             {
                 **result.columns(slice_id),
                 "step": pa.array(step, mask=step < 0),
                 "correlation": pa.array(column["correlation"], mask=column["correlation"] < 0),
             }
         )
-        self.con.register("nested_arrow", nested)
-        self.sql("CREATE TABLE nested AS SELECT * FROM nested_arrow ORDER BY slice_id")
-        self.con.unregister("nested_arrow")
         overlapping = int(result.overlaps.sum())
         if overlapping:
             self.warnings.append(
@@ -287,6 +288,8 @@ class _Builder:
               SELECT 1 FROM flow_bound d WHERE d.ph IN ('f', 't') AND d.cat = s.cat AND d.id = s.id)
             """
         )
+        # Their memory is better spent on the ordered Parquet writes that follow.
+        self.sql("DROP TABLE flow_bound; DROP TABLE flow_points")
         # Device work without a correlation arg (MTIA, legacy) gets it from its launch flow's id.
         usable = points["launch_end"] & (bound >= 0) & (points["flow_num"] >= 0)
         target, ids = bound[usable], points["flow_num"][usable]
@@ -311,15 +314,29 @@ class _Builder:
         return step
 
     def slices_query(self) -> str:
+        """The slices, from the `slice_rows` stream that `register_slice_rows` puts on a cursor."""
         return """
-            SELECT s.slice_id, s.ts_ns, s.dur_ns, e.name, e.cat, s.kind, s.device_type, s.device_id, s.pid, s.tid,
-                   s.stream, NULL::VARCHAR AS core, n.depth, n.parent_id, n.overlaps_parent, n.self_ns,
-                   n.correlation, s.external_id, n.step, s.input_dims, s.input_types,
-                   CAST(coalesce(e.args, '{}') AS VARCHAR) AS args
-            FROM (SELECT name, cat, args FROM ev WHERE ph = 'X' AND ts IS NOT NULL) e
-            POSITIONAL JOIN slices0 s
-            POSITIONAL JOIN nested n
+            SELECT slice_id, ts_ns, dur_ns, name, cat, kind, device_type, device_id, pid, tid,
+                   stream, NULL::VARCHAR AS core, depth, parent_id, overlaps_parent, self_ns,
+                   correlation, external_id, step, input_dims, input_types,
+                   CAST(coalesce(args, '{}') AS VARCHAR) AS args
+            FROM slice_rows
         """
+
+    def register_slice_rows(self, cursor: duckdb.DuckDBPyConnection) -> None:
+        """Register `slice_rows` on `cursor`: the strings of `ev`, the columns of `slices0` and the
+        nesting of `build_links`, zipped row by row.
+
+        Joining them in SQL needs a POSITIONAL JOIN, which runs on one thread, and the Parquet
+        encoding of its output with it; scanned as one Arrow stream, the encoding is parallel.
+        """
+        strings = self.con.cursor().sql(
+            "SELECT rowid AS slice_id, name, cat, args FROM ev WHERE ph = 'X' AND ts IS NOT NULL"
+        ).to_arrow_reader(_STREAM_BATCH_ROWS)
+        numbers = self.con.cursor().sql(
+            "SELECT * EXCLUDE (track, correlation, step_no) FROM slices0"
+        ).to_arrow_reader(_STREAM_BATCH_ROWS)
+        cursor.register("slice_rows", zip_rows([strings, numbers, self.nested], "slice_id"))
 
     def memory_query(self) -> str:
         keys = ["Addr", "Bytes", "Total Allocated", "Total Reserved", "Device Type", "Device Id"]
@@ -383,10 +400,15 @@ def _top_level_rows(top_level: dict) -> list[tuple]:
     return rows
 
 
-def _memory_limit(path: Path) -> str:
-    """DuckDB's memory budget: spill joins and sorts to scratch rather than grow with the trace."""
+def _memory_limit(path: Path, share: float = 0.6) -> str:
+    """DuckDB's memory budget: spill joins and sorts to scratch rather than grow with the trace.
+
+    While the events are parsed and linked, numpy arrays take memory beside DuckDB's; once that
+    is done, the writes get a larger `share` (an ordered Parquet write that is short of memory
+    runs on one thread).
+    """
     size = path.stat().st_size
-    budget = max(512 << 20, min(int(size * 0.6), 8 << 30))
+    budget = max(512 << 20, min(int(size * share), 8 << 30))
     return f"{budget >> 20}MB"
 
 
@@ -491,6 +513,7 @@ def _parse(
     for stage in (builder.build_slices, builder.build_links):
         with _stage(timings, stage.__name__):
             stage()
+    con.execute(f"SET memory_limit = '{_memory_limit(path, share=0.9)}'")
     warnings += builder.warnings
     for line in extracted.top_level.get("ERROR", []) or []:
         if isinstance(line, str):
@@ -511,6 +534,7 @@ def _parse(
         "metadata": f"SELECT * FROM ({builder.metadata_query()}) UNION ALL SELECT * FROM top_level",
     }
     tables = {name: DuckDBSource(TABLES[name], con, query, trace_id, rank) for name, query in queries.items()}
+    tables["slices"].prepare = builder.register_slice_rows
     info.update(
         {
             "format": FORMAT,

@@ -70,6 +70,14 @@ class DuckDBSource:
     query: str
     trace_id: str
     rank: int
+    # Registers one-shot inputs of `query` (Arrow streams) on the cursor that is about to run it.
+    prepare: Callable[[duckdb.DuckDBPyConnection], None] | None = None
+
+    def _cursor(self) -> duckdb.DuckDBPyConnection:
+        cursor = self.con.cursor()
+        if self.prepare is not None:
+            self.prepare(cursor)
+        return cursor
 
     def _select(self) -> str:
         casts = [
@@ -83,12 +91,12 @@ class DuckDBSource:
         )
 
     def reader(self) -> pa.RecordBatchReader:
-        return self.con.cursor().sql(self._select()).to_arrow_reader()
+        return self._cursor().sql(self._select()).to_arrow_reader()
 
     def write_parquet(self, path: Path) -> int:
         target = "'" + str(path).replace("'", "''") + "'"
         options = "FORMAT parquet, COMPRESSION zstd, COMPRESSION_LEVEL 1"
-        result = self.con.cursor().execute(f"COPY ({self._select()}) TO {target} ({options})")
+        result = self._cursor().execute(f"COPY ({self._select()}) TO {target} ({options})")
         return int(result.fetchall()[0][0])
 
 
