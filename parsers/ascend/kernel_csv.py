@@ -62,6 +62,8 @@ ALIASES: dict[str, tuple[str, ...]] = {
     "cube_utilization": ("cube_utilization(%)",),
 }
 REQUIRED = ("name", "start", "dur")
+# `kd` columns holding the header's other (unmodelled) columns, as numbers, until they become JSON
+METRIC_PREFIX = "metric:"
 
 
 def load_kernels(st: Staging, paths: list[Path]) -> bool:
@@ -80,12 +82,9 @@ def load_kernels(st: Staging, paths: list[Path]) -> bool:
     source, columns = csv_source(paths, header)
     used = {c for c in found.values() if c}
     rest = [c for c in columns if c not in used]
-    metrics = (
-        "CAST(to_json(struct_pack(" + ", ".join(f"{ident(c)} := {json_number_sql(ident(c))}" for c in rest) + "))"
-        " AS VARCHAR)"
-        if rest
-        else "'{}'"
-    )
+    # The other columns stay numbers in `kd`; `metrics_query` turns them into the JSON at write time,
+    # in parallel with the Parquet encoding (as JSON text in `kd` they would be most of its memory).
+    metric_columns = "".join(f", {json_number_sql(ident(c))} AS {ident(METRIC_PREFIX + c)}" for c in rest)
     c = {key: col_or_null(col) for key, col in found.items()}
     core = text_sql(c["core"])
     st.sql(
@@ -121,8 +120,7 @@ def load_kernels(st: Staging, paths: list[Path]) -> bool:
                {float_sql(c['aiv_vec_ratio'])} AS aiv_vec_ratio,
                {float_sql(c['aiv_mte2_ratio'])} AS aiv_mte2_ratio,
                {float_sql(c['cube_utilization'])} AS cube_utilization,
-               {metrics} AS metrics,
-               NULL::BIGINT AS slice_id
+               NULL::BIGINT AS slice_id{metric_columns}
         FROM {source}
         """
     )
@@ -143,13 +141,24 @@ def create_empty(st: Staging) -> None:
     )
 
 
-def metrics_query() -> str:
-    """The npu_kernel_metrics rows of `kd` (read straight from it: the metrics JSON is not copied)."""
-    return """
+def metrics_query(st: Staging) -> str:
+    """The npu_kernel_metrics rows of `kd`, read straight from it; the `metrics` JSON is built here
+    from the `metric:` columns that `load_kernels` kept."""
+    kept = [
+        row[0]
+        for row in st.con.execute(
+            "SELECT column_name FROM duckdb_columns() WHERE table_name = 'kd' AND starts_with(column_name, ?)"
+            " ORDER BY column_index",
+            [METRIC_PREFIX],
+        ).fetchall()
+    ]
+    pairs = ", ".join(f"{ident(name[len(METRIC_PREFIX):])} := {ident(name)}" for name in kept)
+    metrics = f"CAST(to_json(struct_pack({pairs})) AS VARCHAR)" if kept else "'{}'"
+    return f"""
         SELECT slice_id, device_id, step, name, op_type, core, stream, task_id, op_state, block_dim, mix_block_dim,
                hf32_eligible, input_shapes, input_dtypes, input_formats, output_shapes, output_dtypes, output_formats,
                wait_ns, aicore_ns, aic_total_cycles, aic_mac_ratio, aic_mte2_ratio, aiv_ns, aiv_total_cycles,
-               aiv_vec_ratio, aiv_mte2_ratio, cube_utilization, metrics
+               aiv_vec_ratio, aiv_mte2_ratio, cube_utilization, {metrics} AS metrics
         FROM kd
     """
 

@@ -40,7 +40,7 @@ def parse_text(st: Staging, sources: Sources) -> None:
         if paths := sources.files.get("task_time"):
             msprof_csv.task_time(st, paths)
     if kernel_table:
-        st.metrics_query = kernel_csv.metrics_query()
+        st.metrics_query = kernel_csv.metrics_query(st)
         st.event_count += int(st.scalar("SELECT count(*) FROM kd"))
     parse_side_files(st, sources, has_timeline)
 
