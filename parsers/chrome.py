@@ -127,8 +127,9 @@ def _trace_info(top_level: dict, rank_hint: int | None) -> dict:
 class _Builder:
     """Runs the SQL that turns the raw event table `ev` into the model's tables."""
 
-    def __init__(self, con: duckdb.DuckDBPyConnection, base_ns: int, vendor: str) -> None:
+    def __init__(self, con: duckdb.DuckDBPyConnection, base_ns: int, vendor: str, workers: int = 1) -> None:
         self.con = con
+        self.workers = workers
         self.base = base_ns
         self.vendor = vendor
         self.warnings: list[str] = []
@@ -226,18 +227,17 @@ class _Builder:
             SELECT slice_id, track, ts_ns, dur_ns, hash(pid) AS pid_key, device_type = 'cpu' AS on_host,
                    kind IN ('runtime', 'driver') AS is_launch, kind = 'step' AND device_type = 'cpu' AS is_step,
                    coalesce(correlation, -1) AS correlation, coalesce(step_no, -1) AS step_no
-            FROM slices0 ORDER BY slice_id
+            FROM slices0
             """
         )
         slice_id, ts, dur = column["slice_id"], column["ts_ns"], column["dur_ns"]
-        # The slices are written by zipping `ev` and `slices0` row by row: slices0 must be stored in
-        # slice_id order, like `ev`.
-        stored = self._fetch("SELECT slice_id FROM slices0")["slice_id"]
-        if not (np.array_equal(stored, slice_id) and np.all(np.diff(slice_id) > 0)):
+        # Read in stored order, which must be slice_id order, like `ev`: the slices are written by
+        # zipping `ev` and `slices0` row by row, and the arrays here are searched by slice_id.
+        if not np.all(np.diff(slice_id) > 0):
             raise RuntimeError("slices0 is not stored in slice_id order")
         track = column["track"].astype(np.uint64).view(np.int64)
         column["correlation"] = column["correlation"].copy()  # filled in from launch flows below
-        result = nest(track, ts, dur, slice_id)
+        result = nest(track, ts, dur, slice_id, workers=self.workers)
         self._bind_flows(column, track, result.parent)
         step = self._steps(column, ts, dur)
         self.nested = pa.table(
@@ -509,7 +509,7 @@ def _parse(
         warnings.append(f"{unmodelled[1]} events of phases {unmodelled[0]} are not modelled and were skipped")
 
     info = _trace_info(extracted.top_level, rank_hint)
-    builder = _Builder(con, info["base_time_ns"], _vendor(extracted.top_level, con))
+    builder = _Builder(con, info["base_time_ns"], _vendor(extracted.top_level, con), workers)
     for stage in (builder.build_slices, builder.build_links):
         with _stage(timings, stage.__name__):
             stage()

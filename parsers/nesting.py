@@ -9,6 +9,7 @@ sparse table of running maxima answers "nearest earlier slice still open" for al
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -85,8 +86,19 @@ def _open_count(starts: np.ndarray, ends: np.ndarray, durs: np.ndarray) -> np.nd
     return order_pos - (closed - later_zero)
 
 
-def nest(track: np.ndarray, ts: np.ndarray, dur: np.ndarray, slice_id: np.ndarray) -> Nesting:
-    """Nest slices per track. All inputs are 1-D arrays of equal length; `track` is an int code."""
+def _track_nesting(starts: np.ndarray, ends: np.ndarray, durs: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """Depth and parent position of each slice of one track (sorted), or None when none overlap."""
+    if np.all(np.maximum.accumulate(ends)[:-1] <= starts[1:]):
+        return None  # nothing on this track overlaps (a device stream, usually): all at depth 0
+    return _open_count(starts, ends, durs), _nearest_open_before(starts, ends)
+
+
+def nest(track: np.ndarray, ts: np.ndarray, dur: np.ndarray, slice_id: np.ndarray, workers: int = 1) -> Nesting:
+    """Nest slices per track. All inputs are 1-D arrays of equal length; `track` is an int code.
+
+    Tracks are independent: with `workers` > 1 they are nested on that many threads (numpy
+    releases the GIL in the sorts and searches that take the time).
+    """
     n = len(ts)
     depth = np.zeros(n, dtype=np.int32)
     parent = np.full(n, -1, dtype=np.int64)
@@ -102,14 +114,23 @@ def nest(track: np.ndarray, ts: np.ndarray, dur: np.ndarray, slice_id: np.ndarra
     # A negative duration (kept as written in the slice) nests as a zero-length slice.
     durs_all = np.maximum(dur[order].astype(np.int64), 0)
     ends_all = starts_all + durs_all
-    for lo, hi in zip(np.concatenate(([0], bounds)), np.concatenate((bounds, [n])), strict=True):
-        starts = starts_all[lo:hi]
-        ends = ends_all[lo:hi]
-        rows = order[lo:hi]
-        if np.all(np.maximum.accumulate(ends)[:-1] <= starts[1:]):
-            continue  # nothing on this track overlaps (a device stream, usually): all at depth 0
-        d = _open_count(starts, ends, durs_all[lo:hi])
-        p = _nearest_open_before(starts, ends)
+    spans = list(zip(np.concatenate(([0], bounds)).tolist(), np.concatenate((bounds, [n])).tolist(), strict=True))
+
+    def work(span: tuple[int, int]) -> tuple[np.ndarray, np.ndarray] | None:
+        lo, hi = span
+        return _track_nesting(starts_all[lo:hi], ends_all[lo:hi], durs_all[lo:hi])
+
+    largest_first = sorted(spans, key=lambda span: span[0] - span[1])
+    if workers > 1 and len(spans) > 1:
+        with ThreadPoolExecutor(workers) as pool:
+            results = list(pool.map(work, largest_first))
+    else:
+        results = [work(span) for span in largest_first]
+    for (lo, hi), result in zip(largest_first, results, strict=True):
+        if result is None:
+            continue
+        d, p = result
+        starts, ends, rows = starts_all[lo:hi], ends_all[lo:hi], order[lo:hi]
         has = p >= 0
         depth[rows] = d.astype(np.int32)
         parent_rows = rows[np.where(has, p, 0)]

@@ -68,13 +68,14 @@ def fast_reference_nest(track: list[object], ts: list[int], dur: list[int], sid:
     return Ref(depth, parent, overlaps, self_ns)
 
 
-def run_nest(track: list[int], ts: list[int], dur: list[int], sid: list[int]) -> Ref:
+def run_nest(track: list[int], ts: list[int], dur: list[int], sid: list[int], workers: int = 1) -> Ref:
     """parsers.nesting.nest, re-keyed by slice id."""
     result = nest(
         np.array(track, dtype=np.int64),
         np.array(ts, dtype=np.int64),
         np.array(dur, dtype=np.int64),
         np.array(sid, dtype=np.int64),
+        workers=workers,
     )
     return Ref(
         {s: int(d) for s, d in zip(sid, result.depth, strict=True)},
@@ -107,6 +108,13 @@ def test_nest_matches_reference(case: tuple[list[int], list[int], list[int], lis
     assert got.parent == want.parent
     assert got.overlaps == want.overlaps
     assert got.self_ns == want.self_ns
+
+
+@settings(max_examples=100, deadline=None)
+@given(slices(min_dur=-5))
+def test_nest_on_threads_is_nest(case: tuple[list[int], list[int], list[int], list[int]]) -> None:
+    """Nesting the tracks on several threads gives what one thread gives."""
+    assert run_nest(*case, workers=3) == run_nest(*case)
 
 
 @settings(max_examples=100, deadline=None)

@@ -63,9 +63,10 @@ class Staging:
     def __init__(self, scratch: Path, input_bytes: int, threads: int | None = None) -> None:
         # A memory budget makes DuckDB spill big joins and sorts to scratch instead of growing.
         budget = max(1 << 30, min(int(input_bytes * 1.2), 8 << 30))
+        self.threads = threads or os.cpu_count() or 1
         self.con = duckdb.connect(
             config={
-                "threads": threads or os.cpu_count() or 1,
+                "threads": self.threads,
                 "temp_directory": str(scratch),
                 "memory_limit": f"{budget >> 20}MB",
             }
@@ -181,7 +182,8 @@ class Staging:
         ).to_arrow_table()
         slice_id = table.column("slice_id").to_numpy()
         track = table.column("track").to_numpy().astype(np.uint64).view(np.int64)
-        result = nest(track, table.column("ts_ns").to_numpy(), table.column("dur_ns").to_numpy(), slice_id)
+        ts, dur = table.column("ts_ns").to_numpy(), table.column("dur_ns").to_numpy()
+        result = nest(track, ts, dur, slice_id, workers=self.threads)
         self.con.register("nested_arrow", pa.table(result.columns(slice_id)))
         self.sql("CREATE TABLE nested AS SELECT * FROM nested_arrow")
         self.con.unregister("nested_arrow")
