@@ -8,23 +8,23 @@ WITH tasks AS (
   FROM device_tasks
 ),
 edges AS (
-  SELECT trace_id, rank, device_id, step, s AS t, cls, 1 AS d FROM tasks
+  SELECT trace_id, rank, device_id, step, s AS t, (cls = 'compute')::INT AS dc, (cls = 'comm')::INT AS dm,
+         (cls = 'mem')::INT AS dy
+  FROM tasks
   UNION ALL
-  SELECT trace_id, rank, device_id, step, e AS t, cls, -1 AS d FROM tasks
-),
-net AS (
-  SELECT trace_id, rank, device_id, step, t,
-         sum(CASE WHEN cls = 'compute' THEN d ELSE 0 END) AS dc,
-         sum(CASE WHEN cls = 'comm' THEN d ELSE 0 END) AS dm,
-         sum(CASE WHEN cls = 'mem' THEN d ELSE 0 END) AS dy
-  FROM edges GROUP BY ALL
+  SELECT trace_id, rank, device_id, step, e AS t, -(cls = 'compute')::INT, -(cls = 'comm')::INT, -(cls = 'mem')::INT
+  FROM tasks
 ),
 segments AS (
+  -- Every task adds and removes itself within its (trace, rank, device, step) group, so the running
+  -- sums in one global order are the running sums of the group: no window partitions needed.
+  -- The last row of a group has every count at zero, so its length (to the next group) is never summed.
+  -- Edges at the same time need no merging: all but the last of them get a length of zero.
   SELECT *,
          sum(dc) OVER w AS active_compute, sum(dm) OVER w AS active_comm, sum(dy) OVER w AS active_mem,
-         lead(t) OVER (PARTITION BY trace_id, rank, device_id, step ORDER BY t) - t AS len
-  FROM net
-  WINDOW w AS (PARTITION BY trace_id, rank, device_id, step ORDER BY t ROWS UNBOUNDED PRECEDING)
+         lead(t) OVER w - t AS len
+  FROM edges
+  WINDOW w AS (ORDER BY trace_id, rank, device_id, step, t ROWS UNBOUNDED PRECEDING)
 ),
 kernel_spans AS (
   SELECT trace_id, rank, device_id, step, max(e) - min(s) AS kernel_span_ns
@@ -40,8 +40,9 @@ breakdown AS (
          CAST(coalesce(sum(len) FILTER (WHERE active_comm > 0 AND active_compute > 0), 0) AS BIGINT) AS overlapped_ns,
          CAST(coalesce(sum(len) FILTER (WHERE active_mem > 0 AND active_compute = 0 AND active_comm = 0), 0) AS BIGINT)
            AS memcpy_ns,
-         CAST(coalesce(sum(len) FILTER (WHERE active_mem = 0 AND active_compute = 0 AND active_comm = 0), 0) AS BIGINT)
-           AS idle_ns
+         max(t) - min(t)
+           - CAST(coalesce(sum(len) FILTER (WHERE active_mem <> 0 OR active_compute <> 0 OR active_comm <> 0), 0)
+                  AS BIGINT) AS idle_ns
   FROM segments GROUP BY ALL
 )
 SELECT b.*,
