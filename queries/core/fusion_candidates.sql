@@ -13,11 +13,9 @@ launch_cost AS (
   SELECT trace_id, median(launch_dur_ns) AS typical_launch_ns FROM launches GROUP BY ALL
 ),
 tasks AS (
-  SELECT d.trace_id, d.rank, d.device_id, d.stream, d.slice_id, d.name, d.ts_ns, d.dur_ns, l.launch_dur_ns,
-         l.launch_parent_id,
+  SELECT d.trace_id, d.rank, d.device_id, d.stream, d.slice_id, d.name, d.ts_ns, d.dur_ns, d.correlation,
          lag(d.ts_ns + d.dur_ns) OVER s AS prev_end, lag(d.dur_ns) OVER s AS prev_dur
   FROM device_tasks d
-  LEFT JOIN launches l ON l.trace_id = d.trace_id AND l.correlation = d.correlation
   WINDOW s AS (PARTITION BY d.trace_id, d.device_id, d.stream ORDER BY d.ts_ns, d.dur_ns)
 ),
 marked AS (
@@ -30,10 +28,14 @@ numbered AS (
                                   ROWS UNBOUNDED PRECEDING) AS run_id
   FROM marked
 ),
-short_runs AS (
+short_tasks AS (
   -- the short tasks of runs long enough to count (runs below keeps only those): only they need their ops
   SELECT * FROM numbered WHERE dur_ns < $max_task_ns
   QUALIFY count(*) OVER (PARTITION BY trace_id, device_id, stream, run_id) >= $min_run
+),
+short_runs AS (
+  SELECT t.*, l.launch_parent_id
+  FROM short_tasks t LEFT JOIN launches l ON l.trace_id = t.trace_id AND l.correlation = t.correlation
 ),
 launch_ops AS (
   -- the few slices the joins below look up, found with semi-joins (a join's hash table is then built on the
