@@ -3,8 +3,13 @@
 -- (trace, correlation). A query includes it as one of its CTEs.
 -- materialize: launches
 launches AS (
-  SELECT DISTINCT ON (trace_id, correlation) trace_id, correlation, slice_id AS launch_id, ts_ns AS launch_ts_ns,
-         dur_ns AS launch_dur_ns, parent_id AS launch_parent_id
-  FROM slices WHERE kind IN ('runtime', 'driver') AND correlation IS NOT NULL
-  ORDER BY trace_id, correlation, ts_ns
+  -- a grouped arg_min rather than DISTINCT ON ... ORDER BY: no sort of all launch calls, and ties in time go to the
+  -- first slice
+  SELECT trace_id, correlation, first.slice_id AS launch_id, first.ts_ns AS launch_ts_ns,
+         first.dur_ns AS launch_dur_ns, first.parent_id AS launch_parent_id
+  FROM (SELECT trace_id, correlation,
+               arg_min({'slice_id': slice_id, 'ts_ns': ts_ns, 'dur_ns': dur_ns, 'parent_id': parent_id},
+                       (ts_ns, slice_id)) AS first
+        FROM slices WHERE kind IN ('runtime', 'driver') AND correlation IS NOT NULL
+        GROUP BY trace_id, correlation)
 )
