@@ -330,18 +330,12 @@ busy_reach AS (
                                    ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS reach
   FROM step_tasks WHERE kind IN ('kernel', 'comm')
 ),
-busy_islands AS (
-  SELECT trace_id, step, device_id, min(s) AS s, max(e) AS e
-  FROM (SELECT *, sum(CASE WHEN reach IS NULL OR s > reach THEN 1 ELSE 0 END)
-                    OVER (PARTITION BY trace_id, step, device_id ORDER BY s, e ROWS UNBOUNDED PRECEDING) AS island
-        FROM busy_reach)
-  GROUP BY trace_id, step, device_id, island
-),
 step_busy AS (
-  -- device busy time of each step: the union of its kernels' intervals, per device, summed
-  SELECT trace_id, step, CAST(sum(e - s) AS BIGINT) AS device_busy_ns, min(s) AS device_start_ns,
-         max(e) AS device_end_ns
-  FROM busy_islands GROUP BY ALL
+  -- device busy time of each step: the union of its kernels' intervals, per device, summed. In start order, a
+  -- kernel adds the part of its interval past everything that started before it (busy_reach.reach).
+  SELECT trace_id, step, CAST(sum(greatest(e - greatest(s, coalesce(reach, s)), 0)) AS BIGINT) AS device_busy_ns,
+         min(s) AS device_start_ns, max(e) AS device_end_ns
+  FROM busy_reach GROUP BY ALL
 ),
 step_model AS (
   SELECT s.*, b.device_busy_ns, b.device_start_ns, b.device_end_ns,

@@ -16,15 +16,11 @@ ordered AS (
                                    ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS reach
   FROM device_tasks
 ),
-islands AS (
-  SELECT *, sum(CASE WHEN reach IS NULL OR s > reach THEN 1 ELSE 0 END)
-              OVER (PARTITION BY trace_id, device_id ORDER BY s, e ROWS UNBOUNDED PRECEDING) AS island
-  FROM ordered
-),
 busy AS (
-  SELECT trace_id, 'device' AS level, sum(island_end - island_start) AS level_total
-  FROM (SELECT trace_id, device_id, island, min(s) AS island_start, max(e) AS island_end FROM islands GROUP BY ALL)
-  GROUP BY ALL
+  -- device: the union of task intervals per device (in start order, a task adds the part of its interval past
+  -- everything that started before it); host: the sum of operator self time
+  SELECT trace_id, 'device' AS level, sum(greatest(e - greatest(s, coalesce(reach, s)), 0)) AS level_total
+  FROM ordered GROUP BY ALL
   UNION ALL
   SELECT trace_id, 'host' AS level, sum(t) FROM host GROUP BY ALL
 ),
