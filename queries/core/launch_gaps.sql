@@ -5,20 +5,21 @@
 -- finding: gap_ns >= 1000000 AND cause = 'host' => warning: rank {rank} device {device_id} stream {stream}: {gap_ns} ns idle before {next_task} because the host launched it late (in {host_op})
 -- finding: gap_ns >= 1000000 AND cause <> 'host' => info: rank {rank} device {device_id} stream {stream}: {gap_ns} ns idle before {next_task} ({cause})
 WITH tasks AS (
-  SELECT trace_id, rank, device_id, stream, step, slice_id, name, correlation, ts_ns, ts_ns + dur_ns AS end_ns
+  -- no names here: the windows sort these rows, and only the largest gaps need their tasks' names
+  SELECT trace_id, rank, device_id, stream, step, slice_id, correlation, ts_ns, ts_ns + dur_ns AS end_ns
   FROM device_tasks
 ),
 ordered AS (
   SELECT *,
          max(end_ns) OVER (PARTITION BY trace_id, device_id, stream ORDER BY ts_ns, end_ns
                            ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS busy_until,
-         lag(name) OVER (PARTITION BY trace_id, device_id, stream ORDER BY ts_ns, end_ns) AS prev_task
+         lag(slice_id) OVER (PARTITION BY trace_id, device_id, stream ORDER BY ts_ns, end_ns) AS prev_id
   FROM tasks
 ),
-gaps AS (
+largest AS (
   -- the largest gaps only (the joins below neither add nor drop rows, except gaps without a device: kept out here)
   SELECT trace_id, rank, device_id, stream, step, busy_until AS gap_start_ns, ts_ns - busy_until AS gap_ns,
-         prev_task, name AS next_task, correlation
+         prev_id, slice_id AS next_id, correlation
   FROM ordered o
   WHERE busy_until IS NOT NULL AND ts_ns - busy_until >= $min_gap_ns AND device_id IS NOT NULL
     -- at least the $top-th largest gap of the trace (cheaper than ranking every gap)
@@ -26,6 +27,16 @@ gaps AS (
                                WHERE i.trace_id = o.trace_id AND busy_until IS NOT NULL
                                  AND ts_ns - busy_until >= $min_gap_ns AND device_id IS NOT NULL)
   QUALIFY row_number() OVER (PARTITION BY trace_id ORDER BY ts_ns - busy_until DESC, busy_until) <= $top
+),
+gaps AS (
+  SELECT g.* EXCLUDE (prev_id, next_id), p.name AS prev_task, n.name AS next_task
+  FROM largest g
+  LEFT JOIN (SELECT trace_id, slice_id, name FROM device_tasks
+             WHERE slice_id IN (SELECT prev_id FROM largest UNION ALL SELECT next_id FROM largest)) p
+    ON p.trace_id = g.trace_id AND p.slice_id = g.prev_id
+  LEFT JOIN (SELECT trace_id, slice_id, name FROM device_tasks
+             WHERE slice_id IN (SELECT prev_id FROM largest UNION ALL SELECT next_id FROM largest)) n
+    ON n.trace_id = g.trace_id AND n.slice_id = g.next_id
 ),
 stream_idle AS (
   SELECT trace_id, device_id, stream, sum(ts_ns - busy_until) FILTER (WHERE ts_ns > busy_until) AS idle_ns,
