@@ -13,7 +13,8 @@ launch_cost AS (
   SELECT trace_id, median(launch_dur_ns) AS typical_launch_ns FROM launches GROUP BY ALL
 ),
 tasks AS (
-  SELECT d.trace_id, d.rank, d.device_id, d.stream, d.slice_id, d.name, d.ts_ns, d.dur_ns, d.correlation,
+  -- no names here: the windows below sort these rows, and only the short runs need their tasks' names
+  SELECT d.trace_id, d.rank, d.device_id, d.stream, d.slice_id, d.ts_ns, d.dur_ns, d.correlation,
          lag(d.ts_ns + d.dur_ns) OVER s AS prev_end, lag(d.dur_ns) OVER s AS prev_dur
   FROM device_tasks d
   WINDOW s AS (PARTITION BY d.trace_id, d.device_id, d.stream ORDER BY d.ts_ns, d.dur_ns)
@@ -34,8 +35,11 @@ short_tasks AS (
   QUALIFY count(*) OVER (PARTITION BY trace_id, device_id, stream, run_id) >= $min_run
 ),
 short_runs AS (
-  SELECT t.*, l.launch_parent_id
-  FROM short_tasks t LEFT JOIN launches l ON l.trace_id = t.trace_id AND l.correlation = t.correlation
+  SELECT t.*, k.name, l.launch_parent_id
+  FROM short_tasks t
+  LEFT JOIN launches l ON l.trace_id = t.trace_id AND l.correlation = t.correlation
+  LEFT JOIN (SELECT trace_id, slice_id, name FROM device_tasks WHERE slice_id IN (SELECT slice_id FROM short_tasks)) k
+    ON k.trace_id = t.trace_id AND k.slice_id = t.slice_id
 ),
 launch_ops AS (
   -- the few slices the joins below look up, found with semi-joins (a join's hash table is then built on the
