@@ -15,12 +15,18 @@ peaks AS (
               WHEN d.peak_bw_bytes_per_s IS NOT NULL THEN 'device table: ' || d.spec END AS peak_source
   FROM traces t LEFT JOIN trace_devices d USING (trace_id)
 ),
+device_args AS MATERIALIZED (
+  -- one read of the args of device tasks for both uses below: the bytes of copies and sets, and the dram bytes
+  -- CUPTI measured for kernels (the substring test first: it is cheap, and the key cannot be in the JSON without it)
+  SELECT trace_id, slice_id, kind, args FROM slices
+  WHERE device_type <> 'cpu'
+    AND (kind IN ('memcpy', 'memset') OR (kind = 'kernel' AND contains(args, 'dram__bytes_read.sum')))
+),
 copies AS (
   SELECT t.trace_id, t.step, t.slice_id, 'memcpy' AS source, t.name, NULL AS op, t.ts_ns, t.dur_ns,
          TRY_CAST(json_extract_string(s.args, '$.bytes') AS BIGINT) AS bytes
   FROM step_tasks t
-  JOIN slices s ON s.trace_id = t.trace_id AND s.slice_id = t.slice_id AND s.device_type <> 'cpu'
-   AND s.kind IN ('memcpy', 'memset')
+  JOIN device_args s ON s.trace_id = t.trace_id AND s.slice_id = t.slice_id AND s.kind IN ('memcpy', 'memset')
   WHERE t.kind IN ('memcpy', 'memset')
 ),
 measured_kernels AS (
@@ -45,10 +51,8 @@ measured_kernels AS (
          CAST(coalesce(TRY_CAST(json_extract_string(s.args, '$."dram__bytes_read.sum"') AS DOUBLE), 0)
               + coalesce(TRY_CAST(json_extract_string(s.args, '$."dram__bytes_write.sum"') AS DOUBLE), 0) AS BIGINT)
   FROM step_tasks t
-  JOIN slices s ON s.trace_id = t.trace_id AND s.slice_id = t.slice_id AND s.device_type <> 'cpu' AND s.kind = 'kernel'
-  -- (the substring test first: it is cheap, and the key cannot be in the JSON without it)
-  WHERE t.kind = 'kernel' AND contains(s.args, 'dram__bytes_read.sum')
-    AND json_exists(s.args, '$."dram__bytes_read.sum"')
+  JOIN device_args s ON s.trace_id = t.trace_id AND s.slice_id = t.slice_id AND s.kind = 'kernel'
+  WHERE t.kind = 'kernel' AND json_exists(s.args, '$."dram__bytes_read.sum"')
 ),
 memory_bound_ops AS (
   -- ops whose traffic the shapes give: small-M GEMMs (weights plus activations) and decode attention (the KV cache)
