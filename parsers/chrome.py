@@ -279,7 +279,8 @@ class _Builder:
             CREATE TABLE flows_t AS
             SELECT dst.cat AS kind, dst.id AS flow_id, src.slice_id AS src_slice_id, dst.slice_id AS dst_slice_id
             FROM (SELECT * FROM flow_bound WHERE ph IN ('f', 't')) dst
-            LEFT JOIN (SELECT DISTINCT ON (cat, id) * FROM flow_bound WHERE ph = 's' ORDER BY cat, id, event_id) src
+            LEFT JOIN (SELECT cat, id, arg_min_null(slice_id, event_id) AS slice_id  -- the first start of the flow
+                       FROM flow_bound WHERE ph = 's' GROUP BY cat, id) src
               ON src.cat = dst.cat AND src.id = dst.id
             UNION ALL
             SELECT s.cat, s.id, s.slice_id, NULL
