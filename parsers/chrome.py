@@ -530,7 +530,8 @@ def _parse(
         "slices": builder.slices_query(),
         "memory": builder.memory_query(),
         "counters": builder.counters_query(),
-        "flows": "SELECT kind, flow_id, src_slice_id, dst_slice_id FROM flows_t ORDER BY dst_slice_id NULLS LAST",
+        "flows": "SELECT kind, flow_id, src_slice_id, dst_slice_id FROM flows_t"
+        " ORDER BY dst_slice_id NULLS LAST, src_slice_id NULLS LAST, kind, flow_id",
         "instants": builder.instants_query(),
         "metadata": f"SELECT * FROM ({builder.metadata_query()}) UNION ALL SELECT * FROM top_level",
     }
