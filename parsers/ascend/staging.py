@@ -157,24 +157,17 @@ class Staging:
             """UPDATE st_slices SET step = h.step FROM host_steps h
                WHERE st_slices.slice_id = h.slice_id AND h.step IS NOT NULL"""
         )
-        self.sql(
-            """
-            UPDATE st_slices SET step = l.step
-            FROM (SELECT correlation, min(step) AS step FROM st_slices
-                  WHERE device_type = 'cpu' AND correlation IS NOT NULL AND step IS NOT NULL GROUP BY correlation) l
-            WHERE st_slices.device_type <> 'cpu' AND st_slices.step IS NULL
-              AND st_slices.correlation = l.correlation
-            """
-        )
-        self.sql(
-            """
-            UPDATE st_slices SET step = l.step
-            FROM (SELECT external_id, min(step) AS step FROM st_slices
-                  WHERE device_type = 'cpu' AND external_id IS NOT NULL AND step IS NOT NULL GROUP BY external_id) l
-            WHERE st_slices.device_type <> 'cpu' AND st_slices.step IS NULL
-              AND st_slices.external_id = l.external_id
-            """
-        )
+        # Device work takes the step of the host call it links to: by correlation first, then by external id.
+        for key in ("correlation", "external_id"):
+            self.sql(
+                f"""
+                UPDATE st_slices SET step = l.step
+                FROM (SELECT {key}, min(step) AS step FROM st_slices
+                      WHERE device_type = 'cpu' AND {key} IS NOT NULL AND step IS NOT NULL GROUP BY {key}) l
+                WHERE st_slices.device_type <> 'cpu' AND st_slices.step IS NULL
+                  AND st_slices.{key} = l.{key}
+                """
+            )
 
     def _nest(self) -> None:
         table = self.con.sql(

@@ -148,13 +148,19 @@ shaped_ops AS (
   JOIN window_slots w ON w.trace_id = o.trace_id AND w.bucket = o.bucket AND o.ts_ns >= w.cut_ns AND o.ts_ns < w.next_ns
   WHERE o.input_dims IS NOT NULL
 ),
+elem_size_rules AS (
+  -- bytes per element from a dtype name (lower case; the first rule that matches wins), for framework dtypes
+  -- (c10::BFloat16, float, ...) and kernel dtypes (DT_BF16, FLOAT, INT32, ...) alike
+  SELECT * FROM (VALUES (1, 'float8|fp8|e4m3|e5m2|int8|unsigned char|bool|byte', 1),
+                        (2, 'bf16|bfloat16|half|float16|fp16|int16|short', 2),
+                        (3, 'double|float64|fp64|long|int64|complex', 8),
+                        (4, 'float|int', 4)) r(rule, pattern, elem_bytes)
+),
 type_sizes AS (
-  SELECT type_name,
-         CASE WHEN regexp_matches(t, 'float8|fp8|e4m3|e5m2|int8|unsigned char|bool|byte') THEN 1
-              WHEN regexp_matches(t, 'bf16|bfloat16|half|float16|fp16|int16|short') THEN 2
-              WHEN regexp_matches(t, 'double|float64|fp64|long|int64|complex') THEN 8
-              WHEN regexp_matches(t, 'float|int') THEN 4 END AS elem_bytes
-  FROM (SELECT DISTINCT type_name, lower(type_name) AS t FROM (SELECT unnest(types) AS type_name FROM shaped_ops))
+  SELECT t.type_name, min_by(r.elem_bytes, r.rule) AS elem_bytes
+  FROM (SELECT DISTINCT unnest(types) AS type_name FROM shaped_ops) t
+  LEFT JOIN elem_size_rules r ON regexp_matches(lower(t.type_name), r.pattern)
+  GROUP BY t.type_name
 ),
 attention_calls AS (
   SELECT o.*,

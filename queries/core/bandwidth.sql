@@ -106,13 +106,11 @@ kernel_shapes AS (
   WHERE t.kind = 'kernel' AND t.input_dims IS NOT NULL AND NOT starts_with(ltrim(t.input_dims), '[')
 ),
 kernel_type_sizes AS (
-  -- as type_sizes, for the dtype names kernels carry (DT_BF16, FLOAT, INT32, ...)
-  SELECT type_name,
-         CASE WHEN regexp_matches(t, 'float8|fp8|e4m3|e5m2|int8|unsigned char|bool|byte') THEN 1
-              WHEN regexp_matches(t, 'bf16|bfloat16|half|float16|fp16|int16|short') THEN 2
-              WHEN regexp_matches(t, 'double|float64|fp64|long|int64|complex') THEN 8
-              WHEN regexp_matches(t, 'float|int') THEN 4 END AS elem_bytes
-  FROM (SELECT DISTINCT type_name, lower(type_name) AS t FROM (SELECT unnest(types) AS type_name FROM kernel_shapes))
+  -- as type_sizes, for the dtype names kernels carry
+  SELECT t.type_name, min_by(r.elem_bytes, r.rule) AS elem_bytes
+  FROM (SELECT DISTINCT unnest(types) AS type_name FROM kernel_shapes) t
+  LEFT JOIN elem_size_rules r ON regexp_matches(lower(t.type_name), r.pattern)
+  GROUP BY t.type_name
 ),
 kernel_shape_bytes AS (
   SELECT k.trace_id, k.step, k.slice_id, 'kernel' AS source, k.name, NULL AS op, k.ts_ns, k.dur_ns,
