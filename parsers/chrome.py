@@ -146,6 +146,9 @@ class _Builder:
         self._pair_begin_end()
         device_cats = ", ".join(f"'{c}'" for c in DEVICE_CATS)
         paths = "[" + ", ".join("'" + p.replace("'", "''") + "'" for p in _ARG_PATHS) + "]"
+        # A scan and projections keep the rows in `ev`'s order (preserve_insertion_order), which
+        # spares a sort of every column here. A long IN list would become a join and lose it.
+        self.sql("SET disabled_optimizers = 'in_clause'")
         self.sql(
             f"""
             CREATE TABLE slices0 AS
@@ -175,9 +178,9 @@ class _Builder:
                    av[6] AS input_dims, av[7] AS input_types,
                    CASE WHEN kind = 'step' THEN TRY_CAST(regexp_extract(name, '#(\\d+)', 1) AS BIGINT) END AS step_no
             FROM k
-            ORDER BY slice_id
             """
         )
+        self.sql("RESET disabled_optimizers")
         dropped = self.count("SELECT count(*) FROM ev WHERE ph = 'X' AND ts IS NULL")
         if dropped:
             self.warnings.append(f"{dropped} complete events had no usable ts and were skipped")
@@ -222,23 +225,23 @@ class _Builder:
 
     def build_links(self) -> None:
         """Nesting, flow binding, launch correlation and steps, in numpy; aligned with `slices0` by position."""
-        column = self._fetch(
-            """
+        query = """
             SELECT slice_id, track, ts_ns, dur_ns, hash(pid) AS pid_key, device_type = 'cpu' AS on_host,
                    kind IN ('runtime', 'driver') AS is_launch, kind = 'step' AND device_type = 'cpu' AS is_step,
                    coalesce(correlation, -1) AS correlation, coalesce(step_no, -1) AS step_no
             FROM slices0
-            """
-        )
+        """
+        column = self._fetch(query)
+        # Stored order must be slice_id order, like `ev`: the slices are written by zipping `ev` and
+        # `slices0` row by row, and the arrays here are searched by slice_id.
+        if not np.all(column["slice_id"][1:] > column["slice_id"][:-1]):
+            self.sql("CREATE OR REPLACE TABLE slices0 AS SELECT * FROM slices0 ORDER BY slice_id")
+            column = self._fetch(query)
         slice_id, ts, dur = column["slice_id"], column["ts_ns"], column["dur_ns"]
-        # Read in stored order, which must be slice_id order, like `ev`: the slices are written by
-        # zipping `ev` and `slices0` row by row, and the arrays here are searched by slice_id.
-        if not np.all(np.diff(slice_id) > 0):
-            raise RuntimeError("slices0 is not stored in slice_id order")
         track = column["track"].astype(np.uint64).view(np.int64)
         column["correlation"] = column["correlation"].copy()  # filled in from launch flows below
         result = nest(track, ts, dur, slice_id, workers=self.workers)
-        self._bind_flows(column, track, result.parent)
+        self._bind_flows(column, track, result.parent, result.order)
         step = self._steps(column, ts, dur)
         self.nested = pa.table(
             {
@@ -253,7 +256,9 @@ class _Builder:
                 f"{overlapping} slices overlap their parent partially (kept, flagged in `overlaps_parent`)"
             )
 
-    def _bind_flows(self, column: dict[str, np.ndarray], track: np.ndarray, parent: np.ndarray) -> None:
+    def _bind_flows(
+        self, column: dict[str, np.ndarray], track: np.ndarray, parent: np.ndarray, order: np.ndarray
+    ) -> None:
         """`flows_t`: flow points bound to slices and paired by (cat, id); fills missing device correlations."""
         self.sql(
             f"""
@@ -267,7 +272,7 @@ class _Builder:
         points = self._fetch("SELECT event_id, track, ts_ns, launch_end, flow_num FROM flow_points")
         bound = bind_points(
             track, column["ts_ns"], column["dur_ns"], column["slice_id"], parent,
-            points["track"].astype(np.uint64).view(np.int64), points["ts_ns"],
+            points["track"].astype(np.uint64).view(np.int64), points["ts_ns"], order,
         )
         self.con.register(
             "flow_slices", pa.table({"event_id": points["event_id"], "slice_id": pa.array(bound, mask=bound < 0)})
@@ -416,12 +421,19 @@ def _memory_limit(path: Path, share: float = 0.6) -> str:
 @contextmanager
 def _stage(timings: dict[str, float], name: str) -> Iterator[None]:
     """Time one stage; with TRACEVIEW_TIMING=1 in the environment, print it to stderr."""
-    start = time.perf_counter()
+    start, before = time.perf_counter(), resource.getrusage(resource.RUSAGE_SELF)
     yield
     timings[name] = time.perf_counter() - start
     if os.environ.get("TRACEVIEW_TIMING"):
-        peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        print(f"[timing] {name}: {timings[name]:.3f} s, peak RSS so far {peak_mb:.0f} MB", file=sys.stderr)
+        after = resource.getrusage(resource.RUSAGE_SELF)
+        peak_mb = after.ru_maxrss / 1024
+        user, system = after.ru_utime - before.ru_utime, after.ru_stime - before.ru_stime
+        faults = after.ru_minflt - before.ru_minflt
+        print(
+            f"[timing] {name}: {timings[name]:.3f} s wall, {user:.3f} s user, {system:.3f} s system,"
+            f" {faults} page faults; peak RSS so far {peak_mb:.0f} MB",
+            file=sys.stderr,
+        )
 
 
 def _load_events(con: duckdb.DuckDBPyConnection, events_paths: list[Path]) -> None:

@@ -13,17 +13,19 @@ import numpy as np
 
 def bind_points(
     slice_track: np.ndarray, slice_ts: np.ndarray, slice_dur: np.ndarray, slice_id: np.ndarray,
-    slice_parent: np.ndarray, point_track: np.ndarray, point_ts: np.ndarray,
+    slice_parent: np.ndarray, point_track: np.ndarray, point_ts: np.ndarray, order: np.ndarray | None = None,
 ) -> np.ndarray:
     """slice_id each point binds to, -1 where none.
 
     `slice_id` must be ascending; `slice_parent` holds each slice's parent slice_id (-1 for none).
+    `order`, when given, is the slices sorted by track, start, longer first (`Nesting.order`).
     """
     out = np.full(len(point_ts), -1, dtype=np.int64)
     if len(point_ts) == 0 or len(slice_ts) == 0:
         return out
     dur = np.maximum(slice_dur, 0)
-    order = np.lexsort((-dur, slice_ts, slice_track))
+    if order is None:
+        order = np.lexsort((-dur, slice_ts, slice_track))
     tracks, starts_at = np.unique(slice_track[order], return_index=True)
     bounds = np.append(starts_at, len(order))
     point_order = np.argsort(point_track, kind="stable")

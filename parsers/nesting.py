@@ -3,8 +3,8 @@
 For every slice: `depth` is the number of slices on its track still open when it starts,
 `parent` the innermost of those (the latest-starting one), `overlaps` whether it ends after
 that parent ends (a partial overlap, kept and flagged), and `self` its duration minus the
-part of its direct children that lies inside it. Vectorised with numpy: sorting plus a
-sparse table of running maxima answers "nearest earlier slice still open" for all slices at once.
+part of its direct children that lies inside it. Vectorised with numpy: sorting, then
+pointer jumping answers "nearest earlier slice still open" for all slices at once.
 """
 
 from __future__ import annotations
@@ -24,6 +24,8 @@ class Nesting:
     parent: np.ndarray  # slice id of the parent, -1 where none
     overlaps: np.ndarray
     self_ns: np.ndarray
+    # Positions sorted by track, start, longer first, then slice id: the order `flowbind` searches.
+    order: np.ndarray
 
     def columns(self, slice_id: np.ndarray) -> dict[str, pa.Array | np.ndarray]:
         """The model's nesting columns keyed by name, with slice_id, ready for `pa.table`."""
@@ -37,34 +39,25 @@ class Nesting:
 
 
 def _nearest_open_before(starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
-    """For sorted starts, index of the nearest earlier slice with end > start, or -1."""
+    """For sorted starts, index of the nearest earlier slice with end > start, or -1.
+
+    Pointer jumping: every slice starts from the slice just before it. While the candidate is
+    closed (end <= start), jump to the candidate's own candidate: everything between the two
+    was already closed when the candidate started, so it is closed here too. All slices jump
+    together, reading each other's candidates, so the chains shorten fast (a few dozen rounds
+    on real traces); memory stays O(n).
+    """
     n = len(starts)
-    # Only comparisons `end <= start` matter, and with the starts sorted, end <= start exactly when
-    # (starts below end) <= (starts below start): int32 counts halve the sparse table's memory.
-    ends = np.searchsorted(starts, ends, side="left").astype(np.int32)
-    starts = np.searchsorted(starts, starts, side="left").astype(np.int32)
-    levels = [ends]
-    width = 1
-    while width * 2 <= n:
-        prev = levels[-1]
-        levels.append(np.maximum(prev[:-width], prev[width:]))
-        width *= 2
-    cursor = np.arange(n, dtype=np.int64)  # candidates lie in [0, cursor)
-    for k in range(len(levels) - 1, -1, -1):
-        step = 1 << k
-        block_start = cursor - step
-        ok = block_start >= 0
-        idx = np.where(ok, block_start, 0)
-        level = levels[k]
-        # level[k][j] = max(ends[j : j + 2**k]); valid for j < len(level)
-        valid = ok & (idx < len(level))
-        skip = valid & (level[np.minimum(idx, len(level) - 1)] <= starts)
-        cursor = np.where(skip, block_start, cursor)
-    found = cursor - 1
-    has = found >= 0
-    found_safe = np.where(has, found, 0)
-    has &= ends[found_safe] > starts
-    return np.where(has, found, -1)
+    candidate = np.arange(-1, n - 1, dtype=np.int64)
+    pending = np.arange(1, n, dtype=np.int64)
+    while len(pending):
+        current = candidate[pending]
+        closed = ends[current] <= starts[pending]
+        pending = pending[closed]
+        jumped = candidate[current[closed]]
+        candidate[pending] = jumped
+        pending = pending[jumped >= 0]
+    return candidate
 
 
 def _open_count(starts: np.ndarray, ends: np.ndarray, durs: np.ndarray) -> np.ndarray:
@@ -93,6 +86,31 @@ def _track_nesting(starts: np.ndarray, ends: np.ndarray, durs: np.ndarray) -> tu
     return _open_count(starts, ends, durs), _nearest_open_before(starts, ends)
 
 
+def _track_order(track: np.ndarray, ts: np.ndarray, dur: np.ndarray, slice_id: np.ndarray) -> np.ndarray:
+    """Positions sorted by track, start ascending, longer first, then slice id."""
+    longer_first = -np.maximum(dur, 0)
+    if not np.all(slice_id[1:] > slice_id[:-1]):
+        return np.lexsort((slice_id, longer_first, ts, track))
+    # Slice ids ascending: a stable sort keeps them in order among equals. Track and start fit
+    # one int64 key on real traces (few tracks, a span of 2**40 ns is 18 minutes), and a stable
+    # sort of it is fast where a lexsort of random durations is not; equal keys are rare and
+    # are then ordered by duration alone.
+    by_track = np.argsort(track, kind="stable")
+    code = np.empty(len(track), dtype=np.int64)
+    code[by_track] = np.cumsum(np.concatenate(([0], track[by_track][1:] != track[by_track][:-1])))
+    first, span = int(ts.min()), int(ts.max()) - int(ts.min())
+    if span.bit_length() + int(code[by_track[-1]]).bit_length() > 62:
+        return np.lexsort((longer_first, ts, track))
+    key = (code << span.bit_length()) | (ts - first)
+    order = np.argsort(key, kind="stable")
+    sorted_key = key[order]
+    equal = sorted_key[1:] == sorted_key[:-1]
+    if equal.any():
+        tied = np.flatnonzero(np.concatenate(([False], equal)) | np.concatenate((equal, [False])))
+        order[tied] = order[tied][np.lexsort((longer_first[order[tied]], sorted_key[tied]))]
+    return order
+
+
 def nest(track: np.ndarray, ts: np.ndarray, dur: np.ndarray, slice_id: np.ndarray, workers: int = 1) -> Nesting:
     """Nest slices per track. All inputs are 1-D arrays of equal length; `track` is an int code.
 
@@ -105,9 +123,8 @@ def nest(track: np.ndarray, ts: np.ndarray, dur: np.ndarray, slice_id: np.ndarra
     overlaps = np.zeros(n, dtype=bool)
     self_ns = dur.astype(np.int64).copy()
     if n == 0:
-        return Nesting(depth, parent, overlaps, self_ns)
-    # Sort by track, start ascending, longer first, then file order.
-    order = np.lexsort((slice_id, -np.maximum(dur, 0), ts, track))
+        return Nesting(depth, parent, overlaps, self_ns, np.zeros(0, dtype=np.int64))
+    order = _track_order(track, ts, dur, slice_id)
     t_sorted = track[order]
     bounds = np.flatnonzero(np.diff(t_sorted)) + 1
     starts_all = ts[order].astype(np.int64)
@@ -116,21 +133,14 @@ def nest(track: np.ndarray, ts: np.ndarray, dur: np.ndarray, slice_id: np.ndarra
     ends_all = starts_all + durs_all
     spans = list(zip(np.concatenate(([0], bounds)).tolist(), np.concatenate((bounds, [n])).tolist(), strict=True))
 
-    def work(span: tuple[int, int]) -> tuple[np.ndarray, np.ndarray] | None:
+    def work(span: tuple[int, int]) -> None:
+        # Tracks own disjoint rows, so threads write their results in place.
         lo, hi = span
-        return _track_nesting(starts_all[lo:hi], ends_all[lo:hi], durs_all[lo:hi])
-
-    largest_first = sorted(spans, key=lambda span: span[0] - span[1])
-    if workers > 1 and len(spans) > 1:
-        with ThreadPoolExecutor(workers) as pool:
-            results = list(pool.map(work, largest_first))
-    else:
-        results = [work(span) for span in largest_first]
-    for (lo, hi), result in zip(largest_first, results, strict=True):
-        if result is None:
-            continue
-        d, p = result
         starts, ends, rows = starts_all[lo:hi], ends_all[lo:hi], order[lo:hi]
+        result = _track_nesting(starts, ends, durs_all[lo:hi])
+        if result is None:
+            return
+        d, p = result
         has = p >= 0
         depth[rows] = d.astype(np.int32)
         parent_rows = rows[np.where(has, p, 0)]
@@ -139,4 +149,12 @@ def nest(track: np.ndarray, ts: np.ndarray, dur: np.ndarray, slice_id: np.ndarra
         # Children's time inside the parent comes off the parent's self time.
         inside = np.minimum(ends[has], ends[p[has]]) - starts[has]
         np.subtract.at(self_ns, parent_rows[has], inside)
-    return Nesting(depth, parent, overlaps, self_ns)
+
+    largest_first = sorted(spans, key=lambda span: span[0] - span[1])
+    if workers > 1 and len(spans) > 1:
+        with ThreadPoolExecutor(workers) as pool:
+            list(pool.map(work, largest_first))
+    else:
+        for span in largest_first:
+            work(span)
+    return Nesting(depth, parent, overlaps, self_ns, order)

@@ -220,3 +220,20 @@ def test_large_trace_keeps_every_column_of_a_slice_together(tmp_path: Path) -> N
         " OR TRY_CAST(json_extract_string(args, '$.\"External id\"') AS BIGINT) <> slice_id)",
     )
     assert rows == [(n, 0)]
+
+
+def test_slices_out_of_file_order_are_sorted_back(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`slices0` is built without a sort, relying on DuckDB keeping the scan's order; were the rows
+    ever out of slice_id order, linking sorts them back and the store is the same."""
+    from parsers import chrome
+
+    trace = _synthetic(tmp_path)
+    want = store_rows(ingest_one(trace, tmp_path / "a.traceview").store, "slices", SLICE_COLS)
+    build_slices = chrome._Builder.build_slices
+
+    def shuffled(self: chrome._Builder) -> None:
+        build_slices(self)
+        self.sql("CREATE OR REPLACE TABLE slices0 AS SELECT * FROM slices0 ORDER BY slice_id DESC")
+
+    monkeypatch.setattr(chrome._Builder, "build_slices", shuffled)
+    assert store_rows(ingest_one(trace, tmp_path / "b.traceview").store, "slices", SLICE_COLS) == want

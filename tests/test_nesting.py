@@ -10,7 +10,8 @@ from conftest import CorpusIngest, store_rows
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from parsers.nesting import nest
+from parsers.flowbind import bind_points
+from parsers.nesting import _track_order, nest
 
 
 @dataclass
@@ -86,14 +87,20 @@ def run_nest(track: list[int], ts: list[int], dur: list[int], sid: list[int], wo
 
 
 @st.composite
-def slices(draw: st.DrawFn, min_dur: int = 0) -> tuple[list[int], list[int], list[int], list[int]]:
-    """Slices on a few tracks with many ties: equal starts, equal ends, zero durations, partial overlaps."""
+def slices(
+    draw: st.DrawFn, min_dur: int = 0, ascending_ids: bool = False
+) -> tuple[list[int], list[int], list[int], list[int]]:
+    """Slices on a few tracks with many ties: equal starts, equal ends, zero durations, partial overlaps.
+
+    Slice ids are a permutation, or ascending (file order, as the parsers give them) with `ascending_ids`.
+    """
     n = draw(st.integers(min_value=0, max_value=40))
     base = draw(st.sampled_from([0, 1_712_195_495_519_689_047]))
     track = draw(st.lists(st.integers(0, 3), min_size=n, max_size=n))
     ts = [base + t for t in draw(st.lists(st.integers(0, 60), min_size=n, max_size=n))]
     dur = draw(st.lists(st.integers(min_dur, 25), min_size=n, max_size=n))
-    sid = draw(st.permutations(list(range(0, 3 * n, 3))))
+    ids = list(range(0, 3 * n, 3))
+    sid = ids if ascending_ids else draw(st.permutations(ids))
     return track, ts, dur, list(sid)
 
 
@@ -108,6 +115,50 @@ def test_nest_matches_reference(case: tuple[list[int], list[int], list[int], lis
     assert got.parent == want.parent
     assert got.overlaps == want.overlaps
     assert got.self_ns == want.self_ns
+
+
+@settings(max_examples=300, deadline=None)
+@given(slices(min_dur=-5, ascending_ids=True))
+def test_nest_matches_reference_with_ids_in_file_order(case: tuple[list[int], list[int], list[int], list[int]]) -> None:
+    """With ascending slice ids (the parsers' case, sorted by one combined key) nesting is the reference's too."""
+    track, ts, dur, sid = case
+    got = run_nest(track, ts, dur, sid)
+    want = reference_nest(track, ts, [max(d, 0) for d in dur], sid)
+    assert (got.depth, got.parent, got.overlaps) == (want.depth, want.parent, want.overlaps)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.sampled_from([-(2**63), -7, 0, 2**62, 2**63 - 1]),
+                  st.one_of(st.integers(0, 5), st.integers(-(2**62), 2**62)), st.integers(-3, 4)),
+        min_size=1, max_size=30,
+    ),
+    st.booleans(),
+)
+def test_track_order_is_a_lexsort(rows: list[tuple[int, int, int]], ascending_ids: bool) -> None:
+    """The order nesting uses is a lexsort by track, start, longer first, slice id, for any spans of time."""
+    track, ts, dur = (np.array(column, dtype=np.int64) for column in zip(*rows, strict=True))
+    sid = np.arange(len(rows), dtype=np.int64) * 2
+    if not ascending_ids:
+        sid = sid[::-1].copy()
+    want = np.lexsort((sid, -np.maximum(dur, 0), ts, track))
+    assert _track_order(track, ts, dur, sid).tolist() == want.tolist()
+
+
+@settings(max_examples=100, deadline=None)
+@given(slices(ascending_ids=True), st.lists(st.tuples(st.integers(0, 3), st.integers(0, 90)), max_size=20))
+def test_flow_binding_with_nest_order(
+    case: tuple[list[int], list[int], list[int], list[int]], points: list[tuple[int, int]]
+) -> None:
+    """Flow points bind to the same slices whether bind_points sorts the slices or reuses nest's order."""
+    track, ts, dur, sid = (np.array(column, dtype=np.int64) for column in case)
+    nested = nest(track, ts, dur, sid)
+    point_track = np.array([p[0] for p in points], dtype=np.int64)
+    point_ts = np.array([p[1] + int(ts.min(initial=0)) for p in points], dtype=np.int64)
+    alone = bind_points(track, ts, dur, sid, nested.parent, point_track, point_ts)
+    reused = bind_points(track, ts, dur, sid, nested.parent, point_track, point_ts, nested.order)
+    assert reused.tolist() == alone.tolist()
 
 
 @settings(max_examples=100, deadline=None)

@@ -223,12 +223,19 @@ def _build(files: list[tuple[Path, str, bool]], staging: Path, progress: Progres
 
 @contextmanager
 def _timed(info: dict, name: str) -> Iterator[None]:
-    start = time.perf_counter()
+    start, before = time.perf_counter(), resource.getrusage(resource.RUSAGE_SELF)
     yield
     info.setdefault("timings", {})[name] = time.perf_counter() - start
     if os.environ.get("TRACEVIEW_TIMING"):
-        peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        print(f"[timing] {name}: {info['timings'][name]:.3f} s, peak RSS so far {peak_mb:.0f} MB", file=sys.stderr)
+        after = resource.getrusage(resource.RUSAGE_SELF)
+        peak_mb = after.ru_maxrss / 1024
+        user, system = after.ru_utime - before.ru_utime, after.ru_stime - before.ru_stime
+        faults = after.ru_minflt - before.ru_minflt
+        print(
+            f"[timing] {name}: {info['timings'][name]:.3f} s wall, {user:.3f} s user, {system:.3f} s system,"
+            f" {faults} page faults; peak RSS so far {peak_mb:.0f} MB",
+            file=sys.stderr,
+        )
 
 
 def content_hash(path: Path) -> str:
