@@ -260,25 +260,25 @@ class _Builder:
         self, column: dict[str, np.ndarray], track: np.ndarray, parent: np.ndarray, order: np.ndarray
     ) -> None:
         """`flows_t`: flow points bound to slices and paired by (cat, id); fills missing device correlations."""
-        self.sql(
+        # The points go to numpy and come back with their slice as one registered Arrow table: no
+        # scratch table of points and no join to attach the slices.
+        points = self.con.sql(
             f"""
-            CREATE TABLE flow_points AS
             SELECT rowid AS event_id, ph, cat, id, hash(pid, tid) AS track, {self.base} + {_ns('ts')} AS ts_ns,
-                   ph <> 's' AND cat IN ('ac2g', 'async_gpu', 'async_cpu_to_gpu') AS launch_end,
+                   coalesce(ph <> 's' AND cat IN ('ac2g', 'async_gpu', 'async_cpu_to_gpu'), false) AS launch_end,
                    coalesce(TRY_CAST(id AS BIGINT), -1) AS flow_num
             FROM ev WHERE ph IN ('s', 't', 'f') AND ts IS NOT NULL
             """
-        )
-        points = self._fetch("SELECT event_id, track, ts_ns, launch_end, flow_num FROM flow_points")
+        ).to_arrow_table()
+        point = {name: points.column(name).to_numpy() for name in ("track", "ts_ns", "launch_end", "flow_num")}
         bound = bind_points(
             track, column["ts_ns"], column["dur_ns"], column["slice_id"], parent,
-            points["track"].astype(np.uint64).view(np.int64), points["ts_ns"], order,
+            point["track"].astype(np.uint64).view(np.int64), point["ts_ns"], order,
         )
-        self.con.register(
-            "flow_slices", pa.table({"event_id": points["event_id"], "slice_id": pa.array(bound, mask=bound < 0)})
+        flow_bound = points.select(["event_id", "ph", "cat", "id"]).append_column(
+            "slice_id", pa.array(bound, mask=bound < 0)
         )
-        self.sql("CREATE TABLE flow_bound AS SELECT * FROM flow_points JOIN flow_slices USING (event_id)")
-        self.con.unregister("flow_slices")
+        self.con.register("flow_bound", flow_bound)
         self.sql(
             """
             CREATE TABLE flows_t AS
@@ -294,11 +294,10 @@ class _Builder:
               SELECT 1 FROM flow_bound d WHERE d.ph IN ('f', 't') AND d.cat = s.cat AND d.id = s.id)
             """
         )
-        # Their memory is better spent on the ordered Parquet writes that follow.
-        self.sql("DROP TABLE flow_bound; DROP TABLE flow_points")
+        self.con.unregister("flow_bound")
         # Device work without a correlation arg (MTIA, legacy) gets it from its launch flow's id.
-        usable = points["launch_end"] & (bound >= 0) & (points["flow_num"] >= 0)
-        target, ids = bound[usable], points["flow_num"][usable]
+        usable = point["launch_end"] & (bound >= 0) & (point["flow_num"] >= 0)
+        target, ids = bound[usable], point["flow_num"][usable]
         position = np.searchsorted(column["slice_id"], target)  # slice_id is ascending in slices0
         fill = (~column["on_host"][position]) & (column["correlation"][position] < 0)
         column["correlation"][position[fill]] = ids[fill]
