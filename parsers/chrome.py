@@ -28,6 +28,7 @@ from parsers.flowbind import bind_points
 from parsers.model import TABLES
 from parsers.nesting import nest
 from parsers.parsed import DuckDBSource, ParsedTrace
+from parsers.prefetch import prefetch
 from parsers.redact import redact
 from parsers.rowzip import zip_rows
 from parsers.steps import device_steps, host_steps
@@ -343,7 +344,7 @@ class _Builder:
         numbers = self.con.cursor().sql(
             "SELECT * EXCLUDE (track, correlation, step_no) FROM slices0"
         ).to_arrow_reader(_STREAM_BATCH_ROWS)
-        cursor.register("slice_rows", zip_rows([strings, numbers, self.nested], "slice_id"))
+        cursor.register("slice_rows", prefetch(zip_rows([strings, numbers, self.nested], "slice_id")))
 
     def memory_query(self) -> str:
         keys = ["Addr", "Bytes", "Total Allocated", "Total Reserved", "Device Type", "Device Id"]
