@@ -185,6 +185,7 @@ class _Builder:
         dropped = self.count("SELECT count(*) FROM ev WHERE ph = 'X' AND ts IS NULL")
         if dropped:
             self.warnings.append(f"{dropped} complete events had no usable ts and were skipped")
+            self.sql("UPDATE ev SET ph = NULL WHERE ph = 'X' AND ts IS NULL")  # rows with ph 'X' are the slices
         negative = self.count("SELECT count(*) FROM slices0 WHERE dur_ns < 0")
         if negative:
             self.warnings.append(f"{negative} slices have a negative duration (kept as written)")
@@ -339,12 +340,32 @@ class _Builder:
         encoding of its output with it; scanned as one Arrow stream, the encoding is parallel.
         """
         strings = self.con.cursor().sql(
-            "SELECT rowid AS slice_id, name, cat, args FROM ev WHERE ph = 'X' AND ts IS NOT NULL"
+            "SELECT rowid AS slice_id, name, cat, args FROM ev WHERE ph = 'X'"
         ).to_arrow_reader(_STREAM_BATCH_ROWS)
         numbers = self.con.cursor().sql(
-            "SELECT * EXCLUDE (track, correlation, step_no) FROM slices0"
+            "SELECT * FROM slices0"
         ).to_arrow_reader(_STREAM_BATCH_ROWS)
         cursor.register("slice_rows", prefetch(zip_rows([strings, numbers, self.nested], "slice_id")))
+
+    def settle_event_tables(self) -> None:
+        """Materialise the small tables (memory, counters, instants, metadata), then drop the columns
+        of `ev` and `slices0` that only they and the linking read.
+
+        What stays is the strings of the slices, for their write; the memory freed is memory that
+        the write does not spill to scratch files and read back.
+        """
+        small = {
+            "memory_t": self.memory_query(),
+            "counters_t": self.counters_query(),
+            "instants_t": self.instants_query(),
+            "metadata_t": self.metadata_query(),
+        }
+        for table, query in small.items():
+            self.sql(f"CREATE TABLE {table} AS {query}")
+        for column in ("ts", "dur", "pid", "tid", "id", "bp", "s"):
+            self.sql(f"ALTER TABLE ev DROP COLUMN {column}")
+        for column in ("track", "correlation", "step_no"):  # linked: `nested` has what the write needs
+            self.sql(f"ALTER TABLE slices0 DROP COLUMN {column}")
 
     def memory_query(self) -> str:
         keys = ["Addr", "Bytes", "Total Allocated", "Total Reserved", "Device Type", "Device Id"]
@@ -526,7 +547,7 @@ def _parse(
 
     info = _trace_info(extracted.top_level, rank_hint)
     builder = _Builder(con, info["base_time_ns"], _vendor(extracted.top_level, con), workers)
-    for stage in (builder.build_slices, builder.build_links):
+    for stage in (builder.build_slices, builder.build_links, builder.settle_event_tables):
         with _stage(timings, stage.__name__):
             stage()
     con.execute(f"SET memory_limit = '{_memory_limit(path, share=0.8)}'")
@@ -543,12 +564,12 @@ def _parse(
     rank = info["rank"]
     queries = {
         "slices": builder.slices_query(),
-        "memory": builder.memory_query(),
-        "counters": builder.counters_query(),
+        "memory": "SELECT * FROM memory_t",
+        "counters": "SELECT * FROM counters_t",
         "flows": "SELECT kind, flow_id, src_slice_id, dst_slice_id FROM flows_t"
         " ORDER BY dst_slice_id NULLS LAST, src_slice_id NULLS LAST, kind, flow_id",
-        "instants": builder.instants_query(),
-        "metadata": f"SELECT * FROM ({builder.metadata_query()}) UNION ALL SELECT * FROM top_level",
+        "instants": "SELECT * FROM instants_t",
+        "metadata": "SELECT * FROM metadata_t UNION ALL SELECT * FROM top_level",
     }
     tables = {name: DuckDBSource(TABLES[name], con, query, trace_id, rank) for name, query in queries.items()}
     tables["slices"].prepare = builder.register_slice_rows
