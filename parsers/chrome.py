@@ -23,6 +23,7 @@ import numpy as np
 import pyarrow as pa
 
 from parsers import jsonscan
+from parsers.arrownp import arrow_array, numpy_column
 from parsers.errors import TraceFormatError
 from parsers.flowbind import bind_points
 from parsers.model import TABLES
@@ -223,7 +224,7 @@ class _Builder:
 
     def _fetch(self, query: str) -> dict[str, np.ndarray]:
         table = self.con.sql(query).to_arrow_table()
-        return {name: table.column(name).to_numpy(zero_copy_only=False) for name in table.column_names}
+        return {name: numpy_column(table.column(name)) for name in table.column_names}
 
     def build_links(self) -> None:
         """Nesting, flow binding, launch correlation and steps, in numpy; aligned with `slices0` by position."""
@@ -248,8 +249,8 @@ class _Builder:
         self.nested = pa.table(
             {
                 **result.columns(slice_id),
-                "step": pa.array(step, mask=step < 0),
-                "correlation": pa.array(column["correlation"], mask=column["correlation"] < 0),
+                "step": arrow_array(step, mask=step < 0),
+                "correlation": arrow_array(column["correlation"], mask=column["correlation"] < 0),
             }
         )
         overlapping = int(result.overlaps.sum())
@@ -272,13 +273,13 @@ class _Builder:
             FROM ev WHERE ph IN ('s', 't', 'f') AND ts IS NOT NULL
             """
         ).to_arrow_table()
-        point = {name: points.column(name).to_numpy() for name in ("track", "ts_ns", "launch_end", "flow_num")}
+        point = {name: numpy_column(points.column(name)) for name in ("track", "ts_ns", "launch_end", "flow_num")}
         bound = bind_points(
             track, column["ts_ns"], column["dur_ns"], column["slice_id"], parent,
             point["track"].astype(np.uint64).view(np.int64), point["ts_ns"], order,
         )
         flow_bound = points.select(["event_id", "ph", "cat", "id"]).append_column(
-            "slice_id", pa.array(bound, mask=bound < 0)
+            "slice_id", arrow_array(bound, mask=bound < 0)
         )
         del points, point["track"], point["ts_ns"]  # only what flows_t and the fill below read stays
         self.con.register("flow_bound", flow_bound)

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 import numpy as np
 import pyarrow as pa
 
+from parsers.arrownp import arrow_array
+
 
 @dataclass
 class Nesting:
@@ -27,14 +29,14 @@ class Nesting:
     # Positions sorted by track, start, longer first, then slice id: the order `flowbind` searches.
     order: np.ndarray
 
-    def columns(self, slice_id: np.ndarray) -> dict[str, pa.Array | np.ndarray]:
+    def columns(self, slice_id: np.ndarray) -> dict[str, pa.Array]:
         """The model's nesting columns keyed by name, with slice_id, ready for `pa.table`."""
         return {
-            "slice_id": slice_id,
-            "depth": self.depth,
-            "parent_id": pa.array(self.parent, mask=self.parent < 0),
-            "overlaps_parent": self.overlaps,
-            "self_ns": self.self_ns,
+            "slice_id": arrow_array(slice_id),
+            "depth": arrow_array(self.depth),
+            "parent_id": arrow_array(self.parent, mask=self.parent < 0),
+            "overlaps_parent": arrow_array(self.overlaps),
+            "self_ns": arrow_array(self.self_ns),
         }
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 
-import numpy as np
 import pyarrow as pa
 
 
@@ -64,11 +63,11 @@ def zip_rows(sources: list[pa.RecordBatchReader | pa.Table], key: str) -> pa.Rec
         for batch in lead:
             if not batch.num_rows:
                 continue
-            keys = batch.column(key).to_numpy(zero_copy_only=False)
+            keys = batch.column(key)
             arrays = list(batch.columns)
             for rows in rest:
                 part = rows.take(batch.num_rows)
-                if not np.array_equal(part.column(key).to_numpy(), keys):
+                if not part.column(key).chunk(0).equals(keys):
                     raise ValueError(f"sources are not aligned on {key!r}")
                 arrays += [part.column(name).chunk(0) for name in part.column_names if name != key]
             yield pa.RecordBatch.from_arrays(arrays, schema=schema)

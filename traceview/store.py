@@ -32,7 +32,7 @@ import xxhash
 
 import parsers
 from parsers.model import MODEL_VERSION, TABLES
-from parsers.parsed import ArrowSource
+from parsers.parsed import ArrowSource, empty_table, row_table
 from traceview import __version__
 from traceview.errors import UserError
 from traceview.paths import is_inside
@@ -114,7 +114,7 @@ def _traces_row(trace_id: str, source: Path, info: dict, warnings: list[str]) ->
         "slice_count": info.get("slice_count", 0),
         "warnings": warnings,
     }
-    return pa.Table.from_pylist([row], schema=TABLES["traces"])
+    return row_table(TABLES["traces"], row)
 
 
 def _collect_inputs(inputs: list[Path]) -> list[tuple[Path, str, bool]]:
@@ -277,7 +277,7 @@ def _write_parsed(
     for table, schema in TABLES.items():
         if table == "traces":
             continue
-        source = parsed.tables.get(table) or ArrowSource(schema, schema.empty_table())
+        source = parsed.tables.get(table) or ArrowSource(schema, empty_table(schema))
         with _timed(parsed.info, f"write_{table}"):
             rows[table] = source.write_parquet(staging / table / f"part-{trace_id}.parquet")
     traces = _traces_row(trace_id, path, info, parsed.warnings)

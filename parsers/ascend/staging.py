@@ -17,6 +17,7 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
+from parsers.arrownp import numpy_column
 from parsers.model import TABLES
 from parsers.nesting import nest
 from parsers.parsed import DuckDBSource, ParsedTrace
@@ -173,9 +174,9 @@ class Staging:
         table = self.con.sql(
             "SELECT slice_id, hash(pid, tid) AS track, ts_ns, dur_ns FROM st_slices"
         ).to_arrow_table()
-        slice_id = table.column("slice_id").to_numpy()
-        track = table.column("track").to_numpy().astype(np.uint64).view(np.int64)
-        ts, dur = table.column("ts_ns").to_numpy(), table.column("dur_ns").to_numpy()
+        slice_id = numpy_column(table.column("slice_id"))
+        track = numpy_column(table.column("track")).astype(np.uint64).view(np.int64)
+        ts, dur = numpy_column(table.column("ts_ns")), numpy_column(table.column("dur_ns"))
         result = nest(track, ts, dur, slice_id, workers=self.threads)
         self.con.register("nested_arrow", pa.table(result.columns(slice_id)))
         self.sql("CREATE TABLE nested AS SELECT * FROM nested_arrow")

@@ -1,0 +1,73 @@
+"""parsers.arrownp: Arrow columns as numpy arrays, equal to their Python values, without pandas."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pyarrow as pa
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from parsers.arrownp import numpy_column
+
+TYPES = {
+    pa.int64(): st.integers(-(2**63), 2**63 - 1),
+    pa.uint64(): st.integers(0, 2**64 - 1),
+    pa.int32(): st.integers(-(2**31), 2**31 - 1),
+    pa.float64(): st.floats(allow_nan=False),
+    pa.bool_(): st.booleans(),
+}
+
+
+@st.composite
+def columns(draw: st.DrawFn) -> tuple[pa.ChunkedArray | pa.Array, list]:
+    """A column of one type, in chunks, possibly sliced (an offset into its buffers)."""
+    arrow_type = draw(st.sampled_from(list(TYPES)))
+    chunks = draw(st.lists(st.lists(TYPES[arrow_type], max_size=40), min_size=1, max_size=4))
+    column = pa.chunked_array([pa.array(chunk, arrow_type) for chunk in chunks], arrow_type)
+    values = [v for chunk in chunks for v in chunk]
+    start = draw(st.integers(0, len(values)))
+    length = draw(st.integers(0, len(values) - start))
+    if draw(st.booleans()):
+        return column.slice(start, length), values[start : start + length]
+    return column.combine_chunks().slice(start, length), values[start : start + length]
+
+
+@settings(max_examples=200, deadline=None)
+@given(columns())
+def test_numpy_column_has_the_column_values(case: tuple[pa.ChunkedArray | pa.Array, list]) -> None:
+    """Chunked or not, sliced or not, every type: the same values in the same order."""
+    column, values = case
+    got = numpy_column(column)
+    assert got.tolist() == values
+    assert len(got) == len(values)
+
+
+def test_numpy_column_refuses_nulls_and_strings() -> None:
+    """Nulls have no numpy value here, and strings are not fixed-width: both are errors."""
+    with pytest.raises(ValueError, match="1 nulls"):
+        numpy_column(pa.array([1, None, 3]))
+    with pytest.raises(TypeError, match="not string"):
+        numpy_column(pa.array(["a"]))
+
+
+def test_numpy_column_does_not_import_pandas() -> None:
+    """The point of the module: pandas stays out of an ingest."""
+    # The columns come from DuckDB, as in an ingest (pyarrow's own conversion of Python lists
+    # would import pandas itself).
+    code = (
+        "import sys, duckdb; from parsers.arrownp import numpy_column;"
+        "t = duckdb.sql('SELECT range::BIGINT AS a, range % 2 = 0 AS b FROM range(5)').to_arrow_table();"
+        "numpy_column(t.column('a')); numpy_column(t.column('b')); print('pandas' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+def test_numpy_column_dtype() -> None:
+    """The numpy dtype follows the Arrow type."""
+    assert numpy_column(pa.array([1], pa.uint64())).dtype == np.uint64
+    assert numpy_column(pa.array([True])).dtype == np.bool_
