@@ -11,6 +11,8 @@ from dataclasses import dataclass
 
 import pyarrow as pa
 
+from parsers.parsed import rows_table
+
 
 @dataclass(frozen=True)
 class DeviceSpec:
@@ -50,9 +52,24 @@ SPECS: tuple[DeviceSpec, ...] = (
 )
 
 
+SPECS_SCHEMA = pa.schema(
+    [
+        ("priority", pa.int64()),
+        ("name", pa.string()),
+        ("pattern", pa.string()),
+        ("vendor", pa.string()),
+        ("peak_bw_bytes_per_s", pa.float64()),
+        ("peak_flops", pa.float64()),
+        ("hbm_bytes", pa.int64()),
+        ("source", pa.string()),
+    ]
+)
+
+
 def specs_table() -> pa.Table:
     """The device table as Arrow, in matching order (first match wins)."""
-    return pa.Table.from_pylist(
+    return rows_table(
+        SPECS_SCHEMA,
         [
             {
                 "priority": index,

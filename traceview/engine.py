@@ -70,6 +70,7 @@ DEVICE_VIEWS = {
 def connect(stores: Path | list[Path]) -> duckdb.DuckDBPyConnection:
     """An in-memory DuckDB connection with the tables of one or more stores as views."""
     from parsers.model import TABLES
+    from parsers.parsed import empty_table
 
     stores = [stores] if isinstance(stores, Path) else list(stores)
     con = duckdb.connect()
@@ -79,7 +80,7 @@ def connect(stores: Path | list[Path]) -> duckdb.DuckDBPyConnection:
             listing = "[" + ", ".join(_quote(p) for p in patterns) + "]"
             con.execute(f"CREATE VIEW {table} AS SELECT * FROM read_parquet({listing}, union_by_name = true)")
         else:  # a store written before this table existed: an empty view of the right shape
-            con.register(f"_empty_{table}", schema.empty_table())
+            con.register(f"_empty_{table}", empty_table(schema))
             con.execute(f"CREATE VIEW {table} AS SELECT * FROM _empty_{table}")
     for view, (_, query) in CONVENIENCE_VIEWS.items():
         con.execute(f"CREATE VIEW {view} AS {query}")

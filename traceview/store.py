@@ -32,7 +32,7 @@ import xxhash
 
 import parsers
 from parsers.model import MODEL_VERSION, TABLES
-from parsers.parsed import ArrowSource, empty_table, row_table
+from parsers.parsed import ArrowSource, empty_table, rows_table
 from traceview import __version__
 from traceview.errors import UserError
 from traceview.paths import is_inside
@@ -114,7 +114,7 @@ def _traces_row(trace_id: str, source: Path, info: dict, warnings: list[str]) ->
         "slice_count": info.get("slice_count", 0),
         "warnings": warnings,
     }
-    return row_table(TABLES["traces"], row)
+    return rows_table(TABLES["traces"], [row])
 
 
 def _collect_inputs(inputs: list[Path]) -> list[tuple[Path, str, bool]]:

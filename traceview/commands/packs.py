@@ -9,6 +9,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 
 from parsers.model import TABLES
+from parsers.parsed import empty_table
 from traceview.packs import Pack, PackError, Query, builtin_packs, load_pack
 from traceview.sandbox import drop_shared, materialize_shared, rule_check, run_query, sandboxed_connection
 from traceview.store import MANIFEST
@@ -43,7 +44,7 @@ def empty_store(directory: Path) -> Path:
     """A store with every table of the model and no rows."""
     for table, schema in TABLES.items():
         (directory / table).mkdir(parents=True, exist_ok=True)
-        pq.write_table(schema.empty_table(), directory / table / "part-empty.parquet")
+        pq.write_table(empty_table(schema), directory / table / "part-empty.parquet")
     (directory / MANIFEST).write_text('{"inputs": [], "tables": {}}\n')
     return directory
 
