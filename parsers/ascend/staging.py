@@ -63,7 +63,7 @@ class Staging:
 
     def __init__(self, scratch: Path, input_bytes: int, threads: int | None = None) -> None:
         # A memory budget makes DuckDB spill big joins and sorts to scratch instead of growing.
-        budget = max(1 << 30, min(int(input_bytes * 1.2), 8 << 30))
+        budget = max(1400 << 20, min(int(input_bytes * 1.2), 8 << 30))
         self.threads = threads or os.cpu_count() or 1
         self.con = duckdb.connect(
             config={
@@ -135,6 +135,9 @@ class Staging:
         queries = {"slices": slices, "npu_kernel_metrics": metrics}
         queries.update({name: f"SELECT * FROM {table}" for name, table in _OUTPUT_TABLES.items()})
         tables = {name: DuckDBSource(TABLES[name], self.con, query, trace_id, rank) for name, query in queries.items()}
+        # Per-kernel metrics rows are wide (shapes, formats, the metrics JSON): 30,720 rows a group
+        # write 1 M of them in 2.7 s instead of 3.4 s under the same memory budget.
+        tables["npu_kernel_metrics"].row_group_rows = 30_720
         return ParsedTrace(info=info, tables=tables, warnings=self.warnings, _closers=[self.con.close])
 
     def _assign_steps(self) -> None:
