@@ -355,6 +355,13 @@ class _Builder:
         What stays is the strings of the slices, for their write; the memory freed is memory that
         the write does not spill to scratch files and read back.
         """
+        # Their events, set aside first. An IN list on `ph` is not pushed into the scan, which then
+        # reads every column of every event (0.45 s on a 1 GB trace); the semi-join on rowid reads
+        # `ph` alone, then only the row groups between the first and the last match.
+        self.sql(
+            "CREATE TABLE small_ev AS SELECT rowid AS rid, ph, cat, name, pid, tid, ts, s, args FROM ev"
+            " WHERE rowid IN (SELECT rowid FROM ev WHERE ph IN ('i', 'I', 'R', 'C', 'M'))"
+        )
         small = {
             "memory_t": self.memory_query(),
             "counters_t": self.counters_query(),
@@ -363,6 +370,7 @@ class _Builder:
         }
         for table, query in small.items():
             self.sql(f"CREATE TABLE {table} AS {query}")
+        self.sql("DROP TABLE small_ev")
         for column in ("ts", "dur", "pid", "tid", "id", "bp", "s"):
             self.sql(f"ALTER TABLE ev DROP COLUMN {column}")
         for column in ("track", "correlation", "step_no"):  # linked: `nested` has what the write needs
@@ -373,8 +381,8 @@ class _Builder:
         paths = "[" + ", ".join(f"'$.\"{key}\"'" for key in keys) + "]"
         return f"""
             WITH m AS (
-              SELECT rowid AS rid, ts, pid, tid, json_extract_string(args, {paths}) AS av
-              FROM ev WHERE ph IN ('i', 'I') AND name = '[memory]' AND ts IS NOT NULL
+              SELECT rid, ts, pid, tid, json_extract_string(args, {paths}) AS av
+              FROM small_ev WHERE ph IN ('i', 'I') AND name = '[memory]' AND ts IS NOT NULL
             )
             SELECT {self.base} + {_ns('ts')} AS ts_ns,
                    CASE TRY_CAST(av[5] AS INTEGER)
@@ -391,17 +399,17 @@ class _Builder:
         return f"""
             SELECT {self.base} + {_ns('e.ts')} AS ts_ns, e.pid, e.name, j.key AS series,
                    TRY_CAST(j.value AS DOUBLE) AS value
-            FROM ev e, json_each(e.args) j
+            FROM small_ev e, json_each(e.args) j
             WHERE e.ph = 'C' AND e.ts IS NOT NULL
-            ORDER BY e.rowid
+            ORDER BY e.rid
         """
 
     def instants_query(self) -> str:
         return f"""
             SELECT {self.base} + {_ns('ts')} AS ts_ns, name, cat, pid, tid, coalesce(s, 't') AS scope,
                    CAST(coalesce(args, '{{}}') AS VARCHAR) AS args
-            FROM ev WHERE ph IN ('i', 'I', 'R') AND coalesce(name, '') <> '[memory]' AND ts IS NOT NULL
-            ORDER BY rowid
+            FROM small_ev WHERE ph IN ('i', 'I', 'R') AND coalesce(name, '') <> '[memory]' AND ts IS NOT NULL
+            ORDER BY rid
         """
 
     def metadata_query(self) -> str:
@@ -412,7 +420,7 @@ class _Builder:
                    coalesce(json_extract_string(args, ['$.name', '$.labels', '$.sort_index'])
                               .list_filter(lambda v: v IS NOT NULL)[1],
                             CAST(args AS VARCHAR)) AS value
-            FROM ev WHERE ph = 'M' ORDER BY rowid
+            FROM small_ev WHERE ph = 'M' ORDER BY rid
         """
 
 
