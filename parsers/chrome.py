@@ -11,11 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import resource
-import sys
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import duckdb
@@ -32,6 +27,7 @@ from parsers.parsed import DuckDBSource, ParsedTrace
 from parsers.prefetch import prefetch
 from parsers.redact import redact
 from parsers.rowzip import zip_rows
+from parsers.stagetime import timed_stage
 from parsers.steps import device_steps, host_steps
 
 PARSER_VERSION = "1"
@@ -451,24 +447,6 @@ def _memory_limit(path: Path, share: float = 0.6) -> str:
     return f"{budget >> 20}MB"
 
 
-@contextmanager
-def _stage(timings: dict[str, float], name: str) -> Iterator[None]:
-    """Time one stage; with TRACEVIEW_TIMING=1 in the environment, print it to stderr."""
-    start, before = time.perf_counter(), resource.getrusage(resource.RUSAGE_SELF)
-    yield
-    timings[name] = time.perf_counter() - start
-    if os.environ.get("TRACEVIEW_TIMING"):
-        after = resource.getrusage(resource.RUSAGE_SELF)
-        peak_mb = after.ru_maxrss / 1024
-        user, system = after.ru_utime - before.ru_utime, after.ru_stime - before.ru_stime
-        faults = after.ru_minflt - before.ru_minflt
-        print(
-            f"[timing] {name}: {timings[name]:.3f} s wall, {user:.3f} s user, {system:.3f} s system,"
-            f" {faults} page faults; peak RSS so far {peak_mb:.0f} MB",
-            file=sys.stderr,
-        )
-
-
 def _load_events(con: duckdb.DuckDBPyConnection, events_paths: list[Path]) -> None:
     # Several files are read in parallel, in order: rowid follows the events' order in the trace.
     files = "[" + ", ".join(_quote(p) for p in events_paths) + "]"
@@ -498,7 +476,7 @@ def _parse(
     itself does not record its rank (no `distributedInfo.rank`).
     """
     timings: dict[str, float] = {}
-    with _stage(timings, "extract"):
+    with timed_stage(timings, "extract"):
         extracted = jsonscan.extract_events(path, scratch)
     warnings = list(extracted.warnings)
     workers = threads or os.cpu_count() or 1  # DuckDB threads, and pieces of the events array
@@ -517,7 +495,7 @@ def _parse(
     if extracted.complete:
         split = jsonscan.split_events(events_path, workers)
         try:
-            with _stage(timings, "read_json"):
+            with timed_stage(timings, "read_json"):
                 _load_events(con, split.parts)
         except duckdb.InvalidInputException:
             recovery = True
@@ -557,7 +535,7 @@ def _parse(
     info = _trace_info(extracted.top_level, rank_hint)
     builder = _Builder(con, info["base_time_ns"], _vendor(extracted.top_level, con), workers)
     for stage in (builder.build_slices, builder.build_links, builder.settle_event_tables):
-        with _stage(timings, stage.__name__):
+        with timed_stage(timings, stage.__name__):
             stage()
     con.execute(f"SET memory_limit = '{_memory_limit(path, share=0.8)}'")
     warnings += builder.warnings

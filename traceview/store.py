@@ -15,14 +15,11 @@ import hashlib
 import json
 import os
 import re
-import resource
 import shutil
-import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -33,6 +30,7 @@ import xxhash
 import parsers
 from parsers.model import MODEL_VERSION, TABLES
 from parsers.parsed import ArrowSource, empty_table, rows_table
+from parsers.stagetime import timed_stage
 from traceview import __version__
 from traceview.errors import UserError
 from traceview.paths import is_inside
@@ -226,23 +224,6 @@ def _build(files: list[tuple[Path, str, bool]], staging: Path, progress: Progres
     return manifest
 
 
-@contextmanager
-def _timed(info: dict, name: str) -> Iterator[None]:
-    start, before = time.perf_counter(), resource.getrusage(resource.RUSAGE_SELF)
-    yield
-    info.setdefault("timings", {})[name] = time.perf_counter() - start
-    if os.environ.get("TRACEVIEW_TIMING"):
-        after = resource.getrusage(resource.RUSAGE_SELF)
-        peak_mb = after.ru_maxrss / 1024
-        user, system = after.ru_utime - before.ru_utime, after.ru_stime - before.ru_stime
-        faults = after.ru_minflt - before.ru_minflt
-        print(
-            f"[timing] {name}: {info['timings'][name]:.3f} s wall, {user:.3f} s user, {system:.3f} s system,"
-            f" {faults} page faults; peak RSS so far {peak_mb:.0f} MB",
-            file=sys.stderr,
-        )
-
-
 def content_hash(path: Path) -> str:
     """Content hash of an input (xxh3-128 of its bytes; of every file, in order, for a directory)."""
     digest = xxhash.xxh3_128()
@@ -278,7 +259,7 @@ def _write_parsed(
         if table == "traces":
             continue
         source = parsed.tables.get(table) or ArrowSource(schema, empty_table(schema))
-        with _timed(parsed.info, f"write_{table}"):
+        with timed_stage(parsed.info.setdefault("timings", {}), f"write_{table}"):
             rows[table] = source.write_parquet(staging / table / f"part-{trace_id}.parquet")
     traces = _traces_row(trace_id, path, info, parsed.warnings)
     pq.write_table(traces, staging / "traces" / f"part-{trace_id}.parquet", compression="zstd")
