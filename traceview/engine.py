@@ -4,14 +4,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import duckdb
-import polars as pl
 
 from traceview import store as store_mod
 from traceview.devices import specs_table
 from traceview.errors import UserError
 from traceview.paths import cache_store_for
+
+if TYPE_CHECKING:
+    import polars as pl
 
 CONVENIENCE_VIEWS = {
     "kernels": (
@@ -43,6 +46,8 @@ class Session:
 
     def sql(self, query: str, params: list | dict | None = None) -> pl.DataFrame:
         """Run one query; return the result as a polars DataFrame."""
+        import polars as pl  # here, not at the top: `traceview ingest` and `schema` start faster without it
+
         return pl.from_arrow(self.con.sql(query, params=params or None).to_arrow_table())
 
     @property

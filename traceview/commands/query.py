@@ -6,15 +6,18 @@ import enum
 import io
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import duckdb
-import polars as pl
 from rich.console import Console
 from rich.table import Table
 
 from traceview.engine import open_target
 from traceview.errors import UserError
 from traceview.jsonify import json_default
+
+if TYPE_CHECKING:
+    import polars as pl
 
 
 class OutputFormat(enum.StrEnum):
@@ -34,6 +37,8 @@ def render(frame: pl.DataFrame, fmt: OutputFormat) -> str:
     if fmt is OutputFormat.csv:
         nested = [name for name, dtype in frame.schema.items() if dtype.is_nested()]
         if nested:
+            import polars as pl  # here, not at the top: the CLI imports this module for every command
+
             frame = frame.with_columns(
                 pl.col(name).map_elements(lambda v: json.dumps(v.to_list() if hasattr(v, "to_list") else v,
                                                                default=json_default), return_dtype=pl.String)
