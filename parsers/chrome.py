@@ -476,10 +476,10 @@ def _parse(
     itself does not record its rank (no `distributedInfo.rank`).
     """
     timings: dict[str, float] = {}
-    with timed_stage(timings, "extract"):
-        extracted = jsonscan.extract_events(path, scratch)
-    warnings = list(extracted.warnings)
     workers = threads or os.cpu_count() or 1  # DuckDB threads, and pieces of the events array
+    with timed_stage(timings, "extract"):
+        extracted = jsonscan.extract_events(path, scratch, pieces=workers)
+    warnings = list(extracted.warnings)
     database = str(scratch / "work.duckdb") if os.environ.get("TRACEVIEW_DISKDB") else ":memory:"
     con = duckdb.connect(
         database,
@@ -493,7 +493,7 @@ def _parse(
     events_path = extracted.events_path
     recovery = None
     if extracted.complete:
-        split = jsonscan.split_events(events_path, workers)
+        split = extracted.split or jsonscan.split_events(events_path, workers)
         try:
             with timed_stage(timings, "read_json"):
                 _load_events(con, split.parts)

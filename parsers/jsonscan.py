@@ -56,6 +56,8 @@ class ExtractedEvents:
     array_offset: int = 0  # where the events array starts in the (decompressed) JSON
     complete: bool = True
     warnings: list[str] = field(default_factory=list)
+    # The array already cut into pieces (`events_path` is the first), when it was cut while copied.
+    split: SplitEvents | None = None
 
 
 def is_gzip(path: Path) -> bool:
@@ -179,8 +181,12 @@ def _find_array_end(tail: bytes) -> tuple[int, dict] | None:
     return best
 
 
-def extract_events(path: Path, scratch: Path) -> ExtractedEvents:
-    """Copy the events array of a Chrome/Kineto trace to a scratch file, one streaming pass."""
+def extract_events(path: Path, scratch: Path, pieces: int = 1) -> ExtractedEvents:
+    """Copy the events array of a Chrome/Kineto trace to a scratch file, one streaming pass.
+
+    An uncompressed object whose array end is found is copied straight into up to `pieces` pieces
+    (`split`); anything else is copied whole, for `split_events` or the tolerant path.
+    """
     warnings: list[str] = []
     gzipped = is_gzip(path)
     chunks = _raw_chunks(path, warnings)
@@ -218,6 +224,22 @@ def extract_events(path: Path, scratch: Path) -> ExtractedEvents:
         start = lead
 
     events_path = scratch / f"{path.name}.events.json"
+    if form == "object" and not gzipped and not warnings:
+        chunks.close()
+        size = path.stat().st_size
+        end = _source_array_end(path, start, size)
+        if end is not None:
+            split = split_range(path, start, end[0] + 1, pieces, events_path)
+            _check_first_event(path, events_path)
+            return ExtractedEvents(
+                events_path=events_path,
+                top_level={**header, **end[1]},
+                form=form,
+                array_offset=start,
+                source_bytes=size,
+                json_bytes=size,
+                split=split,
+            )
     json_bytes = len(buf)
     with open(events_path, "wb") as out:
         out.write(buf[start:])
@@ -265,6 +287,20 @@ def extract_events(path: Path, scratch: Path) -> ExtractedEvents:
         complete=complete,
         warnings=warnings,
     )
+
+
+def _source_array_end(path: Path, start: int, size: int) -> tuple[int, dict] | None:
+    """Where the events array that starts at `start` ends in the file (its ']'), and the trailer."""
+    for window in TAIL_WINDOWS:
+        offset = max(start, size - window)
+        with open(path, "rb") as fh:
+            fh.seek(offset)
+            end = _find_array_end(fh.read())
+        if end is not None:
+            return offset + end[0], end[1]
+        if offset == start:
+            return None
+    return None
 
 
 def _what_object(buf: bytes) -> str:
@@ -426,16 +462,45 @@ def split_events(events_path: Path, pieces: int, min_bytes: int | None = None) -
     """Cut a complete events array into up to `pieces` arrays at event boundaries near equal sizes.
 
     DuckDB reads a list of files in parallel but one array on one thread. `join_events` puts the
-    original bytes back.
+    original bytes back. The first piece is `events_path` itself, shortened in place.
     """
     size = events_path.stat().st_size
     if pieces < 2 or size < (SPLIT_MIN_BYTES if min_bytes is None else min_bytes):
         return SplitEvents([events_path])
-    cuts: list[tuple[int, int]] = []  # (end of the event before, start of the event after)
-    with open(events_path, "rb") as fh:
+    cuts = _find_cuts(events_path, 0, size, pieces)
+    if not cuts:
+        return SplitEvents([events_path])
+    split = _write_pieces(events_path, cuts, size, events_path)
+    with open(events_path, "r+b") as fh:
+        fh.truncate(cuts[0][0])
+        fh.seek(cuts[0][0])
+        fh.write(b"]")
+    return split
+
+
+def split_range(
+    src: Path, start: int, end: int, pieces: int, first: Path, min_bytes: int | None = None
+) -> SplitEvents:
+    """Write the complete events array `src[start:end]` as up to `pieces` arrays cut at event
+    boundaries, the first at `first`: `split_events` without first copying the array whole."""
+    cuts = []
+    if pieces >= 2 and end - start >= (SPLIT_MIN_BYTES if min_bytes is None else min_bytes):
+        cuts = _find_cuts(src, start, end, pieces)
+    with open(first, "wb", buffering=0) as out:
+        _copy_span(src, start, cuts[0][0] if cuts else end, out)
+        if cuts:
+            out.write(b"]")
+    return _write_pieces(src, cuts, end, first) if cuts else SplitEvents([first])
+
+
+def _find_cuts(src: Path, start: int, end: int, pieces: int) -> list[tuple[int, int]]:
+    """(end of the event before, start of the event after) of each cut of `src[start:end]`."""
+    size = end - start
+    cuts: list[tuple[int, int]] = []
+    with open(src, "rb") as fh:
         for i in range(1, pieces):
-            fh.seek(max(i * size // pieces, cuts[-1][1] if cuts else 0))
-            window = fh.read(_SPLIT_WINDOW)
+            fh.seek(max(start + i * size // pieces, cuts[-1][1] if cuts else 0))
+            window = fh.read(min(_SPLIT_WINDOW, max(0, end - fh.tell())))
             base = fh.tell() - len(window)
             # the array's own events are the least indented: take the first boundary of least indent
             best: tuple[int, int, int] | None = None
@@ -449,26 +514,27 @@ def split_events(events_path: Path, pieces: int, min_bytes: int | None = None) -
                         break
             if best is not None:
                 cuts.append(best[1:])
-        gaps = []
+    return cuts
+
+
+def _write_pieces(src: Path, cuts: list[tuple[int, int]], end: int, first: Path) -> SplitEvents:
+    """The pieces after the first, copied from `src` at `cuts` up to `end`; the caller writes the
+    first piece (`first`)."""
+    gaps = []
+    with open(src, "rb") as fh:
         for before, after in cuts:
             fh.seek(before)
             gaps.append(fh.read(after - before))
-    if not cuts:
-        return SplitEvents([events_path])
-    parts = [events_path]
+    parts = [first]
     for n, (_, start) in enumerate(cuts, start=1):
-        end = cuts[n][0] if n < len(cuts) else size
-        part = events_path.with_name(f"{events_path.name}.part{n}")
+        stop = cuts[n][0] if n < len(cuts) else end
+        part = first.with_name(f"{first.name}.part{n}")
         with open(part, "wb", buffering=0) as out:
             out.write(b"[")
-            _copy_span(events_path, start, end, out)
+            _copy_span(src, start, stop, out)
             if n < len(cuts):
                 out.write(b"]")
         parts.append(part)
-    with open(events_path, "r+b") as fh:
-        fh.truncate(cuts[0][0])
-        fh.seek(cuts[0][0])
-        fh.write(b"]")
     return SplitEvents(parts, gaps)
 
 

@@ -92,3 +92,27 @@ def test_corpus_traces_read_in_pieces_give_the_same_store(trace: Path, tmp_path:
     whole = ingest([trace], tmp_path / "whole").store
     for table in ("slices", "flows", "instants", "memory", "counters"):
         assert store_rows(split, table, "* EXCLUDE (trace_id)") == store_rows(whole, table, "* EXCLUDE (trace_id)")
+
+
+@settings(max_examples=40, deadline=None)
+@given(n=st.integers(min_value=1, max_value=40), pieces=st.integers(min_value=1, max_value=5))
+def test_cutting_from_the_trace_file_gives_the_pieces_of_the_copied_array(
+    tmp_path_factory: pytest.TempPathFactory, n: int, pieces: int
+) -> None:
+    """split_range on the events array inside a trace file writes the same pieces, byte for byte, as
+    split_events on a copy of that array, and they join back into the array."""
+    events = [{"ph": "X", "name": "op},\n{" + str(i), "ts": i, "dur": 1, "args": {"a": [i, {"b": i}]}}
+              for i in range(n)]
+    array = _array(events)
+    head, tail = b'{"schemaVersion": 1,\n  "traceEvents": ', b',\n  "traceName": "t"\n}\n'
+    folder = tmp_path_factory.mktemp("range")
+    trace = folder / "trace.json"
+    trace.write_bytes(head + array + tail)
+    copied = folder / "copy.events.json"
+    copied.write_bytes(array)
+    want = jsonscan.split_events(copied, pieces, min_bytes=0)
+    got = jsonscan.split_range(trace, len(head), len(head) + len(array), pieces, folder / "direct.events.json",
+                               min_bytes=0)
+    assert [p.read_bytes() for p in got.parts] == [p.read_bytes() for p in want.parts]
+    assert got.gaps == want.gaps
+    assert jsonscan.join_events(got).read_bytes() == array
