@@ -1,8 +1,9 @@
 """Byte-level work on Chrome/Kineto JSON before DuckDB reads it.
 
-`extract_events` streams a `.json` or `.json.gz` file once: it hashes the raw bytes, decompresses
-when the magic bytes say gzip, and writes the `traceEvents` array alone to a scratch file (DuckDB
-reads a bare array in parallel). The top-level keys around the array are parsed with `json`.
+`extract_events` reads a `.json` or `.json.gz` file once: it decompresses when the magic bytes say
+gzip, and writes the `traceEvents` array alone to scratch files, cut at event boundaries into one
+piece per core where it can (DuckDB reads each bare array on one thread, the pieces in parallel).
+The top-level keys around the array are parsed with `json`.
 `recover_events` is the slow, tolerant path for damaged arrays: it walks the array event by
 event, repairs what it can, and writes the good events to a new array file.
 """
