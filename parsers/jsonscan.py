@@ -258,20 +258,13 @@ def extract_events(path: Path, scratch: Path, pieces: int = 1) -> ExtractedEvent
     trailer: dict = {}
     size = events_path.stat().st_size
     if form == "object":
-        end = None
-        for window in TAIL_WINDOWS:
-            offset = max(0, size - window)
-            with open(events_path, "rb") as fh:
-                fh.seek(offset)
-                end = _find_array_end(fh.read())
-            if end is not None or offset == 0:
-                break
+        end = _source_array_end(events_path, 0, size)
         if end is None:
             complete = False
         else:
             trailer = end[1]
             with open(events_path, "r+b") as fh:
-                fh.truncate(offset + end[0] + 1)
+                fh.truncate(end[0] + 1)
     else:
         with open(events_path, "rb") as fh:
             fh.seek(max(0, size - 4096))
@@ -291,7 +284,8 @@ def extract_events(path: Path, scratch: Path, pieces: int = 1) -> ExtractedEvent
 
 
 def _source_array_end(path: Path, start: int, size: int) -> tuple[int, dict] | None:
-    """Where the events array that starts at `start` ends in the file (its ']'), and the trailer."""
+    """Where the events array that starts at `start` ends in the file (the offset of its ']'),
+    and the trailer: searched in growing tails of the file, never before `start`."""
     for window in TAIL_WINDOWS:
         offset = max(start, size - window)
         with open(path, "rb") as fh:

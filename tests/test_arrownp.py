@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from parsers.arrownp import numpy_column
+from parsers.arrownp import arrow_array, numpy_column
 
 TYPES = {
     pa.int64(): st.integers(-(2**63), 2**63 - 1),
@@ -71,3 +71,29 @@ def test_numpy_column_dtype() -> None:
     """The numpy dtype follows the Arrow type."""
     assert numpy_column(pa.array([1], pa.uint64())).dtype == np.uint64
     assert numpy_column(pa.array([True])).dtype == np.bool_
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.sampled_from([np.int64, np.int32, np.uint64, np.float64, np.bool_]),
+    st.lists(st.tuples(st.integers(0, 2**31 - 1), st.booleans()), max_size=60),
+    st.integers(1, 3),
+)
+def test_arrow_array_has_the_values_and_nulls(dtype: type, cells: list[tuple[int, bool]], stride: int) -> None:
+    """Values (from strided arrays too) and nulls where the mask is set, as pa.array would give them."""
+    values = np.array([v for v, _ in cells], dtype=dtype)[::stride]
+    mask = np.array([m for _, m in cells], dtype=bool)[::stride]
+    got = arrow_array(values, mask=mask)
+    got.validate(full=True)
+    want = [None if m else v for v, m in zip(values.tolist(), mask.tolist(), strict=True)]
+    assert got.to_pylist() == want
+    assert got.null_count == int(mask.sum())
+    assert arrow_array(values).to_pylist() == values.tolist()
+
+
+def test_arrow_array_refuses_other_dtypes() -> None:
+    """Strings and 2-D arrays have no buffer view here: an error, not a wrong array."""
+    with pytest.raises(TypeError, match="arrow_array takes"):
+        arrow_array(np.array(["a"]))
+    with pytest.raises(TypeError, match="arrow_array takes"):
+        arrow_array(np.zeros((2, 2), dtype=np.int64))
