@@ -12,7 +12,8 @@ One run of this script:
    (span + 1 ms), and ``slice_id``/``parent_id``, ``correlation``, ``external_id``, ``step`` (and the
    ``ProfilerStep#N`` names), flow ids and flow endpoints are offset by k times their range, so
    they stay unique and the links (parent, launch -> kernel, flows, steps) stay consistent. Rows
-   keep the order of the ingested file, copy after copy. ``metadata`` is kept once, ``traces``
+   keep the order of the ingested file, copy after copy (``slices``: within each slice group, as
+   ``traceview ingest`` stores them). ``metadata`` is kept once, ``traces``
    gets the new counts, ``manifest.json`` is copied with the new row counts and a note of the
    replication. The store is checked (row counts, unique ids, the span) and reused on later runs.
 
@@ -67,7 +68,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # so that the workers import this checkout's traceview and parsers
 
 OUTPUT = REPO / "benchmarks" / "output"
-STORE_VERSION = 1  # bump when the replication changes, so that old stores are rebuilt
+STORE_VERSION = 2  # bump when the replication changes, so that old stores are rebuilt
 GAP_NS = 1_000_000  # idle time between two copies of the trace
 MB = 10**6
 ROWS_PER_WRITE = 1 << 20  # rows gathered before a Parquet write (row groups of ROW_GROUP rows)
@@ -179,28 +180,39 @@ def _column_exprs(table: str, period_ns: int, strides: dict[str, int]) -> list[s
 
 
 def _write_copies(con: Any, table: str, exprs: list[str], copies: int, path: Path) -> int:
-    """Write `copies` copies of base table `table` to `path`, in file order, copy after copy."""
+    """Write `copies` copies of base table `table` to `path`, copy after copy.
+
+    `slices` keeps the layout `traceview ingest` writes (parsers/slice_order.py): the rows of each
+    slice group together, in copy and file order within it, each group starting a new row group.
+    """
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     from parsers.model import TABLES
+    from parsers.slice_order import GROUP_SQL, GROUPS
 
     schema = TABLES[table]
     con.execute(f"CREATE OR REPLACE TEMP TABLE base_{table} AS SELECT * FROM {table}")
     base_rows = con.execute(f"SELECT count(*) FROM base_{table}").fetchall()[0][0]
-    per_copy = f"SELECT {', '.join(exprs)} FROM (SELECT *, $k::BIGINT AS k FROM base_{table})"
+    groups = range(len(GROUPS)) if table == "slices" else [None]
     rows = 0
-    pending: list[pa.Table] = []
-    pending_rows = 0
     with pq.ParquetWriter(path, schema, compression="zstd", compression_level=1) as writer:
-        for k in range(copies if base_rows else 0):
-            part = con.sql(per_copy, params={"k": k}).to_arrow_table()
-            pending.append(part.cast(schema))
-            pending_rows += part.num_rows
-            if pending_rows >= ROWS_PER_WRITE or k == copies - 1:
-                writer.write_table(pa.concat_tables(pending), row_group_size=ROW_GROUP)
-                rows += pending_rows
-                pending, pending_rows = [], 0
+        for group in groups:
+            where = f"WHERE {GROUP_SQL} = {group}" if group is not None else ""
+            per_copy = f"SELECT {', '.join(exprs)} FROM (SELECT *, $k::BIGINT AS k FROM base_{table} {where})"
+            pending: list[pa.Table] = []
+            pending_rows = 0
+            for k in range(copies if base_rows else 0):
+                part = con.sql(per_copy, params={"k": k}).to_arrow_table()
+                pending.append(part.cast(schema))
+                pending_rows += part.num_rows
+                if pending_rows >= ROWS_PER_WRITE or k == copies - 1:
+                    data = pa.concat_tables(pending)
+                    # whole row groups only, but for the group's last write
+                    cut = data.num_rows if k == copies - 1 else data.num_rows // ROW_GROUP * ROW_GROUP
+                    writer.write_table(data.slice(0, cut), row_group_size=ROW_GROUP)
+                    rows += cut
+                    pending, pending_rows = [data.slice(cut)], data.num_rows - cut
         if not base_rows:
             writer.write_table(schema.empty_table())
     return rows

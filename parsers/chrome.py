@@ -27,10 +27,11 @@ from parsers.parsed import DuckDBSource, ParsedTrace
 from parsers.prefetch import prefetch
 from parsers.redact import redact
 from parsers.rowzip import zip_rows
+from parsers.slice_order import GROUP_SQL, grouped
 from parsers.stagetime import timed_stage
 from parsers.steps import device_steps, host_steps
 
-PARSER_VERSION = "1"
+PARSER_VERSION = "2"
 FORMAT = "kineto"
 _STREAM_BATCH_ROWS = 122_880  # one DuckDB row group
 
@@ -340,9 +341,10 @@ class _Builder:
             "SELECT rowid AS slice_id, name, cat, args FROM ev WHERE ph = 'X'"
         ).to_arrow_reader(_STREAM_BATCH_ROWS)
         numbers = self.con.cursor().sql(
-            "SELECT * FROM slices0"
+            f"SELECT *, {GROUP_SQL} AS slice_group FROM slices0"
         ).to_arrow_reader(_STREAM_BATCH_ROWS)
-        cursor.register("slice_rows", prefetch(zip_rows([strings, numbers, self.nested], "slice_id")))
+        rows = zip_rows([strings, numbers, self.nested], "slice_id")
+        cursor.register("slice_rows", prefetch(grouped(rows, "slice_group", _STREAM_BATCH_ROWS)))
 
     def settle_event_tables(self) -> None:
         """Materialise the small tables (memory, counters, instants, metadata), then drop the columns
@@ -537,7 +539,7 @@ def _parse(
     for stage in (builder.build_slices, builder.build_links, builder.settle_event_tables):
         with timed_stage(timings, stage.__name__):
             stage()
-    con.execute(f"SET memory_limit = '{_memory_limit(path, share=0.8)}'")
+    con.execute(f"SET memory_limit = '{_memory_limit(path, share=0.6)}'")
     warnings += builder.warnings
     for line in extracted.top_level.get("ERROR", []) or []:
         if isinstance(line, str):
@@ -560,6 +562,7 @@ def _parse(
     }
     tables = {name: DuckDBSource(TABLES[name], con, query, trace_id, rank) for name, query in queries.items()}
     tables["slices"].prepare = builder.register_slice_rows
+    tables["slices"].row_group_rows = _STREAM_BATCH_ROWS  # one group of `grouped` per row group
     info.update(
         {
             "format": FORMAT,

@@ -229,7 +229,12 @@ TABLES: dict[str, pa.Schema] = {
 
 TABLE_DOCS: dict[str, str] = {
     "traces": "One row per ingested trace file or rank.",
-    "slices": "Every duration event (host ops, annotations, runtime calls, kernels, copies, ...).",
+    "slices": (
+        "Every duration event (host ops, annotations, runtime calls, kernels, copies, ...). Stored grouped"
+        " (parsers/slice_order.py): device work, launch calls, framework ops, other host slices, each in"
+        " row groups of its own, in slice_id order within a group; a query that filters on kind or"
+        " device_type reads only its groups."
+    ),
     "memory": "Allocator events (`[memory]` instants): allocations, frees and running totals.",
     "counters": "Counter samples (`C` events).",
     "flows": "Links between slices: launch to kernel (ac2g), forward to backward (fwdbwd), ...",

@@ -19,7 +19,7 @@ from parsers.ascend.staging import Staging
 from parsers.errors import TraceFormatError
 from parsers.parsed import ParsedTrace
 
-PARSER_VERSION = "1"
+PARSER_VERSION = "2"
 
 __all__ = ["ASCEND_CSV", "ASCEND_DB", "ASCEND_PT", "ASCEND_TIMELINE", "FORMATS", "MSPROF", "PARSER_VERSION", "parse"]
 

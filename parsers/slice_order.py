@@ -1,0 +1,87 @@
+"""The order of the rows of `slices` on disk: grouped by what reads them.
+
+Analyses read one kind of slice at a time: device tasks, launch calls, framework ops. Stored in
+file order these kinds are interleaved in every Parquet row group, so each of those reads decodes
+the whole table. Stored in groups, each row group holds one group only, its min/max statistics
+say so, and DuckDB skips the row groups of the other groups (it also compresses better: one
+group's names and args repeat within a row group).
+
+Within a group, rows keep slice_id order. A parser writes its slices through `grouped` (an Arrow
+stream with a `GROUP_SQL` column) or orders them by `GROUP_SQL` (a DuckDB query), in row groups
+of `ROW_GROUP_ROWS`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+import pyarrow as pa
+
+from parsers.arrownp import arrow_array, numpy_column
+
+ROW_GROUP_ROWS = 122_880  # DuckDB's default row group size
+
+# group number -> what it holds; a slice takes the first group it matches
+GROUPS = (
+    "device work (device_type other than cpu)",
+    "launch calls (kind runtime or driver)",
+    "framework operators (kind cpu_op)",
+    "other host slices (python functions, annotations, steps, ...)",
+)
+
+GROUP_SQL = (
+    "CAST(CASE WHEN device_type <> 'cpu' THEN 0 WHEN kind IN ('runtime', 'driver') THEN 1"
+    " WHEN kind = 'cpu_op' THEN 2 ELSE 3 END AS TINYINT)"
+)
+
+
+class _Pending:
+    """Rows of one group waiting for a full row group."""
+
+    def __init__(self, schema: pa.Schema) -> None:
+        self.schema = schema
+        self.parts: list[pa.RecordBatch] = []
+        self.rows = 0
+
+    def add(self, part: pa.RecordBatch) -> None:
+        self.parts.append(part)
+        self.rows += part.num_rows
+
+    def take(self, rows: int) -> pa.RecordBatch:
+        """The first `rows` rows, as one batch."""
+        table = pa.Table.from_batches(self.parts, schema=self.schema)
+        head, rest = table.slice(0, rows), table.slice(rows)
+        self.parts, self.rows = rest.to_batches(), rest.num_rows
+        return head.combine_chunks().to_batches()[0]
+
+
+def grouped(reader: pa.RecordBatchReader, column: str, rows_per_group: int = ROW_GROUP_ROWS) -> pa.RecordBatchReader:
+    """The rows of `reader` regrouped by the group numbers in `column` (`GROUP_SQL`, no nulls): every
+    batch but the last of each group holds `rows_per_group` rows of one group, in the order they came.
+
+    Memory stays bounded: at most one row group per group is held back, in copies of its rows (a
+    slice of a batch would keep the whole batch alive).
+    """
+    schema = reader.schema
+
+    def batches() -> Iterator[pa.RecordBatch]:
+        pending = [_Pending(schema) for _ in GROUPS]
+        for batch in reader:
+            if not batch.num_rows:
+                continue
+            codes = numpy_column(batch.column(column))
+            present = np.bincount(codes, minlength=len(GROUPS))
+            for number, group in enumerate(pending):
+                if not present[number]:
+                    continue
+                # In file order the groups alternate every few rows: one filter per group, not a slice per run.
+                part = batch if present[number] == batch.num_rows else batch.filter(arrow_array(codes == number))
+                group.add(part)
+                while group.rows >= rows_per_group:
+                    yield group.take(rows_per_group)
+        for group in pending:
+            if group.rows:
+                yield group.take(group.rows)
+
+    return pa.RecordBatchReader.from_batches(schema, batches())

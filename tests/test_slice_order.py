@@ -1,0 +1,96 @@
+"""The stored order of `slices`: grouped by what reads them (parsers.slice_order)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from parsers.slice_order import GROUP_SQL, GROUPS, ROW_GROUP_ROWS, grouped
+from tests.conftest import CORPUS, KINETO_CORPUS
+from traceview.store import ingest
+
+
+def _reader(codes: list[int], cuts: list[int]) -> pa.RecordBatchReader:
+    table = pa.table({"slice_id": list(range(len(codes))), "slice_group": pa.array(codes, type=pa.int8())})
+    edges = [0, *sorted({c for c in cuts if 0 < c < len(codes)}), len(codes)]
+    batches = [b for a, z in zip(edges, edges[1:], strict=False) for b in table.slice(a, z - a).to_batches()]
+    return pa.RecordBatchReader.from_batches(table.schema, batches)
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    codes=st.lists(st.integers(min_value=0, max_value=len(GROUPS) - 1), max_size=400),
+    cuts=st.lists(st.integers(min_value=0, max_value=400), max_size=10),
+    rows_per_group=st.integers(min_value=1, max_value=50),
+)
+def test_grouped_batches_are_full_row_groups_of_one_group_in_arrival_order(
+    codes: list[int], cuts: list[int], rows_per_group: int
+) -> None:
+    batches = list(grouped(_reader(codes, cuts), "slice_group", rows_per_group))
+    seen: dict[int, list[int]] = {}
+    last_batch_of: dict[int, int] = {}
+    for index, batch in enumerate(batches):
+        groups = set(batch.column("slice_group").to_pylist())
+        assert len(groups) == 1 and batch.num_rows > 0
+        group = groups.pop()
+        seen.setdefault(group, []).extend(batch.column("slice_id").to_pylist())
+        last_batch_of[group] = index
+    for index, batch in enumerate(batches):  # only a group's last batch may be short
+        group = batch.column("slice_group")[0].as_py()
+        assert batch.num_rows == rows_per_group or index == last_batch_of[group]
+    expected: dict[int, list[int]] = {}
+    for slice_id, group in enumerate(codes):
+        expected.setdefault(group, []).append(slice_id)
+    assert seen == expected
+
+
+def test_group_sql_puts_each_kind_of_slice_in_its_group() -> None:
+    rows = [("cuda", "kernel", 0), ("npu", "comm", 0), ("cuda", "annotation", 0), ("cpu", "runtime", 1),
+            ("cpu", "driver", 1), ("cpu", "cpu_op", 2), ("cpu", "python", 3), ("cpu", "step", 3)]
+    values = ", ".join(f"('{d}', '{k}', {g})" for d, k, g in rows)
+    got = duckdb.sql(f"SELECT {GROUP_SQL} AS g, expected FROM (VALUES {values}) t(device_type, kind, expected)")
+    assert [(g, e) for g, e in got.fetchall() if g != e] == []
+
+
+def _stored_runs(store: Path) -> list[tuple[int, int, list[int]]]:
+    """(group, rows, slice ids) of each run of one group in the stored order of `slices`."""
+    con = duckdb.connect()
+    con.execute("SET preserve_insertion_order = true")
+    rows = con.execute(f"SELECT {GROUP_SQL}, slice_id FROM read_parquet('{store}/slices/*.parquet')").fetchall()
+    runs: list[tuple[int, int, list[int]]] = []
+    for group, slice_id in rows:
+        if runs and runs[-1][0] == group:
+            runs[-1][2].append(slice_id)
+        else:
+            runs.append((group, 0, [slice_id]))
+    return [(group, len(ids), ids) for group, _, ids in runs]
+
+
+def _assert_grouped(store: Path) -> None:
+    runs = _stored_runs(store)
+    assert len({group for group, _, _ in runs}) >= 2
+    last_run = {group: index for index, (group, _, _) in enumerate(runs)}
+    for index, (group, rows, ids) in enumerate(runs):
+        assert ids == sorted(ids), f"group {group}: slice ids out of order"
+        assert rows % ROW_GROUP_ROWS == 0 or index == last_run[group], f"group {group}: a short run mid-file"
+    all_ids = [slice_id for _, _, ids in runs for slice_id in ids]
+    for group in last_run:  # each group's rows, in slice_id order across its runs
+        ids = [slice_id for g, _, run in runs if g == group for slice_id in run]
+        assert ids == sorted(ids)
+    assert len(all_ids) == len(set(all_ids))
+
+
+def test_a_kineto_store_keeps_its_slices_grouped(tmp_path: Path) -> None:
+    store = tmp_path / "k.traceview"
+    ingest([KINETO_CORPUS / "hta" / "nccl_parser_config" / "nccl_data.json.gz"], store)
+    _assert_grouped(store)
+
+
+def test_an_ascend_store_keeps_its_slices_grouped(tmp_path: Path) -> None:
+    store = tmp_path / "a.traceview"
+    ingest([CORPUS / "ascend" / "torch_npu_2025_text" / "level2"], store)
+    _assert_grouped(store)
