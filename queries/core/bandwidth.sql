@@ -171,4 +171,4 @@ SELECT m.trace_id, t.rank, m.source, m.step, m.name, m.op, m.ts_ns, m.dur_ns, m.
        p.peak_bytes_per_s, p.peak_source, 100.0 * m.achieved_bytes_per_s / p.peak_bytes_per_s AS utilization_pct,
        coalesce(100.0 * m.achieved_bytes_per_s / p.peak_bytes_per_s >= $saturation_pct, false) AS saturated
 FROM measured m JOIN traces t USING (trace_id) LEFT JOIN peaks p USING (trace_id)
-ORDER BY m.trace_id, m.source = 'step' DESC, m.ts_ns
+ORDER BY m.trace_id, m.source = 'step' DESC, m.ts_ns, m.source, m.slice_id, m.name

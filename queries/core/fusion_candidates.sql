@@ -12,12 +12,12 @@ launch_cost AS (
   -- what one launch costs the host: the median launch call (calls that block on a full queue are not overhead)
   SELECT trace_id, median(launch_dur_ns) AS typical_launch_ns FROM launches GROUP BY ALL
 ),
+-- @include _device_timeline.sql
+,
 tasks AS (
-  -- no names here: the windows below sort these rows, and only the short runs need their tasks' names
-  SELECT d.trace_id, d.rank, d.device_id, d.stream, d.slice_id, d.ts_ns, d.dur_ns, d.correlation,
-         lag(d.ts_ns + d.dur_ns) OVER s AS prev_end, lag(d.dur_ns) OVER s AS prev_dur
-  FROM device_tasks d
-  WINDOW s AS (PARTITION BY d.trace_id, d.device_id, d.stream ORDER BY d.ts_ns, d.dur_ns)
+  SELECT trace_id, rank, device_id, stream, slice_id, ts_ns, dur_ns, correlation, stream_prev_end_ns AS prev_end,
+         stream_prev_dur_ns AS prev_dur
+  FROM device_timeline
 ),
 marked AS (
   SELECT *, CASE WHEN dur_ns < $max_task_ns AND prev_dur < $max_task_ns AND ts_ns - prev_end <= $max_gap_ns
@@ -25,7 +25,7 @@ marked AS (
   FROM tasks
 ),
 numbered AS (
-  SELECT *, sum(starts_run) OVER (PARTITION BY trace_id, device_id, stream ORDER BY ts_ns, dur_ns
+  SELECT *, sum(starts_run) OVER (PARTITION BY trace_id, device_id, stream ORDER BY ts_ns, dur_ns, slice_id
                                   ROWS UNBOUNDED PRECEDING) AS run_id
   FROM marked
 ),

@@ -1,10 +1,11 @@
 -- title: Gap histogram
 -- description: Distribution of idle gaps between consecutive tasks on each device stream, in log-spaced buckets (1 µs, 10 µs, 100 µs, 1 ms, 10 ms, more), with the share of the stream's active span each bucket accounts for.
-WITH ordered AS (
-  SELECT trace_id, rank, device_id, stream, ts_ns, ts_ns + dur_ns AS end_ns,
-         max(ts_ns + dur_ns) OVER (PARTITION BY trace_id, device_id, stream ORDER BY ts_ns, dur_ns
-                                   ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS busy_until
-  FROM device_tasks
+WITH
+-- @include _device_timeline.sql
+,
+ordered AS (
+  SELECT trace_id, rank, device_id, stream, ts_ns, ts_ns + dur_ns AS end_ns, stream_reach_ns AS busy_until
+  FROM device_timeline
 ),
 gaps AS (SELECT *, ts_ns - busy_until AS gap_ns FROM ordered WHERE ts_ns > busy_until),
 spans AS (SELECT trace_id, sum(span) AS span_ns FROM (

@@ -10,11 +10,10 @@ host AS (
   SELECT trace_id, rank, 'host' AS level, kind, '' AS core, name, self_ns AS t
   FROM ops
 ),
+-- @include _device_timeline.sql
+,
 ordered AS (
-  SELECT trace_id, device_id, ts_ns AS s, ts_ns + dur_ns AS e,
-         max(ts_ns + dur_ns) OVER (PARTITION BY trace_id, device_id ORDER BY ts_ns, dur_ns
-                                   ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS reach
-  FROM device_tasks
+  SELECT trace_id, device_id, ts_ns AS s, ts_ns + dur_ns AS e, device_reach_ns AS reach FROM device_timeline
 ),
 busy AS (
   -- device: the union of task intervals per device (in start order, a task adds the part of its interval past
@@ -34,5 +33,5 @@ grouped AS (
 SELECT g.trace_id, g.rank, g.level, g.kind, g.core, g.name, g.calls, g.total_ns, g.mean_ns, g.p50_ns, g.p99_ns, g.max_ns,
        100.0 * g.total_ns / nullif(b.level_total, 0) AS share_pct
 FROM grouped g JOIN busy b USING (trace_id, level)
-QUALIFY row_number() OVER (PARTITION BY g.trace_id, g.level ORDER BY g.total_ns DESC) <= $top
-ORDER BY g.trace_id, g.level, g.total_ns DESC
+QUALIFY row_number() OVER (PARTITION BY g.trace_id, g.level ORDER BY g.total_ns DESC, g.name, g.kind, g.core) <= $top
+ORDER BY g.trace_id, g.level, g.total_ns DESC, g.name, g.kind, g.core

@@ -4,17 +4,13 @@
 -- param: min_gap_ns BIGINT 1000 Ignore gaps shorter than this
 -- finding: gap_ns >= 1000000 AND cause = 'host' => warning: rank {rank} device {device_id} stream {stream}: {gap_ns} ns idle before {next_task} because the host launched it late (in {host_op})
 -- finding: gap_ns >= 1000000 AND cause <> 'host' => info: rank {rank} device {device_id} stream {stream}: {gap_ns} ns idle before {next_task} ({cause})
-WITH tasks AS (
-  -- no names here: the windows sort these rows, and only the largest gaps need their tasks' names
-  SELECT trace_id, rank, device_id, stream, step, slice_id, correlation, ts_ns, ts_ns + dur_ns AS end_ns
-  FROM device_tasks
-),
+WITH
+-- @include _device_timeline.sql
+,
 ordered AS (
-  SELECT *,
-         max(end_ns) OVER (PARTITION BY trace_id, device_id, stream ORDER BY ts_ns, end_ns
-                           ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS busy_until,
-         lag(slice_id) OVER (PARTITION BY trace_id, device_id, stream ORDER BY ts_ns, end_ns) AS prev_id
-  FROM tasks
+  SELECT trace_id, rank, device_id, stream, step, slice_id, correlation, ts_ns, ts_ns + dur_ns AS end_ns,
+         stream_reach_ns AS busy_until, stream_prev_id AS prev_id
+  FROM device_timeline
 ),
 largest AS (
   -- the largest gaps only (the joins below neither add nor drop rows, except gaps without a device: kept out here)
@@ -44,6 +40,17 @@ stream_idle AS (
   FROM ordered GROUP BY ALL
 ),
 -- @include _launches.sql
+,
+gap_launches AS (
+  -- the launches of the tasks after the gaps, and the host slices they name, looked up with semi-joins: a join's
+  -- hash table is then built on these few rows, not on all launches or all slices
+  SELECT trace_id, correlation, launch_id, launch_ts_ns, launch_parent_id FROM launches
+  WHERE correlation IN (SELECT correlation FROM largest)
+),
+launch_slices AS (
+  SELECT trace_id, slice_id, name FROM slices
+  WHERE slice_id IN (SELECT launch_id FROM gap_launches UNION ALL SELECT launch_parent_id FROM gap_launches)
+)
 SELECT g.trace_id, g.rank, g.device_id, g.stream, g.step, g.gap_start_ns, g.gap_ns, g.prev_task, g.next_task,
        lc.name AS launch_call, l.launch_ts_ns, op.name AS host_op,
        CASE WHEN l.launch_ts_ns IS NULL THEN 'unknown (no launch recorded)'
@@ -51,9 +58,9 @@ SELECT g.trace_id, g.rank, g.device_id, g.stream, g.step, g.gap_start_ns, g.gap_
             ELSE 'device, dependency or queue' END AS cause,
        100.0 * s.idle_ns / nullif(s.active_span_ns, 0) AS stream_idle_pct
 FROM gaps g
-LEFT JOIN launches l ON l.trace_id = g.trace_id AND l.correlation = g.correlation
-LEFT JOIN slices lc ON lc.trace_id = l.trace_id AND lc.slice_id = l.launch_id
-LEFT JOIN slices op ON op.trace_id = l.trace_id AND op.slice_id = l.launch_parent_id
+LEFT JOIN gap_launches l ON l.trace_id = g.trace_id AND l.correlation = g.correlation
+LEFT JOIN launch_slices lc ON lc.trace_id = l.trace_id AND lc.slice_id = l.launch_id
+LEFT JOIN launch_slices op ON op.trace_id = l.trace_id AND op.slice_id = l.launch_parent_id
 JOIN stream_idle s ON s.trace_id = g.trace_id AND s.device_id = g.device_id AND s.stream IS NOT DISTINCT FROM g.stream
 QUALIFY row_number() OVER (PARTITION BY g.trace_id ORDER BY g.gap_ns DESC, g.gap_start_ns) <= $top
 ORDER BY g.trace_id, g.gap_ns DESC, g.gap_start_ns

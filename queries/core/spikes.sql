@@ -9,6 +9,8 @@
 WITH RECURSIVE
 -- @include _step_model.sql
 ,
+-- @include _device_timeline.sql
+,
 step_scale AS (
   -- prefill and mixed steps scale with their tokens: compare their time per token
   SELECT *, end_ns - ts_ns AS dur_ns,
@@ -70,11 +72,9 @@ grown AS (
 ),
 device_gaps AS (
   -- idle time before each task since all earlier work on the device ended, charged to the task's step
-  SELECT trace_id, step, name, ts_ns, ts_ns - reach AS gap_ns, reach AS gap_start_ns
-  FROM (SELECT *, max(ts_ns + dur_ns) OVER (PARTITION BY trace_id, device_id ORDER BY ts_ns, dur_ns
-                                            ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS reach
-        FROM step_tasks)
-  WHERE ts_ns > reach
+  SELECT t.trace_id, t.step, t.name, t.ts_ns, t.ts_ns - d.device_reach_ns AS gap_ns, d.device_reach_ns AS gap_start_ns
+  FROM (SELECT trace_id, slice_id, device_reach_ns FROM device_timeline WHERE ts_ns > device_reach_ns) d
+  JOIN step_tasks t ON t.trace_id = d.trace_id AND t.slice_id = d.slice_id
 ),
 largest_gap AS (
   SELECT trace_id, step, max(gap_ns) AS gap_ns, arg_max(gap_start_ns, gap_ns) AS gap_start_ns,
@@ -127,4 +127,4 @@ all_rows AS (
 )
 SELECT * FROM all_rows
 QUALIFY row_number() OVER (PARTITION BY trace_id, level ORDER BY ratio DESC, ts_ns) <= $top
-ORDER BY trace_id, level = 'step' DESC, level, ratio DESC
+ORDER BY trace_id, level = 'step' DESC, level, ratio DESC, ts_ns, name
