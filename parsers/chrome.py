@@ -441,8 +441,9 @@ def _memory_limit(path: Path, share: float = 0.6) -> str:
 
     While the events are parsed and linked, numpy arrays take memory beside DuckDB's; once that
     is done, the writes get a larger `share` (an ordered Parquet write that is short of memory
-    runs on one thread). 0.8 for the writes keeps the peak near 1.4x the JSON; 0.9 gave no
-    faster writes on a 1 GB trace and a peak of 1.5x.
+    runs on one thread). 0.6 for the writes keeps the peak near 1.4x the JSON while the slices
+    are regrouped (parsers/slice_order.py holds up to one row group per group beside DuckDB);
+    0.8 took the peak to 1.6x, 0.5 made the write slower.
     """
     size = path.stat().st_size
     budget = max(512 << 20, min(int(size * share), 8 << 30))
