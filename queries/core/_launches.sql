@@ -10,6 +10,10 @@ launches AS (
   FROM (SELECT trace_id, correlation,
                arg_min({'slice_id': slice_id, 'ts_ns': ts_ns, 'dur_ns': dur_ns, 'parent_id': parent_id},
                        (ts_ns, slice_id)) AS first
-        FROM slices WHERE kind IN ('runtime', 'driver') AND correlation IS NOT NULL
+        -- only calls that launched device work (not syncs or event records): fewer groups to build, and
+        -- fusion_candidates' typical launch is that of real launches
+        FROM (SELECT * FROM slices WHERE kind IN ('runtime', 'driver') AND correlation IS NOT NULL) s
+        SEMI JOIN (SELECT trace_id, correlation FROM device_tasks) d
+          ON d.trace_id = s.trace_id AND d.correlation = s.correlation
         GROUP BY trace_id, correlation)
 )
