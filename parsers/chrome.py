@@ -344,7 +344,9 @@ class _Builder:
             f"SELECT *, {GROUP_SQL} AS slice_group FROM slices0"
         ).to_arrow_reader(_STREAM_BATCH_ROWS)
         rows = zip_rows([strings, numbers, self.nested], "slice_id")
-        cursor.register("slice_rows", prefetch(grouped(rows, "slice_group", _STREAM_BATCH_ROWS)))
+        # The regrouped stream comes in pieces (a group's rows of each input batch) and in bursts (a row group
+        # when a group fills up): a deeper queue keeps the producer ahead of the encoding.
+        cursor.register("slice_rows", prefetch(grouped(rows, "slice_group", _STREAM_BATCH_ROWS), depth=16))
 
     def settle_event_tables(self) -> None:
         """Materialise the small tables (memory, counters, instants, metadata), then drop the columns

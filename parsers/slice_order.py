@@ -48,17 +48,19 @@ class _Pending:
         self.parts.append(part)
         self.rows += part.num_rows
 
-    def take(self, rows: int) -> pa.RecordBatch:
-        """The first `rows` rows, as one batch."""
+    def take(self, rows: int) -> list[pa.RecordBatch]:
+        """The first `rows` rows, in the batches they are held in (DuckDB makes one row group of them)."""
         table = pa.Table.from_batches(self.parts, schema=self.schema)
         head, rest = table.slice(0, rows), table.slice(rows)
         self.parts, self.rows = rest.to_batches(), rest.num_rows
-        return head.combine_chunks().to_batches()[0]
+        return head.to_batches()
 
 
 def grouped(reader: pa.RecordBatchReader, column: str, rows_per_group: int = ROW_GROUP_ROWS) -> pa.RecordBatchReader:
-    """The rows of `reader` regrouped by the group numbers in `column` (`GROUP_SQL`, no nulls): every
-    batch but the last of each group holds `rows_per_group` rows of one group, in the order they came.
+    """The rows of `reader` regrouped by the group numbers in `column` (`GROUP_SQL`, no nulls), in the
+    order they came within a group: batches of one group follow each other until they hold
+    `rows_per_group` rows (one row group: DuckDB's COPY merges short batches up to that size), except
+    for the last rows of each group, at the end.
 
     Memory stays bounded: at most one row group per group is held back, in copies of its rows (a
     slice of a batch would keep the whole batch alive).
@@ -79,9 +81,9 @@ def grouped(reader: pa.RecordBatchReader, column: str, rows_per_group: int = ROW
                 part = batch if present[number] == batch.num_rows else batch.filter(arrow_array(codes == number))
                 group.add(part)
                 while group.rows >= rows_per_group:
-                    yield group.take(rows_per_group)
+                    yield from group.take(rows_per_group)
         for group in pending:
             if group.rows:
-                yield group.take(group.rows)
+                yield from group.take(group.rows)
 
     return pa.RecordBatchReader.from_batches(schema, batches())

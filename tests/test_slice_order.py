@@ -27,21 +27,27 @@ def _reader(codes: list[int], cuts: list[int]) -> pa.RecordBatchReader:
     cuts=st.lists(st.integers(min_value=0, max_value=400), max_size=10),
     rows_per_group=st.integers(min_value=1, max_value=50),
 )
-def test_grouped_batches_are_full_row_groups_of_one_group_in_arrival_order(
+def test_grouped_rows_come_in_full_row_groups_of_one_group_in_arrival_order(
     codes: list[int], cuts: list[int], rows_per_group: int
 ) -> None:
-    batches = list(grouped(_reader(codes, cuts), "slice_group", rows_per_group))
-    seen: dict[int, list[int]] = {}
-    last_batch_of: dict[int, int] = {}
-    for index, batch in enumerate(batches):
+    runs: list[tuple[int, list[int]]] = []  # consecutive batches of one group, as DuckDB merges them
+    filled = 0
+    for batch in grouped(_reader(codes, cuts), "slice_group", rows_per_group):
         groups = set(batch.column("slice_group").to_pylist())
         assert len(groups) == 1 and batch.num_rows > 0
         group = groups.pop()
-        seen.setdefault(group, []).extend(batch.column("slice_id").to_pylist())
-        last_batch_of[group] = index
-    for index, batch in enumerate(batches):  # only a group's last batch may be short
-        group = batch.column("slice_group")[0].as_py()
-        assert batch.num_rows == rows_per_group or index == last_batch_of[group]
+        if not runs or runs[-1][0] != group or filled == rows_per_group:
+            runs.append((group, []))
+            filled = 0
+        runs[-1][1].extend(batch.column("slice_id").to_pylist())
+        filled += batch.num_rows
+        assert filled <= rows_per_group
+    last_run = {group: index for index, (group, _) in enumerate(runs)}
+    for index, (group, ids) in enumerate(runs):  # only a group's last row group may be short
+        assert len(ids) == rows_per_group or index == last_run[group]
+    seen: dict[int, list[int]] = {}
+    for group, ids in runs:
+        seen.setdefault(group, []).extend(ids)
     expected: dict[int, list[int]] = {}
     for slice_id, group in enumerate(codes):
         expected.setdefault(group, []).append(slice_id)
