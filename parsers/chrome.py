@@ -27,7 +27,7 @@ from parsers.parsed import DuckDBSource, ParsedTrace
 from parsers.prefetch import prefetch
 from parsers.redact import redact
 from parsers.rowzip import zip_rows
-from parsers.slice_order import GROUP_SQL, grouped
+from parsers.slice_order import GROUP_SQL, ROW_GROUP_ROWS, grouped, row_group_rows
 from parsers.stagetime import timed_stage
 from parsers.steps import device_steps, host_steps
 
@@ -133,6 +133,7 @@ class _Builder:
         self.vendor = vendor
         self.warnings: list[str] = []
         self.nested = pa.table({})  # nesting, steps and correlations per slice, from build_links
+        self.group_rows = ROW_GROUP_ROWS  # rows per row group of the slices write (set once they are counted)
 
     def sql(self, query: str) -> None:
         self.con.execute(query)
@@ -346,7 +347,7 @@ class _Builder:
         rows = zip_rows([strings, numbers, self.nested], "slice_id")
         # The regrouped stream comes in pieces (a group's rows of each input batch) and in bursts (a row group
         # when a group fills up): a deeper queue keeps the producer ahead of the encoding.
-        cursor.register("slice_rows", prefetch(grouped(rows, "slice_group", _STREAM_BATCH_ROWS), depth=16))
+        cursor.register("slice_rows", prefetch(grouped(rows, "slice_group", self.group_rows), depth=16))
 
     def settle_event_tables(self) -> None:
         """Materialise the small tables (memory, counters, instants, metadata), then drop the columns
@@ -565,7 +566,8 @@ def _parse(
     }
     tables = {name: DuckDBSource(TABLES[name], con, query, trace_id, rank) for name, query in queries.items()}
     tables["slices"].prepare = builder.register_slice_rows
-    tables["slices"].row_group_rows = _STREAM_BATCH_ROWS  # one group of `grouped` per row group
+    builder.group_rows = row_group_rows(slice_count)
+    tables["slices"].row_group_rows = builder.group_rows  # one group of `grouped` per row group
     info.update(
         {
             "format": FORMAT,

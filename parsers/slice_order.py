@@ -8,7 +8,7 @@ group's names and args repeat within a row group).
 
 Within a group, rows keep slice_id order. A parser writes its slices through `grouped` (an Arrow
 stream with a `GROUP_SQL` column) or orders them by `GROUP_SQL` (a DuckDB query), in row groups
-of `ROW_GROUP_ROWS`.
+of `row_group_rows(slices)` rows.
 """
 
 from __future__ import annotations
@@ -20,7 +20,9 @@ import pyarrow as pa
 
 from parsers.arrownp import arrow_array, numpy_column
 
-ROW_GROUP_ROWS = 122_880  # DuckDB's default row group size
+ROW_GROUP_ROWS = 122_880  # DuckDB's default row group size, used from about 2 M slices up
+_SMALLEST_ROW_GROUP = 16_384
+_ROW_GROUPS_WANTED = 16
 
 # group number -> what it holds; a slice takes the first group it matches
 GROUPS = (
@@ -34,6 +36,14 @@ GROUP_SQL = (
     "CAST(CASE WHEN device_type <> 'cpu' THEN 0 WHEN kind IN ('runtime', 'driver') THEN 1"
     " WHEN kind = 'cpu_op' THEN 2 ELSE 3 END AS TINYINT)"
 )
+
+
+def row_group_rows(slices: int) -> int:
+    """Rows per row group for a trace of `slices` slices: DuckDB's default for large traces, fewer
+    for smaller ones, so that they still get about 16 row groups. Each group's last rows wait for
+    the end of the stream before they are written; small row groups keep that tail short."""
+    wanted = -(-max(slices, 1) // _ROW_GROUPS_WANTED)
+    return min(ROW_GROUP_ROWS, max(_SMALLEST_ROW_GROUP, -(-wanted // 2048) * 2048))
 
 
 class _Pending:

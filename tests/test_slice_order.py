@@ -9,7 +9,7 @@ import pyarrow as pa
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from parsers.slice_order import GROUP_SQL, GROUPS, ROW_GROUP_ROWS, grouped
+from parsers.slice_order import GROUP_SQL, GROUPS, ROW_GROUP_ROWS, grouped, row_group_rows
 from tests.conftest import CORPUS, KINETO_CORPUS
 from traceview.store import ingest
 
@@ -76,13 +76,14 @@ def _stored_runs(store: Path) -> list[tuple[int, int, list[int]]]:
     return [(group, len(ids), ids) for group, _, ids in runs]
 
 
-def _assert_grouped(store: Path) -> None:
+def _assert_grouped(store: Path, slices: int) -> None:
+    rows_per_group = row_group_rows(slices)
     runs = _stored_runs(store)
     assert len({group for group, _, _ in runs}) >= 2
     last_run = {group: index for index, (group, _, _) in enumerate(runs)}
     for index, (group, rows, ids) in enumerate(runs):
         assert ids == sorted(ids), f"group {group}: slice ids out of order"
-        assert rows % ROW_GROUP_ROWS == 0 or index == last_run[group], f"group {group}: a short run mid-file"
+        assert rows % rows_per_group == 0 or index == last_run[group], f"group {group}: a short run mid-file"
     all_ids = [slice_id for _, _, ids in runs for slice_id in ids]
     for group in last_run:  # each group's rows, in slice_id order across its runs
         ids = [slice_id for g, _, run in runs if g == group for slice_id in run]
@@ -92,11 +93,18 @@ def _assert_grouped(store: Path) -> None:
 
 def test_a_kineto_store_keeps_its_slices_grouped(tmp_path: Path) -> None:
     store = tmp_path / "k.traceview"
-    ingest([KINETO_CORPUS / "hta" / "nccl_parser_config" / "nccl_data.json.gz"], store)
-    _assert_grouped(store)
+    result = ingest([KINETO_CORPUS / "hta" / "nccl_parser_config" / "nccl_data.json.gz"], store)
+    _assert_grouped(store, result.manifest["tables"]["slices"])
 
 
 def test_an_ascend_store_keeps_its_slices_grouped(tmp_path: Path) -> None:
     store = tmp_path / "a.traceview"
-    ingest([CORPUS / "ascend" / "torch_npu_2025_text" / "level2"], store)
-    _assert_grouped(store)
+    result = ingest([CORPUS / "ascend" / "torch_npu_2025_text" / "level2"], store)
+    _assert_grouped(store, result.manifest["tables"]["slices"])
+
+
+def test_row_groups_shrink_for_small_traces_down_to_a_floor() -> None:
+    assert row_group_rows(10_000_000) == ROW_GROUP_ROWS
+    assert row_group_rows(700_000) == 45_056  # 700,000 / 16 rounded up to whole 2,048-row vectors
+    assert row_group_rows(27_000) == 16_384
+    assert row_group_rows(0) == 16_384
