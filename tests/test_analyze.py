@@ -83,3 +83,26 @@ def test_peak_bw_override_reaches_bandwidth(tmp_path: Path) -> None:
     report = run_analyze([sample], peak_bw_gbps=1000.0, cache_dir=tmp_path)
     peaks = set(report.result("bandwidth").frame["peak_bytes_per_s"].drop_nulls().to_list())
     assert peaks == {1000e9}
+
+
+def test_queries_run_two_at_a_time_with_their_own_time_limits(evil_trace: Path, tmp_path: Path) -> None:
+    """Results keep the pack's order and equal a one-by-one run; a slow query times out alone."""
+    from traceview.packs import load_pack
+    from traceview.sandbox import run_query, sandboxed_connection
+
+    pack = tmp_path / "mine"
+    pack.mkdir()
+    (pack / "a_slow.sql").write_text("SELECT count(*) AS n FROM range(100000000) a, range(100000000) b\n")
+    (pack / "b_kernels.sql").write_text("SELECT name, dur_ns FROM kernels ORDER BY name\n")
+    (pack / "c_broken.sql").write_text("SELECT no_such_column FROM slices\n")
+    (pack / "d_ops.sql").write_text("SELECT count(*) AS n FROM ops\n")
+    report = run_analyze([evil_trace], [pack], cache_dir=tmp_path / "cache", limit_s=2.0)
+    mine = [r for r in report.results if r.query.path.parent == pack]
+    assert [r.query.name for r in mine] == ["a_slow", "b_kernels", "c_broken", "d_ops"]
+    assert mine[0].timed_out and "no_such_column" in mine[2].error
+    store = next((tmp_path / "cache").iterdir())
+    con = sandboxed_connection(store)
+    for query, result in zip(load_pack(pack).queries, mine, strict=True):
+        alone = run_query(con, query, limit_s=2.0)
+        if query.name in ("b_kernels", "d_ops"):
+            assert result.error is None and result.frame.to_dicts() == alone.frame.to_dicts()

@@ -85,11 +85,12 @@ def connect(stores: Path | list[Path]) -> duckdb.DuckDBPyConnection:
             listing = "[" + ", ".join(_quote(p) for p in patterns) + "]"
             con.execute(f"CREATE VIEW {table} AS SELECT * FROM read_parquet({listing}, union_by_name = true)")
         else:  # a store written before this table existed: an empty view of the right shape
-            con.register(f"_empty_{table}", empty_table(schema))
+            # tables, not registered Arrow data: those are seen by this connection only, not by its cursors
+            con.from_arrow(empty_table(schema)).create(f"_empty_{table}")
             con.execute(f"CREATE VIEW {table} AS SELECT * FROM _empty_{table}")
     for view, (_, query) in CONVENIENCE_VIEWS.items():
         con.execute(f"CREATE VIEW {view} AS {query}")
-    con.register("_device_specs", specs_table())
+    con.from_arrow(specs_table()).create("_device_specs")
     con.execute("CREATE VIEW device_specs AS SELECT * FROM _device_specs")
     con.execute(
         """

@@ -165,7 +165,8 @@ def materialize_shared(
         try:
             check_select(con, relation.build_sql)
             with _time_limit(con, limit_s):
-                con.execute(f"CREATE OR REPLACE TEMP TABLE {relation.table} AS\n{relation.build_sql}")
+                # a table of the database, not a TEMP one: queries run on cursors, which see the former only
+                con.execute(f"CREATE OR REPLACE TABLE {relation.table} AS\n{relation.build_sql}")
             rows = int(con.execute(f"SELECT count(*) FROM {relation.table}").fetchall()[0][0])
             results.append(SharedResult(relation, rows, time.perf_counter() - start))
         except (duckdb.Error, QueryRejected, TimeoutError) as exc:

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import duckdb
+
 from traceview import __version__
 from traceview.engine import resolve_store
-from traceview.packs import Pack, find_pack, load_pack
+from traceview.packs import Pack, Query, SharedRelation, find_pack, load_pack
 from traceview.sandbox import (
     DEFAULT_TIME_LIMIT_S,
     Finding,
@@ -23,6 +26,7 @@ from traceview.store import read_manifest
 
 SEVERITY_ORDER = {"critical": 0, "warning": 1, "info": 2}
 BUILTIN_PACK = "core"
+_QUERIES_AT_ONCE = 2
 
 
 @dataclass
@@ -39,6 +43,27 @@ class AnalysisReport:
     def result(self, name: str) -> QueryResult | None:
         """The result of the query called `name`, if it ran."""
         return next((r for r in self.results if r.query.name == name), None)
+
+
+def _run_queries(
+    con: duckdb.DuckDBPyConnection,
+    queries: list[Query],
+    overrides: dict[str, object],
+    limit_s: float,
+    shared: list[SharedRelation],
+) -> list[QueryResult]:
+    """Run a pack's queries, two at a time, each on a cursor of `con`; results in the pack's order.
+
+    DuckDB's threads serve both: the second query runs in the moments the first leaves threads
+    idle (its single-threaded steps, its result's conversion and findings).
+    """
+
+    def run(query: Query) -> QueryResult:
+        with con.cursor() as cursor:
+            return run_query(cursor, query, overrides, limit_s, shared)
+
+    with ThreadPoolExecutor(max_workers=_QUERIES_AT_ONCE) as pool:
+        return list(pool.map(run, queries))
 
 
 def _trace_rows(con, stores: list[Path]) -> list[dict]:
@@ -85,7 +110,7 @@ def run_analyze(
             # The pack's shared relations are computed once; a failed one is computed by each query again.
             built = materialize_shared(con, pack, limit_s)
             relations = [item.relation for item in built if item.error is None]
-            results += [run_query(con, query, overrides, limit_s, relations) for query in pack.queries]
+            results += _run_queries(con, pack.queries, overrides, limit_s, relations)
             drop_shared(con, built)
             shared += built
     finally:
