@@ -283,3 +283,40 @@ def test_packs_check_reports_a_failing_shared_relation(tmp_path: Path) -> None:
     problems = check_pack(directory)
     assert problems[0].startswith(f"{directory / '_kernels.sql'}: materialize kernel_rows: Catalog Error")
     assert "no_such_table" in problems[0] and len(problems) == 2  # and the query itself, located
+
+
+def test_shared_relations_build_side_by_side_and_skip_only_what_needs_a_failed_one(
+    tmp_path: Path, store: Path
+) -> None:
+    # A relation's SQL holds the CTEs before it in its fragment: it needs the shared ones among them.
+    broken = """\
+-- materialize: broken, after_broken
+broken AS (
+  SELECT count(*) AS n FROM no_such_table
+),
+after_broken AS (
+  SELECT n + 1 AS n FROM broken
+)
+"""
+    counts = """\
+-- materialize: ops_count, kernel_count
+ops_count AS (
+  SELECT count(*) AS n FROM ops
+),
+kernel_count AS (
+  SELECT count(*) AS n FROM kernels
+)
+"""
+    pack = load_pack(write_pack(tmp_path / "pack", {
+        "_a.sql": broken,
+        "_b.sql": counts,
+        "q.sql": "WITH\n-- @include _b.sql\nSELECT o.n AS ops, k.n AS kernels FROM ops_count o, kernel_count k",
+    }))
+    con = sandboxed_connection(store)
+    built = materialize_shared(con, pack)
+    assert [(b.relation.name, b.rows, b.error is None) for b in built] == [
+        ("broken", None, False), ("ops_count", 1, True), ("kernel_count", 1, True),
+    ]
+    shared = run_query(con, pack.query("q"), shared=[b.relation for b in built if b.error is None])
+    alone = run_query(con, pack.query("q"))
+    assert alone.error is None and shared.frame.equals(alone.frame)

@@ -12,6 +12,7 @@ import re
 import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +24,7 @@ from traceview.engine import connect
 from traceview.packs import FindingRule, Pack, Query, SharedRelation, with_shared
 
 DEFAULT_TIME_LIMIT_S = 60.0
+_SHARED_AT_ONCE = 2  # shared relations built side by side (DuckDB's threads serve both)
 _LINE = re.compile(r"LINE (\d+):")
 _FIELD = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)(?::([^{}]*))?\}")
 
@@ -154,26 +156,50 @@ def _findings(con: duckdb.DuckDBPyConnection, query: Query, frame: pl.DataFrame,
 def materialize_shared(
     con: duckdb.DuckDBPyConnection, pack: Pack, limit_s: float = DEFAULT_TIME_LIMIT_S
 ) -> list[SharedResult]:
-    """Compute the pack's shared relations into temporary tables, in order, until one fails.
+    """Compute the pack's shared relations into tables; return them in the pack's order.
 
     Their SQL is the pack's (untrusted) and is checked like a query: a single SELECT, run with
-    the sandbox's restrictions; only the `CREATE TEMP TABLE` around it is ours.
+    the sandbox's restrictions; only the `CREATE TABLE` around it is ours. A relation that reads
+    another's table is built after it, and not at all when that one failed; the others are built
+    two at a time, each on a cursor of `con`.
     """
-    results: list[SharedResult] = []
-    for relation in pack.shared:
-        start = time.perf_counter()
+    needs = {
+        relation.name: {
+            other.name for other in pack.shared
+            if other is not relation and re.search(rf"\b{re.escape(other.table)}\b", relation.build_sql)
+        }
+        for relation in pack.shared
+    }
+    done: dict[str, SharedResult] = {}
+    with ThreadPoolExecutor(max_workers=_SHARED_AT_ONCE) as pool:
+        running: dict[Future[SharedResult], str] = {}
+        started: set[str] = set()
+        while True:
+            for relation in pack.shared:
+                ready = all(name in done and done[name].error is None for name in needs[relation.name])
+                if relation.name not in started and ready:
+                    started.add(relation.name)
+                    running[pool.submit(_build_shared, con, relation, limit_s)] = relation.name
+            if not running:
+                break
+            finished, _ = wait(running, return_when=FIRST_COMPLETED)
+            for future in finished:
+                done[running.pop(future)] = future.result()
+    return [done[r.name] for r in pack.shared if r.name in done]
+
+
+def _build_shared(con: duckdb.DuckDBPyConnection, relation: SharedRelation, limit_s: float) -> SharedResult:
+    start = time.perf_counter()
+    with con.cursor() as cursor:
         try:
-            check_select(con, relation.build_sql)
-            with _time_limit(con, limit_s):
+            check_select(cursor, relation.build_sql)
+            with _time_limit(cursor, limit_s):
                 # a table of the database, not a TEMP one: queries run on cursors, which see the former only
-                con.execute(f"CREATE OR REPLACE TABLE {relation.table} AS\n{relation.build_sql}")
-            rows = int(con.execute(f"SELECT count(*) FROM {relation.table}").fetchall()[0][0])
-            results.append(SharedResult(relation, rows, time.perf_counter() - start))
+                cursor.execute(f"CREATE OR REPLACE TABLE {relation.table} AS\n{relation.build_sql}")
+            rows = int(cursor.execute(f"SELECT count(*) FROM {relation.table}").fetchall()[0][0])
+            return SharedResult(relation, rows, time.perf_counter() - start)
         except (duckdb.Error, QueryRejected, TimeoutError) as exc:
-            error = f"{relation.name}: {_first_line(exc)}"
-            results.append(SharedResult(relation, None, time.perf_counter() - start, error))
-            break
-    return results
+            return SharedResult(relation, None, time.perf_counter() - start, f"{relation.name}: {_first_line(exc)}")
 
 
 def drop_shared(con: duckdb.DuckDBPyConnection, results: list[SharedResult]) -> None:
