@@ -612,13 +612,16 @@ def report(figures: dict, runs: dict[str, Run], verdict: dict[str, dict]) -> str
     pack = runs.get("pack")
     if pack is not None and pack.status == "ok":
         queries = sorted(pack.details["queries"], key=lambda q: -q["seconds"])
-        lines.append(f"  queries of the pack on {store.get('slices', 0):,} slices, slowest first:")
+        lines.append(
+            f"  queries of the pack on {store.get('slices', 0):,} slices, slowest first"
+            " (two run at once, so their times overlap):"
+        )
         for q in queries:
             status = q["error"] or f"{q['rows']} rows"
             lines.append(f"    {q['name']:<24} {q['seconds']:8.2f} s  {status}")
         shared = pack.details.get("shared", [])
         if shared:
-            lines.append("  shared relations, computed once before the queries:")
+            lines.append("  shared relations, computed once before the queries (two at once where independent):")
             for item in shared:
                 status = item["error"] or f"{item['rows']} rows"
                 lines.append(f"    {item['name']:<24} {item['seconds']:8.2f} s  {status}")
