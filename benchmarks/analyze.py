@@ -614,7 +614,7 @@ def report(figures: dict, runs: dict[str, Run], verdict: dict[str, dict]) -> str
         queries = sorted(pack.details["queries"], key=lambda q: -q["seconds"])
         lines.append(
             f"  queries of the pack on {store.get('slices', 0):,} slices, slowest first"
-            " (two run at once, so their times overlap):"
+            " (several run at once, so their times overlap):"
         )
         for q in queries:
             status = q["error"] or f"{q['rows']} rows"

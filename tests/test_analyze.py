@@ -85,7 +85,7 @@ def test_peak_bw_override_reaches_bandwidth(tmp_path: Path) -> None:
     assert peaks == {1000e9}
 
 
-def test_queries_run_two_at_a_time_with_their_own_time_limits(evil_trace: Path, tmp_path: Path) -> None:
+def test_queries_run_a_few_at_a_time_with_their_own_time_limits(evil_trace: Path, tmp_path: Path) -> None:
     """Results keep the pack's order and equal a one-by-one run; a slow query times out alone."""
     from traceview.packs import load_pack
     from traceview.sandbox import run_query, sandboxed_connection
