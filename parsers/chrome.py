@@ -33,7 +33,7 @@ from parsers.steps import device_steps, host_steps
 
 PARSER_VERSION = "2"
 FORMAT = "kineto"
-_STREAM_BATCH_ROWS = 122_880  # one DuckDB row group
+_STREAM_BATCH_ROWS = ROW_GROUP_ROWS  # batches of the DuckDB queries that feed the slices write
 
 _COLUMNS = (
     "{'ph': 'VARCHAR', 'cat': 'VARCHAR', 'name': 'VARCHAR', 'pid': 'VARCHAR', 'tid': 'VARCHAR',"
@@ -439,17 +439,16 @@ def _top_level_rows(top_level: dict) -> list[tuple]:
     return rows
 
 
-def _memory_limit(path: Path, share: float = 0.6) -> str:
+def _memory_limit(path: Path) -> str:
     """DuckDB's memory budget: spill joins and sorts to scratch rather than grow with the trace.
 
-    While the events are parsed and linked, numpy arrays take memory beside DuckDB's; once that
-    is done, the writes get a larger `share` (an ordered Parquet write that is short of memory
-    runs on one thread). 0.6 for the writes keeps the peak near 1.4x the JSON while the slices
-    are regrouped (parsers/slice_order.py holds up to one row group per group beside DuckDB);
-    0.8 took the peak to 1.6x, 0.5 made the write slower.
+    0.6 of the JSON size, for the whole parse: while the events are parsed and linked, numpy
+    arrays take memory beside DuckDB's, and while the slices are written, their regrouping
+    (parsers/slice_order.py) holds up to one row group per group beside it. A larger budget for
+    the writes (0.8) took the peak of a 1 GB trace to 1.6x the JSON; 0.5 made the write slower.
     """
     size = path.stat().st_size
-    budget = max(512 << 20, min(int(size * share), 8 << 30))
+    budget = max(512 << 20, min(int(size * 0.6), 8 << 30))
     return f"{budget >> 20}MB"
 
 
@@ -543,7 +542,6 @@ def _parse(
     for stage in (builder.build_slices, builder.build_links, builder.settle_event_tables):
         with timed_stage(timings, stage.__name__):
             stage()
-    con.execute(f"SET memory_limit = '{_memory_limit(path, share=0.6)}'")
     warnings += builder.warnings
     for line in extracted.top_level.get("ERROR", []) or []:
         if isinstance(line, str):

@@ -88,6 +88,7 @@ def test_peak_bw_override_reaches_bandwidth(tmp_path: Path) -> None:
 def test_queries_run_a_few_at_a_time_with_their_own_time_limits(evil_trace: Path, tmp_path: Path) -> None:
     """Results keep the pack's order and equal a one-by-one run; a slow query times out alone."""
     from traceview.packs import load_pack
+    from traceview.paths import cache_store_for
     from traceview.sandbox import run_query, sandboxed_connection
 
     pack = tmp_path / "mine"
@@ -100,8 +101,7 @@ def test_queries_run_a_few_at_a_time_with_their_own_time_limits(evil_trace: Path
     mine = [r for r in report.results if r.query.path.parent == pack]
     assert [r.query.name for r in mine] == ["a_slow", "b_kernels", "c_broken", "d_ops"]
     assert mine[0].timed_out and "no_such_column" in mine[2].error
-    store = next((tmp_path / "cache").iterdir())
-    con = sandboxed_connection(store)
+    con = sandboxed_connection(cache_store_for([evil_trace], tmp_path / "cache"))
     for query, result in zip(load_pack(pack).queries, mine, strict=True):
         alone = run_query(con, query, limit_s=2.0)
         if query.name in ("b_kernels", "d_ops"):

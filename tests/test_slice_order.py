@@ -6,11 +6,11 @@ from pathlib import Path
 
 import duckdb
 import pyarrow as pa
+from conftest import CORPUS, KINETO_CORPUS
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from parsers.slice_order import GROUP_SQL, GROUPS, ROW_GROUP_ROWS, grouped, row_group_rows
-from tests.conftest import CORPUS, KINETO_CORPUS
 from traceview.store import ingest
 
 

@@ -1,9 +1,9 @@
--- Shared by hotspots, launch_gaps, gap_histogram, fusion_candidates and spikes: every device task with what ran
--- before it, in start order on its device and on its stream (ties broken by duration, then slice_id).
--- device_reach_ns / stream_reach_ns: the latest end of the earlier tasks of the device / stream (there is a gap
--- before the task when it starts later); stream_prev_*: the previous task of the stream. Sorting the tasks once
--- here spares each query its own sorts; names and shapes stay out (sorted along, they would double the cost).
--- A query includes it as one of its CTEs.
+-- Shared by hotspots, launch_gaps, gap_histogram, fusion_candidates, busy_breakdown and spikes: every device
+-- task with what ran before it, in start order on its device and on its stream (ties broken by duration, then
+-- slice_id). device_reach_ns / stream_reach_ns: the latest end of the earlier tasks of the device / stream (there
+-- is a gap before the task when it starts later); stream_prev_*: the previous task of the stream. Sorting the
+-- tasks once here spares each query its own sorts; names and shapes stay out (sorted along, they would double
+-- the cost). A query includes it as one of its CTEs.
 -- materialize: device_timeline
 device_timeline AS (
   SELECT trace_id, rank, slice_id, kind, device_id, stream, step, correlation, ts_ns, dur_ns,
