@@ -2,9 +2,10 @@
 
 The synthetic samples (sample_traces/longctx_h200, longctx_910b, runtime_v1/v2) state by construction
 which steps are prefill, decode or mixed, where the host stalls are, the KV bytes per token, the
-modelled bytes of every decode step and the kernel time per family; sample_traces/real_cpu is a real
-CPU profile with its own truth.json. Each test runs the queries as `traceview analyze` does
-(`run_analyze`, the sandboxed runner) and compares with those numbers.
+modelled bytes of every decode step and the kernel time per family; sample_traces/real_cpu and
+real_h200 are real profiles (CPU; one H200) of a scripted workload, with their own truth.json. Each
+test runs the queries as `traceview analyze` does (`run_analyze`, the sandboxed runner) and compares
+with those numbers.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ SAMPLES = ROOT / "sample_traces"
 CORE = ROOT / "queries" / "core"
 LONGCTX = SAMPLES / "longctx_h200" / "longctx_h200.pt.trace.json.gz"
 REAL_CPU = SAMPLES / "real_cpu" / "tiny_decoder_cpu.pt.trace.json.gz"
+REAL_H200 = SAMPLES / "real_h200" / "small_decoder_h200.pt.trace.json.gz"
 ASCEND_EXTRAS = ("aicpu_fallback", "format_conversion", "dynamic_shape")
 
 
@@ -83,6 +85,13 @@ def longctx(cache_dir: Path) -> AnalysisReport:
 @pytest.fixture(scope="module")
 def real_cpu(cache_dir: Path) -> AnalysisReport:
     report = run_analyze([REAL_CPU], cache_dir=cache_dir)
+    assert report.errors == []
+    return report
+
+
+@pytest.fixture(scope="module")
+def real_h200(cache_dir: Path) -> AnalysisReport:
+    report = run_analyze([REAL_H200], cache_dir=cache_dir)
     assert report.errors == []
     return report
 
@@ -158,6 +167,16 @@ def test_phases_of_the_real_cpu_trace(real_cpu: AnalysisReport) -> None:
     assert set(phases["context_source"]) == {"shapes"}
 
 
+def test_phases_of_the_real_h200_trace(real_h200: AnalysisReport) -> None:
+    steps = truth("real_h200")["steps"]
+    phases = frame(real_h200, "phases").sort("step")
+    assert phases["step"].to_list() == [int(s["profiler_step"].split("#")[1]) for s in steps]
+    assert phases["label"].to_list() == [s["label"] for s in steps]
+    assert phases["phase"].to_list() == [s["phase"] for s in steps]
+    assert phases["tokens"].to_list() == [s["tokens"] for s in steps]
+    assert phases["context_len"].to_list() == [s["context_len"] for s in steps]
+
+
 def test_phases_of_the_ascend_sample(ascend: AnalysisReport) -> None:
     """No labels and no max_seqlen_q in torch_npu records: prefill chunks batched with decodes look like prefill."""
     steps = truth("longctx_910b")["steps"]
@@ -173,8 +192,11 @@ def test_phases_of_the_ascend_sample(ascend: AnalysisReport) -> None:
 # kv_cache
 
 
-def test_kv_bytes_per_token(longctx: AnalysisReport, real_cpu: AnalysisReport, ascend: AnalysisReport) -> None:
-    for report, sample in ((longctx, "longctx_h200"), (real_cpu, "real_cpu"), (ascend, "longctx_910b")):
+def test_kv_bytes_per_token(
+    longctx: AnalysisReport, real_cpu: AnalysisReport, real_h200: AnalysisReport, ascend: AnalysisReport
+) -> None:
+    samples = ((longctx, "longctx_h200"), (real_cpu, "real_cpu"), (real_h200, "real_h200"), (ascend, "longctx_910b"))
+    for report, sample in samples:
         known = truth(sample)
         per_token = known["model"].get("kv_bytes_per_token", known.get("kv_bytes_per_token"))
         kv = frame(report, "kv_cache").sort("step")
@@ -259,6 +281,26 @@ def test_bandwidth_decode_kernels_from_shapes(longctx: AnalysisReport) -> None:
         assert row["bytes"] == steps[row["step"]]["kv_read_bytes_per_layer"]
 
 
+def test_bandwidth_of_the_real_h200_trace(real_h200: AnalysisReport) -> None:
+    """Bytes known by construction, times measured on a real H200: a decode step reads every Linear
+    weight and the KV cache once; each prefill starts with a 32 MiB pinned host-to-device copy."""
+    known = truth("real_h200")
+    steps = {int(s["profiler_step"].split("#")[1]): s for s in known["steps"]}
+    bandwidth = frame(real_h200, "bandwidth")
+    assert set(bandwidth["peak_source"]) == {"device table: H200"}
+    decode = bandwidth.filter(pl.col("source") == "step")
+    assert sorted(decode["step"]) == sorted(n for n, s in steps.items() if s["phase"] == "decode")
+    for row in decode.iter_rows(named=True):
+        context = steps[row["step"]]["context_len"]
+        assert row["bytes"] == known["linear_weight_bytes"] + context * known["kv_bytes_per_token"]
+    swaps = bandwidth.filter((pl.col("source") == "memcpy") & (pl.col("bytes") == known["swap_in_bytes"]))
+    assert sorted(swaps["step"]) == sorted(n for n, s in steps.items() if s["swap_in_bytes"])
+    # nothing measured on the device can beat its memory: every kernel stays under the H200's peak
+    kernels = bandwidth.filter(pl.col("source") == "kernel")
+    assert kernels.height > 0
+    assert kernels["achieved_bytes_per_s"].max() < kernels["peak_bytes_per_s"].min()
+
+
 # ---------------------------------------------------------------------------------------------
 # kernel families
 
@@ -311,6 +353,39 @@ def test_spikes_in_the_real_cpu_trace(real_cpu: AnalysisReport) -> None:
         assert durations[row["step"]]["phase"] == row["phase"] == "decode"
         assert row["ratio"] > 3
         assert row["grown_ops"]
+
+
+def _slow_attention_steps(path: Path, op: str, min_ns: int) -> set[int]:
+    """Steps (ProfilerStep#N spans on the host) holding a call of `op` longer than `min_ns`, from the raw JSON."""
+    events = [e for e in trace_events(load_trace(path)) if isinstance(e, dict) and e.get("ph") == "X"]
+    spans = [
+        (int(e["name"].split("#")[1]), exact_ns(e["ts"]), exact_ns(e["ts"]) + exact_ns(e["dur"]))
+        for e in events
+        if e["name"].startswith("ProfilerStep#")
+    ]
+    slow = set()
+    for e in events:
+        if e["name"] == op and exact_ns(e["dur"]) > min_ns:
+            start = exact_ns(e["ts"])
+            slow |= {n for n, lo, hi in spans if lo <= start < hi}
+    return slow
+
+
+def test_spikes_and_gaps_in_the_real_h200_trace(real_h200: AnalysisReport) -> None:
+    """In most decode steps of the H200 run, one cuDNN attention call takes ~33 ms on the host instead of
+    ~45 us (cuDNN builds an execution plan for each new KV length; the warm-up had already seen the
+    first decode length of each prompt). The device waits for it: those are the largest gaps."""
+    op = "aten::_cudnn_attention_forward"
+    slow = _slow_attention_steps(REAL_H200, op, 1_000_000)
+    decode = {int(s["profiler_step"].split("#")[1]) for s in truth("real_h200")["steps"] if s["phase"] == "decode"}
+    assert slow and slow <= decode
+    spikes = frame(real_h200, "spikes").filter((pl.col("level") == "host") & (pl.col("name") == op))
+    assert set(spikes.filter(pl.col("dur_ns") > 1_000_000)["step"]) == slow
+    gaps = frame(real_h200, "launch_gaps").sort("gap_ns", descending=True).head(len(slow))  # top 20 by default
+    assert gaps["step"].n_unique() == gaps.height >= 20 and set(gaps["step"]) <= slow
+    assert set(gaps["cause"]) == {"host"} and set(gaps["host_op"]) == {op}
+    messages = [f.message for f in real_h200.findings if f.query == "spikes" and f.row["level"] == "host"]
+    assert messages and all(m.count(f"host op {op} took ") == 1 for m in messages if op in m)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -379,11 +454,20 @@ def _raw_busy(path: Path) -> dict[int, tuple[int, int]]:
 
 
 @pytest.mark.parametrize(
-    "rel", ["tracelens/b200/eager_trace.json.gz", "nano-vllm/decode_gpu_0.json", "hta/trace_compare/base/base.json.gz"]
+    "rel",
+    [
+        "tracelens/b200/eager_trace.json.gz",
+        "nano-vllm/decode_gpu_0.json",
+        "hta/trace_compare/base/base.json.gz",
+        "sample:real_h200/small_decoder_h200.pt.trace.json.gz",
+    ],
 )
 def test_busy_breakdown_matches_an_interval_union(rel: str, cache_dir: Path) -> None:
-    require_corpus()
-    path = KINETO_CORPUS / rel
+    if rel.startswith("sample:"):
+        path = SAMPLES / rel.removeprefix("sample:")
+    else:
+        require_corpus()
+        path = KINETO_CORPUS / rel
     report = run_analyze([path], cache_dir=cache_dir)
     busy = frame(report, "busy_breakdown")
     expected = _raw_busy(path)
