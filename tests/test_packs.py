@@ -141,6 +141,7 @@ def test_findings_format_only_plain_fields() -> None:
     row = {"name": "k", "share": 0.4567, "n": 3}
     assert format_message("{name}: {share:.1%} of {n}, {missing}", row) == "k: 45.7% of 3, {missing}"
     assert format_message("{name.__class__}", row) == "{name.__class__}"
+    assert format_message("by {op} in {gap:.0f} ns", {"op": None, "gap": None}) == "by n/a in n/a ns"
 
 
 def test_builtin_pack_has_every_analysis_and_checks_clean() -> None:

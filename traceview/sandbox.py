@@ -118,13 +118,16 @@ def _execute(con: duckdb.DuckDBPyConnection, sql: str, params: dict, limit_s: fl
 
 
 def format_message(template: str, row: dict) -> str:
-    """Fill `{column}` / `{column:spec}` fields from a result row (no attribute or index access)."""
+    """Fill `{column}` / `{column:spec}` fields from a result row (no attribute or index access);
+    a null value reads `n/a`."""
 
     def fill(match: re.Match[str]) -> str:
         name, spec = match.group(1), match.group(2) or ""
         if name not in row:
             return match.group(0)
         value = row[name]
+        if value is None:
+            return "n/a"
         try:
             return format(value, spec)
         except (TypeError, ValueError):
