@@ -13,7 +13,14 @@ from typer.testing import CliRunner
 from traceview.cli import app
 from traceview.commands.packs import check_pack, empty_store
 from traceview.packs import PackError, builtin_packs, load_pack, parse_query, with_shared
-from traceview.sandbox import drop_shared, format_message, materialize_shared, run_query, sandboxed_connection
+from traceview.sandbox import (
+    drop_shared,
+    format_message,
+    materialize_shared,
+    run_pack,
+    run_query,
+    sandboxed_connection,
+)
 from traceview.store import ingest
 
 CORE_QUERIES = {
@@ -321,3 +328,31 @@ kernel_count AS (
     shared = run_query(con, pack.query("q"), shared=[b.relation for b in built if b.error is None])
     alone = run_query(con, pack.query("q"))
     assert alone.error is None and shared.frame.equals(alone.frame)
+
+
+def test_run_pack_runs_queries_beside_the_relations_with_the_results_of_a_plain_run(
+    tmp_path: Path, store: Path
+) -> None:
+    broken = "-- materialize: broken\nbroken AS (\n  SELECT count(*) AS n FROM no_such_table\n)\n"
+    pack = load_pack(write_pack(tmp_path / "pack", {
+        "_a.sql": broken,
+        "_kernels.sql": SHARED_FRAGMENT,
+        "a_total.sql": "WITH\n-- @include _kernels.sql\nSELECT total FROM kernel_total",
+        "b_broken.sql": "WITH\n-- @include _a.sql\nSELECT n FROM broken",
+        "c_plain.sql": "SELECT count(*) AS n FROM slices",
+        "d_share.sql": "WITH\n-- @include _kernels.sql\nSELECT name, dur_ns / total AS share"
+        " FROM kernel_rows, kernel_total ORDER BY name",
+    }))
+    con = sandboxed_connection(store)
+    alone = [run_query(con, q) for q in pack.queries]
+    for at_once in (1, 2, 3, 5):
+        run = run_pack(con, pack, pack.queries, at_once=at_once)
+        assert [(b.relation.name, b.error is None) for b in run.shared] == [
+            ("broken", False), ("kernel_rows", True), ("kernel_total", True),
+        ]
+        assert [r.query.name for r in run.results] == ["a_total", "b_broken", "c_plain", "d_share"]
+        for a, b in zip(alone, run.results, strict=True):
+            assert a.error == b.error, b.query.name
+            assert (a.frame is None and b.frame is None) or a.frame.equals(b.frame), b.query.name
+        assert "no_such_table" in run.results[1].error and "b_broken.sql" in run.results[1].error
+        drop_shared(con, run.shared)

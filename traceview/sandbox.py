@@ -166,29 +166,85 @@ def materialize_shared(
     another's table is built after it, and not at all when that one failed; the others are built
     two at a time, each on a cursor of `con`.
     """
-    needs = {
+    return run_pack(con, pack, [], limit_s=limit_s, at_once=_SHARED_AT_ONCE).shared
+
+
+@dataclass
+class PackRun:
+    """A pack's shared relations (built, in the pack's order) and query results (in the order asked)."""
+
+    shared: list[SharedResult]
+    results: list[QueryResult]
+
+
+def run_pack(
+    con: duckdb.DuckDBPyConnection,
+    pack: Pack,
+    queries: list[Query],
+    overrides: dict[str, object] | None = None,
+    limit_s: float = DEFAULT_TIME_LIMIT_S,
+    at_once: int = 3,
+) -> PackRun:
+    """Build `pack`'s shared relations and run `queries`, `at_once` at a time, each on a cursor of `con`.
+
+    A relation starts once the relations it reads are built (never, if one failed); a query starts
+    once those it includes are settled, and reads the built ones from their tables (it computes a
+    failed one itself). So queries that need no relation, or only early ones, run while the later
+    relations are still being built. Relations go first whenever both are ready: they unblock others.
+    The tables stay until `drop_shared`.
+    """
+    shared_needs = {
         relation.name: {
             other.name for other in pack.shared
             if other is not relation and re.search(rf"\b{re.escape(other.table)}\b", relation.build_sql)
         }
         for relation in pack.shared
     }
-    done: dict[str, SharedResult] = {}
-    with ThreadPoolExecutor(max_workers=_SHARED_AT_ONCE) as pool:
-        running: dict[Future[SharedResult], str] = {}
-        started: set[str] = set()
+    query_needs = [{r.name for r in pack.shared if r.definition in query.sql} for query in queries]
+    built: dict[str, SharedResult] = {}
+    results: dict[int, QueryResult] = {}
+
+    def blocked(name: str) -> bool:
+        """The relation cannot be built: something it reads failed or cannot be built."""
+        return any((n in built and built[n].error is not None) or blocked(n) for n in shared_needs[name])
+
+    def settled(name: str) -> bool:
+        return name in built or blocked(name)
+
+    def usable(name: str) -> bool:
+        return name in built and built[name].error is None
+
+    def run(index: int) -> QueryResult:
+        relations = [r for r in pack.shared if r.name in query_needs[index] and usable(r.name)]
+        with con.cursor() as cursor:
+            return run_query(cursor, queries[index], overrides, limit_s, relations)
+
+    with ThreadPoolExecutor(max_workers=max(1, at_once)) as pool:
+        building: dict[Future[SharedResult], str] = {}
+        querying: dict[Future[QueryResult], int] = {}
+        started: set[str | int] = set()
         while True:
             for relation in pack.shared:
-                ready = all(name in done and done[name].error is None for name in needs[relation.name])
-                if relation.name not in started and ready:
+                ready = all(usable(n) for n in shared_needs[relation.name])
+                if len(building) + len(querying) < at_once and relation.name not in started and ready:
                     started.add(relation.name)
-                    running[pool.submit(_build_shared, con, relation, limit_s)] = relation.name
-            if not running:
+                    building[pool.submit(_build_shared, con, relation, limit_s)] = relation.name
+            for index, needs in enumerate(query_needs):
+                ready = all(settled(n) for n in needs)
+                if len(building) + len(querying) < at_once and index not in started and ready:
+                    started.add(index)
+                    querying[pool.submit(run, index)] = index
+            if not building and not querying:
                 break
-            finished, _ = wait(running, return_when=FIRST_COMPLETED)
-            for future in finished:
-                done[running.pop(future)] = future.result()
-    return [done[r.name] for r in pack.shared if r.name in done]
+            wait([*building, *querying], return_when=FIRST_COMPLETED)
+            for future in [f for f in building if f.done()]:
+                built[building.pop(future)] = future.result()
+            for future in [f for f in querying if f.done()]:
+                results[querying.pop(future)] = future.result()
+    return PackRun(
+        shared=[built[r.name] for r in pack.shared if r.name in built],
+        results=[results[i] for i in range(len(queries))],
+    )
 
 
 def _build_shared(con: duckdb.DuckDBPyConnection, relation: SharedRelation, limit_s: float) -> SharedResult:

@@ -3,30 +3,29 @@
 from __future__ import annotations
 
 import json
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import duckdb
-
 from traceview import __version__
 from traceview.engine import resolve_store
-from traceview.packs import Pack, Query, SharedRelation, find_pack, load_pack
+from traceview.packs import Pack, find_pack, load_pack
 from traceview.sandbox import (
     DEFAULT_TIME_LIMIT_S,
     Finding,
     QueryResult,
     SharedResult,
     drop_shared,
-    materialize_shared,
-    run_query,
+    run_pack,
     sandboxed_connection,
 )
 from traceview.store import read_manifest
 
 SEVERITY_ORDER = {"critical": 0, "warning": 1, "info": 2}
 BUILTIN_PACK = "core"
-_QUERIES_AT_ONCE = 3  # 2 and 4 were slower on 10 M slices (2 cores); 3 costs about 0.2 GB more RSS than 2
+# Shared relations and queries running at once, each on a cursor: DuckDB's threads serve them all,
+# and one fills the moments another leaves a thread idle (single-threaded sorts, result conversion,
+# findings). For queries alone, 2 and 4 were slower than 3 on 10 M slices (2 cores).
+_AT_ONCE = 3
 
 
 @dataclass
@@ -43,27 +42,6 @@ class AnalysisReport:
     def result(self, name: str) -> QueryResult | None:
         """The result of the query called `name`, if it ran."""
         return next((r for r in self.results if r.query.name == name), None)
-
-
-def _run_queries(
-    con: duckdb.DuckDBPyConnection,
-    queries: list[Query],
-    overrides: dict[str, object],
-    limit_s: float,
-    shared: list[SharedRelation],
-) -> list[QueryResult]:
-    """Run a pack's queries, a few at a time, each on a cursor of `con`; results in the pack's order.
-
-    DuckDB's threads serve them all: one query runs in the moments another leaves threads
-    idle (its single-threaded steps, its result's conversion and findings).
-    """
-
-    def run(query: Query) -> QueryResult:
-        with con.cursor() as cursor:
-            return run_query(cursor, query, overrides, limit_s, shared)
-
-    with ThreadPoolExecutor(max_workers=_QUERIES_AT_ONCE) as pool:
-        return list(pool.map(run, queries))
 
 
 def _trace_rows(con, stores: list[Path]) -> list[dict]:
@@ -108,11 +86,10 @@ def run_analyze(
         shared: list[SharedResult] = []
         for pack in packs:
             # The pack's shared relations are computed once; a failed one is computed by each query again.
-            built = materialize_shared(con, pack, limit_s)
-            relations = [item.relation for item in built if item.error is None]
-            results += _run_queries(con, pack.queries, overrides, limit_s, relations)
-            drop_shared(con, built)
-            shared += built
+            run = run_pack(con, pack, pack.queries, overrides, limit_s, at_once=_AT_ONCE)
+            drop_shared(con, run.shared)
+            results += run.results
+            shared += run.shared
     finally:
         con.close()
     findings = sorted(
