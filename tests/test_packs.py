@@ -223,8 +223,9 @@ def test_shared_relations_are_built_once_and_give_the_same_rows(tmp_path: Path, 
         ("kernel_rows", "_shared_kernel_rows"),
         ("kernel_total", "_shared_kernel_total"),
     ]
-    # the second relation is built from the first one's table
+    # the second relation is built from the first one's table; the first stops at its own definition
     assert "FROM _shared_kernel_rows" in pack.shared[1].build_sql
+    assert "kernel_total AS" not in pack.shared[0].build_sql
     con = sandboxed_connection(store)
     alone = [run_query(con, q) for q in pack.queries]
     built = materialize_shared(con, pack)

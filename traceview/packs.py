@@ -310,9 +310,11 @@ def _shared_relations(pack_dir: Path) -> list[SharedRelation]:
             if _PARAM_USE.search(definition):
                 raise PackError(f"{fragment}:{number}: materialize {name}: uses a $parameter (they are per query)")
             found.append((expanded.index(definition.splitlines()[0]), name, definition))
-        body = "\n".join(expanded)
-        for _, name, definition in sorted(found):
-            select = f"WITH RECURSIVE\n{body}\nSELECT * FROM {name}"
+        for position, name, definition in sorted(found):
+            # A CTE reads only the CTEs before it: the SQL that builds it stops at its own definition, so
+            # it holds (and waits for) none of the shared relations after it.
+            head = "\n".join(expanded[:position])
+            select = f"WITH RECURSIVE\n{head}\n{definition}\nSELECT * FROM {name}"
             shared.append(SharedRelation(name, f"_shared_{name}", definition, with_shared(select, shared), fragment))
 
     for fragment in sorted(pack_dir.glob("_*.sql")):

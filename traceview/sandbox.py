@@ -190,7 +190,8 @@ def run_pack(
     A relation starts once the relations it reads are built (never, if one failed); a query starts
     once those it includes are settled, and reads the built ones from their tables (it computes a
     failed one itself). So queries that need no relation, or only early ones, run while the later
-    relations are still being built. Relations go first whenever both are ready: they unblock others.
+    relations are still being built. Relations go first whenever both are ready: they unblock others;
+    then the queries that include the most relations.
     The tables stay until `drop_shared`.
     """
     shared_needs = {
@@ -201,6 +202,8 @@ def run_pack(
         for relation in pack.shared
     }
     query_needs = [{r.name for r in pack.shared if r.definition in query.sql} for query in queries]
+    # The queries that wait for the most relations become ready last, on the critical path: they go first.
+    by_needs = sorted(range(len(queries)), key=lambda index: (-len(query_needs[index]), index))
     built: dict[str, SharedResult] = {}
     results: dict[int, QueryResult] = {}
 
@@ -229,8 +232,8 @@ def run_pack(
                 if len(building) + len(querying) < at_once and relation.name not in started and ready:
                     started.add(relation.name)
                     building[pool.submit(_build_shared, con, relation, limit_s)] = relation.name
-            for index, needs in enumerate(query_needs):
-                ready = all(settled(n) for n in needs)
+            for index in by_needs:
+                ready = all(settled(n) for n in query_needs[index])
                 if len(building) + len(querying) < at_once and index not in started and ready:
                     started.add(index)
                     querying[pool.submit(run, index)] = index
