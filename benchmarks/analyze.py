@@ -621,7 +621,7 @@ def report(figures: dict, runs: dict[str, Run], verdict: dict[str, dict]) -> str
             lines.append(f"    {q['name']:<24} {q['seconds']:8.2f} s  {status}")
         shared = pack.details.get("shared", [])
         if shared:
-            lines.append("  shared relations, computed once before the queries (two at once where independent):")
+            lines.append("  shared relations, each computed once, beside the queries that do not read them:")
             for item in shared:
                 status = item["error"] or f"{item['rows']} rows"
                 lines.append(f"    {item['name']:<24} {item['seconds']:8.2f} s  {status}")
