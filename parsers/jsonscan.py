@@ -15,6 +15,7 @@ import mmap
 import os
 import re
 import zlib
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
@@ -477,15 +478,38 @@ def split_range(
     src: Path, start: int, end: int, pieces: int, first: Path, min_bytes: int | None = None
 ) -> SplitEvents:
     """Write the complete events array `src[start:end]` as up to `pieces` arrays cut at event
-    boundaries, the first at `first`: `split_events` without first copying the array whole."""
+    boundaries, the first at `first`: `split_events` without first copying the array whole.
+
+    The pieces are copied side by side (the kernel copies, the threads only wait): about half the
+    time of one after the other on two cores.
+    """
     cuts = []
     if pieces >= 2 and end - start >= (SPLIT_MIN_BYTES if min_bytes is None else min_bytes):
         cuts = _find_cuts(src, start, end, pieces)
-    with open(first, "wb", buffering=0) as out:
-        _copy_span(src, start, cuts[0][0] if cuts else end, out)
-        if cuts:
-            out.write(b"]")
-    return _write_pieces(src, cuts, end, first) if cuts else SplitEvents([first])
+    starts = [start] + [after for _, after in cuts]
+    stops = [before for before, _ in cuts] + [end]
+    parts = [first] + [first.with_name(f"{first.name}.part{n}") for n in range(1, len(starts))]
+    last = len(parts) - 1
+
+    def write(n: int) -> None:
+        with open(parts[n], "wb", buffering=0) as out:
+            if n > 0:
+                out.write(b"[")
+            _copy_span(src, starts[n], stops[n], out)
+            if n < last:
+                out.write(b"]")
+
+    if len(parts) == 1:
+        write(0)
+    else:
+        with ThreadPoolExecutor(len(parts)) as pool:
+            list(pool.map(write, range(len(parts))))
+    with open(src, "rb") as fh:
+        gaps = []
+        for before, after in cuts:
+            fh.seek(before)
+            gaps.append(fh.read(after - before))
+    return SplitEvents(parts, gaps)
 
 
 def _find_cuts(src: Path, start: int, end: int, pieces: int) -> list[tuple[int, int]]:
