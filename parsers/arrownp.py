@@ -10,10 +10,15 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 
+# The pool of the Arrow buffers the parsers make (filters, concatenations). pyarrow's default,
+# mimalloc, hands freed memory back to the system and faults it in again on the next batch: the
+# regrouping of the slices of a 257 MB trace took 0.85-1.2 s with it, 0.17-0.25 s with malloc's pool.
+POOL = pa.system_memory_pool()
+
 
 def numpy_column(column: pa.Array | pa.ChunkedArray) -> np.ndarray:
     """The values of a null-free column of fixed-width numbers or booleans, as a numpy array."""
-    array = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+    array = column.combine_chunks(memory_pool=POOL) if isinstance(column, pa.ChunkedArray) else column
     if array.null_count:
         raise ValueError(f"column has {array.null_count} nulls; numpy_column takes null-free columns only")
     data = array.buffers()[1]

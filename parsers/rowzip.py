@@ -12,6 +12,8 @@ from collections.abc import Iterable, Iterator
 
 import pyarrow as pa
 
+from parsers.arrownp import POOL
+
 
 class _Rows:
     """The rows of one source, taken `n` at a time whatever its batch sizes."""
@@ -32,7 +34,7 @@ class _Rows:
             self._head = self._head.slice(part.num_rows)
             parts.append(part)
             n -= part.num_rows
-        return pa.Table.from_batches(parts).combine_chunks()
+        return pa.Table.from_batches(parts).combine_chunks(memory_pool=POOL)
 
     def empty(self) -> bool:
         while self._head is None or self._head.num_rows == 0:

@@ -17,8 +17,9 @@ from collections.abc import Iterator
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
-from parsers.arrownp import arrow_array, numpy_column
+from parsers.arrownp import POOL, arrow_array, numpy_column
 
 ROW_GROUP_ROWS = 122_880  # DuckDB's default row group size, used from about 2 M slices up
 _SMALLEST_ROW_GROUP = 16_384
@@ -88,7 +89,10 @@ def grouped(reader: pa.RecordBatchReader, column: str, rows_per_group: int = ROW
                 if not present[number]:
                     continue
                 # In file order the groups alternate every few rows: one filter per group, not a slice per run.
-                part = batch if present[number] == batch.num_rows else batch.filter(arrow_array(codes == number))
+                if present[number] == batch.num_rows:
+                    part = batch
+                else:
+                    part = pc.filter(batch, arrow_array(codes == number), memory_pool=POOL)
                 group.add(part)
                 while group.rows >= rows_per_group:
                     yield from group.take(rows_per_group)
