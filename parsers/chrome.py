@@ -253,8 +253,15 @@ class _Builder:
         )
         overlapping = int(result.overlaps.sum())
         if overlapping:
+            on_device = int((result.overlaps & ~column["on_host"]).sum())
+            where = (
+                f"; {on_device} of them on device streams, where a task may start before the one before it"
+                " ends (an early launch, such as Hopper's programmatic dependent launch)"
+                if on_device
+                else ""
+            )
             self.warnings.append(
-                f"{overlapping} slices overlap their parent partially (kept, flagged in `overlaps_parent`)"
+                f"{overlapping} slices overlap their parent partially (kept, flagged in `overlaps_parent`){where}"
             )
 
     def _bind_flows(

@@ -52,8 +52,11 @@ def test_real_h200_sample_ingests_every_complete_event(tmp_path: Path) -> None:
     trace = SAMPLES / "real_h200" / "small_decoder_h200.pt.trace.json.gz"
     result = ingest([trace], tmp_path / "s.traceview")
     # cuBLASLt's split-K reduce starts before its GEMM ends on the same stream (an early launch on
-    # Hopper): the nesting keeps and flags those, the one expected warning
-    assert all("overlap their parent partially" in w for w in result.warnings)
+    # Hopper): the nesting keeps and flags those, and the one warning says where they are
+    flagged = store_rows(result.store, "slices", "count(*)", "WHERE overlaps_parent")[0][0]
+    (warning,) = result.warnings
+    assert f"{flagged} slices overlap their parent partially" in warning
+    assert f"; {flagged} of them on device streams, where a task may start before the one before it ends" in warning
     events = trace_events(load_trace(trace))
     x_events = sum(1 for e in events if isinstance(e, dict) and e.get("ph") == "X")
     assert store_rows(result.store, "slices", "count(*)")[0][0] == x_events
