@@ -149,6 +149,11 @@ def test_findings_format_only_plain_fields() -> None:
     assert format_message("{name}: {share:.1%} of {n}, {missing}", row) == "k: 45.7% of 3, {missing}"
     assert format_message("{name.__class__}", row) == "{name.__class__}"
     assert format_message("by {op} in {gap:.0f} ns", {"op": None, "gap": None}) == "by n/a in n/a ns"
+    # a bracketed part with fields is left out when one of them is null; brackets without fields stay
+    optional = "rank {rank}[ stream {stream}]: [x] {n}[ (in {op}, {n})]"
+    row = {"rank": 0, "stream": None, "n": 2, "op": "aten::mm"}
+    assert format_message(optional, row) == "rank 0: [x] 2 (in aten::mm, 2)"
+    assert format_message(optional, {**row, "stream": 7, "op": None}) == "rank 0 stream 7: [x] 2"
 
 
 def test_builtin_pack_has_every_analysis_and_checks_clean() -> None:

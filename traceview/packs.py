@@ -10,7 +10,8 @@ A header is the run of leading `-- key: value` lines:
 `param` lines give a name, a DuckDB type, a default and a description; the query refers to
 the value as `$name` (bound, never pasted). `finding` lines give a SQL condition over the
 result's columns, a severity (info, warning, critical) and a message whose `{column}` fields
-are filled from each matching row. A file without a header is a query named after its file.
+are filled from each matching row; a part in square brackets with fields in it, `[ step {step}]`,
+is left out when one of them is null. A file without a header is a query named after its file.
 
 Files whose names start with `_` are fragments shared by several queries of the pack: a line
 `-- @include _fragment.sql` in a query's SQL is replaced by the fragment's text. A fragment is a

@@ -27,6 +27,7 @@ DEFAULT_TIME_LIMIT_S = 60.0
 _SHARED_AT_ONCE = 2  # shared relations built side by side (DuckDB's threads serve both)
 _LINE = re.compile(r"LINE (\d+):")
 _FIELD = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)(?::([^{}]*))?\}")
+_OPTIONAL = re.compile(r"\[([^\[\]]*\{[^\[\]]*)\]")  # a bracketed part of a finding message with a field in it
 
 
 @dataclass
@@ -118,8 +119,17 @@ def _execute(con: duckdb.DuckDBPyConnection, sql: str, params: dict, limit_s: fl
 
 
 def format_message(template: str, row: dict) -> str:
-    """Fill `{column}` / `{column:spec}` fields from a result row (no attribute or index access);
-    a null value reads `n/a`."""
+    """Fill `{column}` / `{column:spec}` fields from a result row (no attribute or index access).
+
+    A part in square brackets that holds fields, `[ on stream {stream}]`, is left out when one of
+    them is null, and written without its brackets otherwise; any other null reads `n/a`.
+    """
+
+    def optional(match: re.Match[str]) -> str:
+        inner = match.group(1)
+        if any(row.get(field.group(1), "") is None for field in _FIELD.finditer(inner)):
+            return ""
+        return inner
 
     def fill(match: re.Match[str]) -> str:
         name, spec = match.group(1), match.group(2) or ""
@@ -133,6 +143,7 @@ def format_message(template: str, row: dict) -> str:
         except (TypeError, ValueError):
             return str(value)
 
+    template = _OPTIONAL.sub(optional, template)
     return _FIELD.sub(fill, template)
 
 
