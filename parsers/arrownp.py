@@ -7,6 +7,8 @@ packing of bits, for booleans and validity).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import pyarrow as pa
 
@@ -18,7 +20,14 @@ POOL = pa.system_memory_pool()
 
 def numpy_column(column: pa.Array | pa.ChunkedArray) -> np.ndarray:
     """The values of a null-free column of fixed-width numbers or booleans, as a numpy array."""
-    array = column.combine_chunks(memory_pool=POOL) if isinstance(column, pa.ChunkedArray) else column
+    if isinstance(column, pa.ChunkedArray):
+        if column.num_chunks == 0:  # combine_chunks would import pandas to make an empty array
+            column = pa.Array.from_buffers(column.type, 0, [None, None]) if _fixed_width(column.type) else column
+        else:
+            column = column.chunk(0) if column.num_chunks == 1 else column.combine_chunks(memory_pool=POOL)
+    array = column
+    if isinstance(array, pa.ChunkedArray):
+        raise TypeError(f"numpy_column takes numbers or booleans, not {array.type}")
     if array.null_count:
         raise ValueError(f"column has {array.null_count} nulls; numpy_column takes null-free columns only")
     data = array.buffers()[1]
@@ -31,6 +40,10 @@ def numpy_column(column: pa.Array | pa.ChunkedArray) -> np.ndarray:
     if data is None:
         return np.zeros(0, dtype=dtype)
     return np.frombuffer(data, dtype=dtype, count=len(array), offset=array.offset * dtype.itemsize)
+
+
+def _fixed_width(arrow_type: pa.DataType) -> bool:
+    return pa.types.is_integer(arrow_type) or pa.types.is_floating(arrow_type) or pa.types.is_boolean(arrow_type)
 
 
 _ARROW_TYPES = {
@@ -57,3 +70,37 @@ def arrow_array(values: np.ndarray, mask: np.ndarray | None = None) -> pa.Array:
     else:
         data = pa.py_buffer(np.ascontiguousarray(values))
     return pa.Array.from_buffers(arrow_type, len(values), [validity, data], null_count=nulls)
+
+
+def decimal_array(unscaled: np.ndarray, precision: int, scale: int) -> pa.Array:
+    """int64 unscaled values (value * 10**scale) as an Arrow decimal128 array, exactly."""
+    values = np.ascontiguousarray(unscaled, dtype=np.int64)
+    words = np.empty((len(values), 2), dtype=np.int64)  # little-endian 128-bit two's complement
+    words[:, 0] = values
+    words[:, 1] = values >> 63
+    return pa.Array.from_buffers(pa.decimal128(precision, scale), len(values), [None, pa.py_buffer(words)])
+
+
+def python_array(values: Sequence[object], arrow_type: pa.DataType) -> pa.Array:
+    """Python values (None for null) as an int64, float64, string or large_string Arrow array.
+
+    `pa.array(values)` would do the same, after importing pandas (about 1 s on a cold start).
+    """
+    missing = np.fromiter((v is None for v in values), dtype=bool, count=len(values))
+    mask = missing if missing.any() else None
+    if arrow_type in (pa.string(), pa.large_string()):
+        encoded = [b"" if v is None else str(v).encode() for v in values]
+        offsets = np.zeros(len(encoded) + 1, dtype=np.int64)
+        np.cumsum(np.fromiter(map(len, encoded), dtype=np.int64, count=len(encoded)), out=offsets[1:])
+        large = arrow_type == pa.large_string()
+        if not large and offsets[-1] >= 1 << 31:
+            raise ValueError("more than 2 GiB of text in one string array; use large_string")
+        validity = pa.py_buffer(np.packbits(~missing, bitorder="little")) if mask is not None else None
+        data = pa.py_buffer(b"".join(encoded))
+        buffers = [validity, pa.py_buffer(offsets if large else offsets.astype(np.int32)), data]
+        return pa.Array.from_buffers(arrow_type, len(encoded), buffers, null_count=int(missing.sum()))
+    dtype = {pa.int64(): np.int64, pa.float64(): np.float64}.get(arrow_type)
+    if dtype is None:
+        raise TypeError(f"python_array makes int64, float64 and string arrays, not {arrow_type}")
+    filled = np.fromiter((0 if v is None else v for v in values), dtype=dtype, count=len(values))
+    return arrow_array(filled, mask=mask)

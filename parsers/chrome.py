@@ -18,7 +18,7 @@ import numpy as np
 import pyarrow as pa
 
 from parsers import jsonscan
-from parsers.arrownp import arrow_array, numpy_column
+from parsers.arrownp import arrow_array, decimal_array, numpy_column
 from parsers.errors import TraceFormatError
 from parsers.flowbind import bind_points
 from parsers.model import TABLES
@@ -191,8 +191,10 @@ class _Builder:
 
     def _pair_begin_end(self) -> None:
         """Turn matched B/E pairs into X events in place (the B row becomes the slice)."""
+        # ts in thousandths of a µs (DECIMAL(38,3) times 1000: an exact integer)
         rows = self.con.sql(
-            "SELECT rowid, ph, pid, tid, ts FROM ev WHERE ph IN ('B', 'E') AND ts IS NOT NULL ORDER BY rowid"
+            "SELECT rowid, ph, pid, tid, CAST(ts * 1000 AS BIGINT) FROM ev"
+            " WHERE ph IN ('B', 'E') AND ts IS NOT NULL ORDER BY rowid"
         ).fetchall()
         if not rows:
             return
@@ -214,8 +216,9 @@ class _Builder:
                 f"{unmatched_begin} B events without an E and {unmatched_end} E events without a B were skipped"
             )
         if paired:
-            durations = pa.array([d for _, d in paired], pa.decimal128(38, 3))
-            pairs = pa.table({"rid": [r for r, _ in paired], "d": durations})
+            rids = np.fromiter((r for r, _ in paired), dtype=np.int64, count=len(paired))
+            durations = np.fromiter((d for _, d in paired), dtype=np.int64, count=len(paired))
+            pairs = pa.table({"rid": arrow_array(rids), "d": decimal_array(durations, 38, 3)})
             self.con.register("be_pairs", pairs)
             self.sql("UPDATE ev SET ph = 'X', dur = be_pairs.d FROM be_pairs WHERE ev.rowid = be_pairs.rid")
             self.con.unregister("be_pairs")

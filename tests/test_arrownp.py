@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from decimal import Decimal
 
 import numpy as np
 import pyarrow as pa
@@ -11,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from parsers.arrownp import arrow_array, numpy_column
+from parsers.arrownp import arrow_array, decimal_array, numpy_column, python_array
 
 TYPES = {
     pa.int64(): st.integers(-(2**63), 2**63 - 1),
@@ -97,3 +98,59 @@ def test_arrow_array_refuses_other_dtypes() -> None:
         arrow_array(np.array(["a"]))
     with pytest.raises(TypeError, match="arrow_array takes"):
         arrow_array(np.zeros((2, 2), dtype=np.int64))
+
+
+PYTHON_VALUES = {
+    pa.int64(): st.integers(-(2**63), 2**63 - 1),
+    pa.float64(): st.floats(allow_nan=False),
+    pa.string(): st.text(),
+    pa.large_string(): st.text(),
+}
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.data())
+def test_python_array_equals_pyarrows_conversion(data: st.DataObject) -> None:
+    """Python values with None: the same array as pa.array makes (through its pandas shim)."""
+    arrow_type = data.draw(st.sampled_from(list(PYTHON_VALUES)))
+    values = data.draw(st.lists(st.none() | PYTHON_VALUES[arrow_type], max_size=50))
+    got = python_array(values, arrow_type)
+    got.validate(full=True)
+    assert got.equals(pa.array(values, arrow_type))
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.integers(-(2**63), 2**63 - 1), max_size=50), st.integers(0, 6))
+def test_decimal_array_is_exact(unscaled: list[int], scale: int) -> None:
+    got = decimal_array(np.array(unscaled, dtype=np.int64), 38, scale)
+    got.validate(full=True)
+    assert got.to_pylist() == [Decimal(v).scaleb(-scale) for v in unscaled]
+
+
+def test_python_array_refuses_other_types() -> None:
+    with pytest.raises(TypeError, match="python_array makes"):
+        python_array([True], pa.bool_())
+
+
+def test_sqlite_and_begin_end_ingests_do_not_import_pandas(tmp_path) -> None:
+    """Python values from SQLite rows and B/E pairs become Arrow without pyarrow's pandas shim."""
+    db = tmp_path / "t.db"
+    trace = tmp_path / "be.json"
+    trace.write_text(
+        '{"traceEvents": [{"ph": "B", "name": "a", "pid": 1, "tid": 1, "ts": 1.5},'
+        ' {"ph": "E", "pid": 1, "tid": 1, "ts": 4.25}]}'
+    )
+    code = (
+        "import sys, sqlite3; from pathlib import Path; import pyarrow as pa;"
+        "from parsers.ascend.sqlite_reader import SqliteSource; from parsers.ascend.staging import Staging;"
+        f"con = sqlite3.connect({str(db)!r}); con.execute('CREATE TABLE T (a INTEGER, b REAL, c TEXT)');"
+        "con.execute(\"INSERT INTO T VALUES (1, 2.5, 'x'), (NULL, NULL, NULL)\"); con.commit();"
+        f"st = Staging(Path({str(tmp_path)!r}), 1);"
+        "SqliteSource(con).copy(st, 'T', 't', {'a': 'int', 'b': 'float', 'c': 'text'});"
+        "rows = st.con.sql('SELECT * FROM t').fetchall();"
+        "from traceview.store import ingest;"
+        f"r = ingest([Path({str(trace)!r})], Path({str(tmp_path / 's')!r}));"
+        "print(rows, r.warnings, 'pandas' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[(1, 2.5, 'x'), (None, None, None)] [] False"

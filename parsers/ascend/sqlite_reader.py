@@ -14,12 +14,14 @@ from pathlib import Path
 
 import pyarrow as pa
 
+from parsers.arrownp import python_array
 from parsers.ascend.layout import SQLITE_MAGIC
 from parsers.ascend.staging import Staging
 from parsers.errors import TraceFormatError
 
 BATCH_ROWS = 200_000
-_TYPES = {"int": (pa.int64(), "INTEGER"), "float": (pa.float64(), "REAL"), "text": (pa.string(), "TEXT")}
+# text as large_string: one batch of a table of long texts (args, call stacks) may hold over 2 GiB
+_TYPES = {"int": (pa.int64(), "INTEGER"), "float": (pa.float64(), "REAL"), "text": (pa.large_string(), "TEXT")}
 
 
 def _describe(head: bytes, size: int) -> str:
@@ -83,7 +85,7 @@ class SqliteSource:
             cursor = self.con.execute(f'SELECT {select} FROM "{table}"')
             while rows := cursor.fetchmany(BATCH_ROWS):
                 columns = list(zip(*rows, strict=True))
-                arrays = [pa.array(col, type=field.type) for col, field in zip(columns, schema, strict=True)]
+                arrays = [python_array(col, field.type) for col, field in zip(columns, schema, strict=True)]
                 batches.append(pa.RecordBatch.from_arrays(arrays, schema=schema))
         data = pa.Table.from_batches(batches, schema=schema)
         st.con.register("sqlite_in", data)
