@@ -242,7 +242,8 @@ TABLE_DOCS: dict[str, str] = {
     "metadata": "Process and thread names, device properties, distributed info, top-level keys.",
     "npu_kernel_metrics": (
         "One row per Ascend kernel or communication op (rows of kernel_details.csv, op_summary_*.csv,"
-        " COMPUTE_TASK_INFO / COMMUNICATION_OP): its hardware metrics."
+        " COMPUTE_TASK_INFO / COMMUNICATION_OP): its hardware metrics. Rows are stored in no particular"
+        " order: join them to `slices` on slice_id."
     ),
     "steps": "Per-step device time breakdown written by the Ascend profiler (step_trace_time.csv, analysis.db).",
 }

@@ -76,6 +76,9 @@ class DuckDBSource:
     # Rows per Parquet row group (DuckDB's default when None). Wide rows write faster in smaller
     # groups: an ordered write short of memory for two groups in flight encodes on one thread.
     row_group_rows: int | None = None
+    # False: rows are written in whatever order DuckDB's threads finish them. An ordered write of wide
+    # rows waits for each row group in turn (1 M Ascend kernel metrics rows: 2.2-3.2 s instead of 1.6 s).
+    keep_order: bool = True
 
     def _cursor(self) -> duckdb.DuckDBPyConnection:
         cursor = self.con.cursor()
@@ -102,8 +105,16 @@ class DuckDBSource:
         options = "FORMAT parquet, COMPRESSION zstd, COMPRESSION_LEVEL 1"
         if self.row_group_rows:
             options += f", ROW_GROUP_SIZE {int(self.row_group_rows)}"
-        result = self._cursor().execute(f"COPY ({self._select()}) TO {target} ({options})")
-        return int(result.fetchall()[0][0])
+        cursor = self._cursor()
+        if self.keep_order:
+            return int(cursor.execute(f"COPY ({self._select()}) TO {target} ({options})").fetchall()[0][0])
+        # the setting is global to the database: set for this write, then put back
+        before = cursor.execute("SELECT current_setting('preserve_insertion_order')").fetchall()[0][0]
+        cursor.execute("SET preserve_insertion_order = false")
+        try:
+            return int(cursor.execute(f"COPY ({self._select()}) TO {target} ({options})").fetchall()[0][0])
+        finally:
+            cursor.execute(f"SET preserve_insertion_order = {'true' if before else 'false'}")
 
 
 def empty_table(schema: pa.Schema) -> pa.Table:
