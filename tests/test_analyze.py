@@ -106,3 +106,25 @@ def test_queries_run_a_few_at_a_time_with_their_own_time_limits(evil_trace: Path
         alone = run_query(con, query, limit_s=2.0)
         if query.name in ("b_kernels", "d_ops"):
             assert result.error is None and result.frame.to_dicts() == alone.frame.to_dicts()
+
+
+def test_reports_show_the_first_findings_of_a_query_and_count_the_rest() -> None:
+    """Seven findings of one query: five shown and "2 more" in the terminal; all of them in the HTML and JSON."""
+    from traceview.commands.analyze import AnalysisReport
+    from traceview.reports.finding_groups import group_findings
+    from traceview.reports.html import to_html
+    from traceview.reports.terminal import render
+    from traceview.sandbox import Finding
+
+    findings = [Finding("busy", "warning", f"idle step {n}", {}) for n in range(7)]
+    findings += [Finding("spikes", "info", f"spike {n}", {}) for n in range(2)]
+    groups = group_findings(findings)
+    assert [(g.query, len(g.shown), len(g.more)) for g in groups] == [("busy", 5, 2), ("spikes", 2, 0)]
+    report = AnalysisReport(traces=[], results=[], findings=findings)
+    text = render(report)
+    assert [n for n in range(7) if f"busy: idle step {n}\n" in text] == [0, 1, 2, 3, 4]
+    assert "… and 2 more warning findings of busy (all: --json or --html)" in text
+    assert "spikes: spike 1" in text and "more info findings" not in text
+    page = to_html(report)
+    assert all(f"idle step {n}</li>" in page for n in range(7))
+    assert "<details><summary>2 more warning findings of <b>busy</b></summary>" in page

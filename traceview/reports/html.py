@@ -14,6 +14,8 @@ from plotly.offline import get_plotlyjs
 
 from traceview import charts
 from traceview.commands.analyze import AnalysisReport
+from traceview.reports.finding_groups import group_findings
+from traceview.sandbox import Finding
 
 MAX_TABLE_ROWS = 200
 STYLE = """
@@ -57,6 +59,13 @@ def page(title: str, body: str) -> str:
     )
 
 
+def _finding_item(finding: Finding) -> str:
+    return (
+        f'<li><span class="{_e(finding.severity)}">{_e(finding.severity)}</span> '
+        f"<b>{_e(finding.query)}</b>: {_e(finding.message)}</li>"
+    )
+
+
 def to_html(report: AnalysisReport, extra_sections: list[str] | None = None) -> str:
     """Render the analysis report as one HTML document."""
     parts = [f"<h1>traceview report</h1><p>traceview {_e(report.traceview_version)}</p>", "<h2>Traces</h2>"]
@@ -71,11 +80,14 @@ def to_html(report: AnalysisReport, extra_sections: list[str] | None = None) -> 
         )
     )
     parts.append(f"<h2>Findings ({len(report.findings)})</h2><ul>")
-    for finding in report.findings:
-        parts.append(
-            f'<li><span class="{_e(finding.severity)}">{_e(finding.severity)}</span> '
-            f"<b>{_e(finding.query)}</b>: {_e(finding.message)}</li>"
-        )
+    for group in group_findings(report.findings):
+        parts += [_finding_item(f) for f in group.shown]
+        if group.more:
+            parts.append(
+                f"<li><details><summary>{len(group.more)} more {_e(group.severity)} findings of"
+                f" <b>{_e(group.query)}</b></summary><ul>{''.join(_finding_item(f) for f in group.more)}</ul>"
+                "</details></li>"
+            )
     parts.append("</ul>")
     for error in report.errors:
         parts.append(f'<p class="critical">error: {_e(error)}</p>')

@@ -9,6 +9,7 @@ from rich.console import Console
 from rich.table import Table
 
 from traceview.commands.analyze import AnalysisReport
+from traceview.reports.finding_groups import group_findings
 
 ROWS_PER_TABLE = 8
 MAX_COLUMNS = 9
@@ -50,10 +51,17 @@ def render(report: AnalysisReport, width: int = 160, color: bool = False) -> str
     console.print()
     if report.findings:
         console.print(f"[bold]Findings ({len(report.findings)})[/bold]")
-        for finding in report.findings:
-            style = SEVERITY_STYLE.get(finding.severity, "")
-            console.print(f"  [{style}]{finding.severity:<8}[/{style}] ", end="")
-            console.print(f"{finding.query}: {finding.message}", markup=False)
+        for group in group_findings(report.findings):
+            style = SEVERITY_STYLE.get(group.severity, "")
+            for finding in group.shown:
+                console.print(f"  [{style}]{finding.severity:<8}[/{style}] ", end="")
+                console.print(f"{finding.query}: {finding.message}", markup=False)
+            if group.more:
+                console.print(
+                    f"  {'':<8} … and {len(group.more)} more {group.severity} findings of {group.query}"
+                    " (all: --json or --html)",
+                    markup=False,
+                )
     else:
         console.print("[bold]Findings[/bold]: none")
     for error in report.errors:
