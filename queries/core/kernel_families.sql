@@ -5,12 +5,18 @@
 WITH
 -- @include _family_rules.sql
 ,
-classified AS (
-  SELECT d.trace_id, d.rank, d.name, d.dur_ns,
-         CASE WHEN d.kind IN ('memcpy', 'memset') THEN 'copy' WHEN d.kind = 'comm' THEN 'comm'
-              ELSE coalesce((SELECT r.family FROM family_rules r WHERE regexp_matches(d.name, r.pattern)
+task_names AS (
+  -- each distinct task name is matched against the rules once, not once per task
+  SELECT kind, name,
+         CASE WHEN kind IN ('memcpy', 'memset') THEN 'copy' WHEN kind = 'comm' THEN 'comm'
+              ELSE coalesce((SELECT r.family FROM family_rules r WHERE regexp_matches(name, r.pattern)
                              ORDER BY r.priority LIMIT 1), 'other') END AS family
+  FROM (SELECT DISTINCT kind, name FROM device_tasks)
+),
+classified AS (
+  SELECT d.trace_id, d.rank, d.name, d.dur_ns, n.family
   FROM device_tasks d
+  JOIN task_names n ON n.kind = d.kind AND n.name IS NOT DISTINCT FROM d.name
 ),
 totals AS (SELECT trace_id, sum(dur_ns) AS all_ns FROM device_tasks GROUP BY ALL)
 SELECT c.trace_id, any_value(c.rank) AS rank, c.family, count(*) AS tasks, CAST(sum(c.dur_ns) AS BIGINT) AS total_ns,
