@@ -254,3 +254,16 @@ def test_step_and_phase_levels(stores):
         f["total_ns"] for f in truth("runtime_v1")["kernel_families"].values()
     )
     assert report.gates[0].tripped and report.gates[0].reason.startswith("phase:decode (1 rows) changed +7.")
+
+
+def test_summary_decode_bandwidth_is_that_of_the_decode_steps(tmp_path):
+    """The real H200 sample: per-kernel rows (GEMVs near 1.5 TB/s) must not stand in for the steps (0.5-1.0 TB/s)."""
+    from traceview.commands.analyze import run_analyze
+
+    sample = SAMPLES / "real_h200" / "small_decoder_h200.pt.trace.json.gz"
+    store = ingest([sample], tmp_path / "h200").store
+    bandwidth = run_analyze([store]).result("bandwidth").frame
+    steps = sorted(bandwidth.filter(bandwidth["source"] == "step")["achieved_bytes_per_s"].to_list())
+    assert len(steps) == 24
+    summary = run_diff(store, store, by="kernel", cache_dir=tmp_path).summary["decode_bandwidth_bytes_per_s"]
+    assert summary["base"] == summary["test"] == (steps[11] + steps[12]) / 2

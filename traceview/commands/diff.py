@@ -535,11 +535,13 @@ def _analysis_values(side: Side) -> dict[str, float | None]:
                 break
     bw = frame("bandwidth") if llm else None
     if bw is not None and "achieved_bytes_per_s" in bw.columns:
+        # a decode step's bandwidth: its modelled bytes over its device busy time (the 'step' rows), not the
+        # kernels' and copies' own figures, which are rows of the same result
+        sel = bw.filter(pl.col("source") == "step") if "source" in bw.columns else bw
         phases = frame("phases")
-        sel = bw
         if phases is not None:
             decode = phases.filter(pl.col("phase") == "decode").select("trace_id", "step")
-            sel = bw.join(decode, on=["trace_id", "step"], how="inner")
+            sel = sel.join(decode, on=["trace_id", "step"], how="inner")
         values = sel["achieved_bytes_per_s"].drop_nulls()
         if values.len():
             out["decode_bandwidth_bytes_per_s"] = float(values.median())
