@@ -80,6 +80,8 @@ def _chart_ids(html: Path) -> list[str]:
         ("report_h200", SAMPLES / "longctx_h200" / "longctx_h200.pt.trace.json.gz",
          {"flame0", "tp_prefill", "tp_decode", "tp_kv_cache", "tp_mix", "tp_bandwidth"}),
         ("report_real_cpu", SAMPLES / "real_cpu" / "tiny_decoder_cpu.pt.trace.json.gz", {"flame0"}),
+        ("report_real_h200", SAMPLES / "real_h200" / "small_decoder_h200.pt.trace.json.gz",
+         {"flame0", "tp_prefill", "tp_decode", "tp_kv_cache", "tp_mix", "tp_bandwidth"}),
     ],
 )
 def test_report_draws_every_chart(name: str, target: Path, expected: set[str], tmp_path: Path) -> None:
