@@ -201,17 +201,10 @@ def run_pack(
     A relation starts once the relations it reads are built (never, if one failed); a query starts
     once those it includes are settled, and reads the built ones from their tables (it computes a
     failed one itself). So queries that need no relation, or only early ones, run while the later
-    relations are still being built. Relations go first whenever both are ready: they unblock others;
-    then the queries that include the most relations.
-    The tables stay until `drop_shared`.
+    relations are still being built. Relations go first whenever both are ready (they unblock
+    others), then the queries that include the most relations. The tables stay until `drop_shared`.
     """
-    shared_needs = {
-        relation.name: {
-            other.name for other in pack.shared
-            if other is not relation and re.search(rf"\b{re.escape(other.table)}\b", relation.build_sql)
-        }
-        for relation in pack.shared
-    }
+    shared_needs = _relation_needs(pack)
     query_needs = [{r.name for r in pack.shared if r.definition in query.sql} for query in queries]
     # The queries that wait for the most relations become ready last, on the critical path: they go first.
     by_needs = sorted(range(len(queries)), key=lambda index: (-len(query_needs[index]), index))
@@ -259,6 +252,17 @@ def run_pack(
         shared=[built[r.name] for r in pack.shared if r.name in built],
         results=[results[i] for i in range(len(queries))],
     )
+
+
+def _relation_needs(pack: Pack) -> dict[str, set[str]]:
+    """For each shared relation, the relations whose tables its build SQL reads."""
+    return {
+        relation.name: {
+            other.name for other in pack.shared
+            if other is not relation and re.search(rf"\b{re.escape(other.table)}\b", relation.build_sql)
+        }
+        for relation in pack.shared
+    }
 
 
 def _build_shared(con: duckdb.DuckDBPyConnection, relation: SharedRelation, limit_s: float) -> SharedResult:
