@@ -21,13 +21,15 @@ POOL = pa.system_memory_pool()
 def numpy_column(column: pa.Array | pa.ChunkedArray) -> np.ndarray:
     """The values of a null-free column of fixed-width numbers or booleans, as a numpy array."""
     if isinstance(column, pa.ChunkedArray):
-        if column.num_chunks == 0:  # combine_chunks would import pandas to make an empty array
-            column = pa.Array.from_buffers(column.type, 0, [None, None]) if _fixed_width(column.type) else column
+        if column.num_chunks == 1:
+            column = column.chunk(0)
+        elif column.num_chunks > 1:
+            column = column.combine_chunks(memory_pool=POOL)
+        elif _fixed_width(column.type):  # combine_chunks would import pandas to make an empty array
+            column = pa.Array.from_buffers(column.type, 0, [None, None])
         else:
-            column = column.chunk(0) if column.num_chunks == 1 else column.combine_chunks(memory_pool=POOL)
+            raise TypeError(f"numpy_column takes numbers or booleans, not {column.type}")
     array = column
-    if isinstance(array, pa.ChunkedArray):
-        raise TypeError(f"numpy_column takes numbers or booleans, not {array.type}")
     if array.null_count:
         raise ValueError(f"column has {array.null_count} nulls; numpy_column takes null-free columns only")
     data = array.buffers()[1]
