@@ -80,5 +80,9 @@ def trace_files(path: Path) -> list[tuple[Path, str]]:
         if detect_file(child) is not None:
             found.append((child, KINETO))
     if not found:
-        raise TraceFormatError(path, "expected a directory with Chrome/Kineto traces (.json, .json.gz), found none")
+        raise TraceFormatError(
+            path,
+            "expected a directory with traces (Kineto .json or .json.gz, torch_npu *_ascend_pt dumps,"
+            " msprof PROF_* collections, Ascend .db or .csv exports), found none",
+        )
     return sorted(found)

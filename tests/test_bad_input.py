@@ -103,7 +103,8 @@ CASES: dict[str, tuple[Callable[[Path], Path], str]] = {
     ),
     "dir_nothing_known": (
         _dir_nothing_known,
-        "expected a directory with Chrome/Kineto traces (.json, .json.gz), found none",
+        "expected a directory with traces (Kineto .json or .json.gz, torch_npu *_ascend_pt dumps,"
+        " msprof PROF_* collections, Ascend .db or .csv exports), found none",
     ),
     "missing": (_missing, "no such file or directory"),
     "object_without_traceEvents": (
