@@ -466,7 +466,7 @@ def split_events(events_path: Path, pieces: int, min_bytes: int | None = None) -
     cuts = _find_cuts(events_path, 0, size, pieces)
     if not cuts:
         return SplitEvents([events_path])
-    split = _write_pieces(events_path, cuts, size, events_path)
+    split = _write_pieces(events_path, cuts, 0, size, events_path, with_first=False)
     with open(events_path, "r+b") as fh:
         fh.truncate(cuts[0][0])
         fh.seek(cuts[0][0])
@@ -478,38 +478,11 @@ def split_range(
     src: Path, start: int, end: int, pieces: int, first: Path, min_bytes: int | None = None
 ) -> SplitEvents:
     """Write the complete events array `src[start:end]` as up to `pieces` arrays cut at event
-    boundaries, the first at `first`: `split_events` without first copying the array whole.
-
-    The pieces are copied side by side (the kernel copies, the threads only wait): about half the
-    time of one after the other on two cores.
-    """
+    boundaries, the first at `first`: `split_events` without first copying the array whole."""
     cuts = []
     if pieces >= 2 and end - start >= (SPLIT_MIN_BYTES if min_bytes is None else min_bytes):
         cuts = _find_cuts(src, start, end, pieces)
-    starts = [start] + [after for _, after in cuts]
-    stops = [before for before, _ in cuts] + [end]
-    parts = [first] + [first.with_name(f"{first.name}.part{n}") for n in range(1, len(starts))]
-    last = len(parts) - 1
-
-    def write(n: int) -> None:
-        with open(parts[n], "wb", buffering=0) as out:
-            if n > 0:
-                out.write(b"[")
-            _copy_span(src, starts[n], stops[n], out)
-            if n < last:
-                out.write(b"]")
-
-    if len(parts) == 1:
-        write(0)
-    else:
-        with ThreadPoolExecutor(len(parts)) as pool:
-            list(pool.map(write, range(len(parts))))
-    with open(src, "rb") as fh:
-        gaps = []
-        for before, after in cuts:
-            fh.seek(before)
-            gaps.append(fh.read(after - before))
-    return SplitEvents(parts, gaps)
+    return _write_pieces(src, cuts, start, end, first, with_first=True)
 
 
 def _find_cuts(src: Path, start: int, end: int, pieces: int) -> list[tuple[int, int]]:
@@ -536,24 +509,35 @@ def _find_cuts(src: Path, start: int, end: int, pieces: int) -> list[tuple[int, 
     return cuts
 
 
-def _write_pieces(src: Path, cuts: list[tuple[int, int]], end: int, first: Path) -> SplitEvents:
-    """The pieces after the first, copied from `src` at `cuts` up to `end`; the caller writes the
-    first piece (`first`)."""
+def _write_pieces(
+    src: Path, cuts: list[tuple[int, int]], start: int, end: int, first: Path, with_first: bool
+) -> SplitEvents:
+    """The pieces of `src[start:end]` cut at `cuts`, the first at `first` (written here only
+    `with_first`; else the caller shortens `first` itself).
+
+    The pieces are copied side by side (the kernel copies, the threads only wait): about half the
+    time of one after the other on two cores.
+    """
+    starts = [start] + [after for _, after in cuts]
+    stops = [before for before, _ in cuts] + [end]
+    parts = [first] + [first.with_name(f"{first.name}.part{n}") for n in range(1, len(starts))]
+    last = len(parts) - 1
+
+    def write(n: int) -> None:
+        with open(parts[n], "wb", buffering=0) as out:
+            if n > 0:
+                out.write(b"[")
+            _copy_span(src, starts[n], stops[n], out)
+            if n < last:
+                out.write(b"]")
+
+    with ThreadPoolExecutor(len(parts)) as pool:
+        list(pool.map(write, range(0 if with_first else 1, len(parts))))
     gaps = []
     with open(src, "rb") as fh:
         for before, after in cuts:
             fh.seek(before)
             gaps.append(fh.read(after - before))
-    parts = [first]
-    for n, (_, start) in enumerate(cuts, start=1):
-        stop = cuts[n][0] if n < len(cuts) else end
-        part = first.with_name(f"{first.name}.part{n}")
-        with open(part, "wb", buffering=0) as out:
-            out.write(b"[")
-            _copy_span(src, start, stop, out)
-            if n < len(cuts):
-                out.write(b"]")
-        parts.append(part)
     return SplitEvents(parts, gaps)
 
 

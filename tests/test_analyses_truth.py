@@ -156,25 +156,17 @@ def test_phases_from_shapes_without_labels(unlabeled: tuple[AnalysisReport, dict
     assert phases["context_len"].to_list() == [s["kv_tokens"] for s in known["steps"]]
 
 
-def test_phases_of_the_real_cpu_trace(real_cpu: AnalysisReport) -> None:
-    steps = truth("real_cpu")["steps"]
-    phases = frame(real_cpu, "phases").sort("step")
-    assert phases["step"].to_list() == [int(s["profiler_step"].split("#")[1]) for s in steps]
-    assert phases["phase"].to_list() == [s["phase"] for s in steps]
-    assert phases["tokens"].to_list() == [s["tokens"] for s in steps]
-    # SDPA shapes give the KV length exactly: [1, 4, S, 32]
-    assert phases["context_len"].to_list() == [s["context_len"] for s in steps]
-    assert set(phases["context_source"]) == {"shapes"}
-
-
-def test_phases_of_the_real_h200_trace(real_h200: AnalysisReport) -> None:
-    steps = truth("real_h200")["steps"]
-    phases = frame(real_h200, "phases").sort("step")
+@pytest.mark.parametrize("sample", ["real_cpu", "real_h200"])
+def test_phases_of_the_real_traces(sample: str, request: pytest.FixtureRequest) -> None:
+    steps = truth(sample)["steps"]
+    phases = frame(request.getfixturevalue(sample), "phases").sort("step")
     assert phases["step"].to_list() == [int(s["profiler_step"].split("#")[1]) for s in steps]
     assert phases["label"].to_list() == [s["label"] for s in steps]
     assert phases["phase"].to_list() == [s["phase"] for s in steps]
     assert phases["tokens"].to_list() == [s["tokens"] for s in steps]
+    # SDPA shapes give the KV length exactly: [batch, heads, S, head_dim]
     assert phases["context_len"].to_list() == [s["context_len"] for s in steps]
+    assert set(phases["context_source"]) == {"shapes"}
 
 
 def test_phases_of_the_ascend_sample(ascend: AnalysisReport) -> None:

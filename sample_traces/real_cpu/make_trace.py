@@ -203,6 +203,24 @@ def plan(prompt_lens: list[int], decode_steps: int) -> list[dict]:
     return steps
 
 
+def truth_steps(steps: list[dict], cfg: Config) -> list[dict]:
+    """truth.json's steps: each planned step (labelled) under its profiler step, with its KV cache size."""
+    return [
+        {
+            "index": i,
+            "profiler_step": f"ProfilerStep#{i + 1}",  # ProfilerStep#0 is the discarded warm-up step
+            "label": s["label"],
+            "phase": s["phase"],
+            "prompt_index": s["prompt_index"],
+            "tokens": s["tokens"],
+            "start_pos": s["start_pos"],
+            "context_len": s["context_len"],
+            "kv_cache_bytes": s["context_len"] * cfg.kv_bytes_per_token,
+        }
+        for i, s in enumerate(steps)
+    ]
+
+
 def gzip_deterministic(src: Path, dst: Path) -> None:
     with open(src, "rb") as fin, open(dst, "wb") as raw:
         with gzip.GzipFile(filename="", mode="wb", fileobj=raw, compresslevel=9, mtime=0) as gz:
@@ -297,20 +315,7 @@ def main(argv: list[str] | None = None) -> None:
         "kv_cache": "explicit per layer (K, V) tensors [batch, kv_heads, kv_len, head_dim], grown with torch.cat",
         "label_format": "execute_context_{ctx_reqs}({ctx_tokens})_generation_{gen_reqs}({gen_tokens})",
         "profiler_schedule": {"wait": 0, "warmup": 1, "active": len(steps), "repeat": 1},
-        "steps": [
-            {
-                "index": i,
-                "profiler_step": f"ProfilerStep#{i + 1}",  # ProfilerStep#0 is the discarded warm-up step
-                "label": s["label"],
-                "phase": s["phase"],
-                "prompt_index": s["prompt_index"],
-                "tokens": s["tokens"],
-                "start_pos": s["start_pos"],
-                "context_len": s["context_len"],
-                "kv_cache_bytes": s["context_len"] * cfg.kv_bytes_per_token,
-            }
-            for i, s in enumerate(steps)
-        ],
+        "steps": truth_steps(steps, cfg),
         "generated_tokens": {str(k): v for k, v in generated.items()},
     }
     (out_dir / TRUTH_NAME).write_text(json.dumps(truth, indent=2) + "\n")

@@ -36,7 +36,7 @@ from pathlib import Path
 import torch
 from torch.profiler import ProfilerActivity, profile, record_function, schedule
 
-from sample_traces.real_cpu.make_trace import Config, TinyDecoder, gzip_deterministic, label, plan
+from sample_traces.real_cpu.make_trace import Config, TinyDecoder, gzip_deterministic, label, plan, truth_steps
 
 HERE = Path(__file__).resolve().parent
 TRACE_NAME = "small_decoder_h200.pt.trace.json.gz"
@@ -172,19 +172,8 @@ def main(argv: list[str] | None = None) -> None:
         "label_format": "execute_context_{ctx_reqs}({ctx_tokens})_generation_{gen_reqs}({gen_tokens})",
         "profiler_schedule": {"wait": 0, "warmup": 1, "active": len(steps), "repeat": 1},
         "steps": [
-            {
-                "index": i,
-                "profiler_step": f"ProfilerStep#{i + 1}",  # ProfilerStep#0 is the discarded warm-up step
-                "label": s["label"],
-                "phase": s["phase"],
-                "prompt_index": s["prompt_index"],
-                "tokens": s["tokens"],
-                "start_pos": s["start_pos"],
-                "context_len": s["context_len"],
-                "kv_cache_bytes": s["context_len"] * cfg.kv_bytes_per_token,
-                "swap_in_bytes": SWAP_BYTES if s["phase"] == "prefill" else 0,
-            }
-            for i, s in enumerate(steps)
+            {**step, "swap_in_bytes": SWAP_BYTES if step["phase"] == "prefill" else 0}
+            for step in truth_steps(steps, cfg)
         ],
         "generated_tokens": {str(k): v for k, v in generated.items()},
     }

@@ -22,10 +22,6 @@ from traceview.store import read_manifest
 
 SEVERITY_ORDER = {"critical": 0, "warning": 1, "info": 2}
 BUILTIN_PACK = "core"
-# Shared relations and queries running at once, each on a cursor: DuckDB's threads serve them all,
-# and one fills the moments another leaves a thread idle (single-threaded sorts, result conversion,
-# findings). For queries alone, 2 and 4 were slower than 3 on 10 M slices (2 cores).
-_AT_ONCE = 3
 
 
 @dataclass
@@ -86,7 +82,7 @@ def run_analyze(
         shared: list[SharedResult] = []
         for pack in packs:
             # The pack's shared relations are computed once; a failed one is computed by each query again.
-            run = run_pack(con, pack, pack.queries, overrides, limit_s, at_once=_AT_ONCE)
+            run = run_pack(con, pack, pack.queries, overrides, limit_s)
             drop_shared(con, run.shared)
             results += run.results
             shared += run.shared
