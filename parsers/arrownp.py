@@ -106,3 +106,13 @@ def python_array(values: Sequence[object], arrow_type: pa.DataType) -> pa.Array:
         raise TypeError(f"python_array makes int64, float64 and string arrays, not {arrow_type}")
     filled = np.fromiter((0 if v is None else v for v in values), dtype=dtype, count=len(values))
     return arrow_array(filled, mask=mask)
+
+
+def repeated_string(value: str, count: int) -> pa.Array:
+    """A string array holding `value` `count` times (`pa.repeat` imports pandas to convert the value)."""
+    encoded = value.encode()
+    offsets = np.arange(count + 1, dtype=np.int64) * len(encoded)
+    if offsets[-1] >= 1 << 31:
+        raise ValueError("more than 2 GiB of text in one string array")
+    buffers = [None, pa.py_buffer(offsets.astype(np.int32)), pa.py_buffer(encoded * count)]
+    return pa.Array.from_buffers(pa.string(), count, buffers)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import duckdb
@@ -23,11 +24,10 @@ from parsers.errors import TraceFormatError
 from parsers.flowbind import bind_points
 from parsers.model import TABLES
 from parsers.nesting import nest
-from parsers.parsed import DuckDBSource, ParsedTrace
-from parsers.prefetch import prefetch
+from parsers.parsed import DuckDBSource, ParsedTrace, RowGroupSource, TableSource
 from parsers.redact import redact
 from parsers.rowzip import zip_rows
-from parsers.slice_order import GROUP_SQL, ROW_GROUP_ROWS, grouped, row_group_rows
+from parsers.slice_order import GROUP_SQL, ROW_GROUP_ROWS, row_group_rows, row_groups
 from parsers.stagetime import timed_stage
 from parsers.steps import device_steps, host_steps
 
@@ -331,33 +331,21 @@ class _Builder:
         step[device] = device_steps(column["correlation"][device], column["correlation"][launches], step[launches])
         return step
 
-    def slices_query(self) -> str:
-        """The slices, from the `slice_rows` stream that `register_slice_rows` puts on a cursor."""
-        return """
-            SELECT slice_id, ts_ns, dur_ns, name, cat, kind, device_type, device_id, pid, tid,
-                   stream, NULL::VARCHAR AS core, depth, parent_id, overlaps_parent, self_ns,
-                   correlation, external_id, step, input_dims, input_types,
-                   CAST(coalesce(args, '{}') AS VARCHAR) AS args
-            FROM slice_rows
-        """
+    def slice_row_groups(self) -> Iterator[pa.Table]:
+        """The slices, one table per row group of the write: the strings of `ev`, the columns of
+        `slices0` and the nesting of `build_links`, zipped row by row, then regrouped.
 
-    def register_slice_rows(self, cursor: duckdb.DuckDBPyConnection) -> None:
-        """Register `slice_rows` on `cursor`: the strings of `ev`, the columns of `slices0` and the
-        nesting of `build_links`, zipped row by row.
-
-        Joining them in SQL needs a POSITIONAL JOIN, which runs on one thread, and the Parquet
-        encoding of its output with it; scanned as one Arrow stream, the encoding is parallel.
+        Joining them in SQL needs a POSITIONAL JOIN, which runs on one thread; as Arrow streams they
+        are read in parallel with the encoding of the row groups before them.
         """
         strings = self.con.cursor().sql(
-            "SELECT rowid AS slice_id, name, cat, args FROM ev WHERE ph = 'X'"
+            "SELECT rowid AS slice_id, name, cat, CAST(coalesce(args, '{}') AS VARCHAR) AS args FROM ev WHERE ph = 'X'"
         ).to_arrow_reader(_STREAM_BATCH_ROWS)
         numbers = self.con.cursor().sql(
-            f"SELECT *, {GROUP_SQL} AS slice_group FROM slices0"
+            f"SELECT *, NULL::VARCHAR AS core, {GROUP_SQL} AS slice_group FROM slices0"
         ).to_arrow_reader(_STREAM_BATCH_ROWS)
         rows = zip_rows([strings, numbers, self.nested], "slice_id")
-        # The regrouped stream comes in pieces (a group's rows of each input batch) and in bursts (a row group
-        # when a group fills up): a deeper queue keeps the producer ahead of the encoding.
-        cursor.register("slice_rows", prefetch(grouped(rows, "slice_group", self.group_rows), depth=16))
+        return row_groups(rows, "slice_group", self.group_rows)
 
     def settle_event_tables(self) -> None:
         """Materialise the small tables (memory, counters, instants, metadata), then drop the columns
@@ -564,7 +552,6 @@ def _parse(
         con.executemany("INSERT INTO top_level VALUES (?, ?, ?, ?, ?)", top_rows)
     rank = info["rank"]
     queries = {
-        "slices": builder.slices_query(),
         "memory": "SELECT * FROM memory_t",
         "counters": "SELECT * FROM counters_t",
         "flows": "SELECT kind, flow_id, src_slice_id, dst_slice_id FROM flows_t"
@@ -572,10 +559,11 @@ def _parse(
         "instants": "SELECT * FROM instants_t",
         "metadata": "SELECT * FROM metadata_t UNION ALL SELECT * FROM top_level",
     }
-    tables = {name: DuckDBSource(TABLES[name], con, query, trace_id, rank) for name, query in queries.items()}
-    tables["slices"].prepare = builder.register_slice_rows
+    tables: dict[str, TableSource] = {
+        name: DuckDBSource(TABLES[name], con, query, trace_id, rank) for name, query in queries.items()
+    }
     builder.group_rows = row_group_rows(slice_count)
-    tables["slices"].row_group_rows = builder.group_rows  # one group of `grouped` per row group
+    tables["slices"] = RowGroupSource(TABLES["slices"], builder.slice_row_groups, trace_id, rank, free_text=("args",))
     info.update(
         {
             "format": FORMAT,

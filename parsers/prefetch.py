@@ -1,28 +1,31 @@
-"""Batches of an Arrow stream produced ahead, on a thread of their own.
+"""Items of an iterator produced ahead, on a thread of their own.
 
-DuckDB scans a Python record-batch stream on one thread and asks for the next batch only after it
-has taken the previous one in; when the batches are themselves query results, producing them and
-encoding them then take turns. Produced on another thread (DuckDB and Arrow release the GIL while
-they work), the next batches are ready when asked for.
+The slices of a Kineto trace are written as a stream of row groups: each is made by DuckDB
+queries and Arrow regrouping, then encoded by the Parquet writer. Made on another thread (DuckDB,
+Arrow and the Parquet writer release the GIL while they work), the next row groups are ready when
+the writer asks for them, and the two take both cores instead of turns.
 """
 
 from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from typing import TypeVar
 
-import pyarrow as pa
+T = TypeVar("T")
 
 _DONE = object()
 _PUT_WAIT_S = 0.1
+THREAD_NAME = "read-ahead"
 
 
-def prefetch(reader: pa.RecordBatchReader, depth: int = 2) -> pa.RecordBatchReader:
-    """A reader of the same batches, read from `reader` up to `depth` batches ahead on a thread.
+def read_ahead(items: Iterable[T], depth: int = 2) -> Iterator[T]:
+    """The same items as `items`, taken from it up to `depth` items ahead on a thread.
 
-    An error of `reader` is raised to the consumer at the batch where it happened. A consumer that
-    stops early (or fails) is noticed when the returned reader is collected: the thread stops.
+    An error of `items` is raised to the consumer at the item where it happened. A consumer that
+    stops early (or fails) is noticed when the returned iterator is closed or collected: the
+    thread stops.
     """
     ready: queue.Queue[object] = queue.Queue(maxsize=depth)
     stop = threading.Event()
@@ -38,16 +41,16 @@ def prefetch(reader: pa.RecordBatchReader, depth: int = 2) -> pa.RecordBatchRead
 
     def produce() -> None:
         try:
-            for batch in reader:
-                if not offer(batch):
+            for item in items:
+                if not offer(item):
                     return
             offer(_DONE)
         except BaseException as exc:  # handed to the consumer, raised there
             offer(exc)
 
-    worker = threading.Thread(target=produce, name="arrow-prefetch", daemon=True)
+    worker = threading.Thread(target=produce, name=THREAD_NAME, daemon=True)
 
-    def batches() -> Iterator[pa.RecordBatch]:
+    def consume() -> Iterator[T]:
         worker.start()
         try:
             while (item := ready.get()) is not _DONE:
@@ -58,4 +61,4 @@ def prefetch(reader: pa.RecordBatchReader, depth: int = 2) -> pa.RecordBatchRead
             stop.set()
             worker.join()
 
-    return pa.RecordBatchReader.from_batches(reader.schema, batches())
+    return consume()

@@ -6,7 +6,7 @@ the whole table. Stored in groups, each row group holds one group only, its min/
 say so, and DuckDB skips the row groups of the other groups (it also compresses better: one
 group's names and args repeat within a row group).
 
-Within a group, rows keep slice_id order. A parser writes its slices through `grouped` (an Arrow
+Within a group, rows keep slice_id order. A parser writes its slices through `row_groups` (from an Arrow
 stream with a `GROUP_SQL` column) or orders them by `GROUP_SQL` (a DuckDB query), in row groups
 of `row_group_rows(slices)` rows.
 """
@@ -59,45 +59,39 @@ class _Pending:
         self.parts.append(part)
         self.rows += part.num_rows
 
-    def take(self, rows: int) -> list[pa.RecordBatch]:
-        """The first `rows` rows, in the batches they are held in (DuckDB makes one row group of them)."""
+    def take(self, rows: int) -> pa.Table:
+        """The first `rows` rows, in the batches they are held in."""
         table = pa.Table.from_batches(self.parts, schema=self.schema)
         head, rest = table.slice(0, rows), table.slice(rows)
         self.parts, self.rows = rest.to_batches(), rest.num_rows
-        return head.to_batches()
+        return head
 
 
-def grouped(reader: pa.RecordBatchReader, column: str, rows_per_group: int = ROW_GROUP_ROWS) -> pa.RecordBatchReader:
-    """The rows of `reader` regrouped by the group numbers in `column` (`GROUP_SQL`, no nulls), in the
-    order they came within a group: batches of one group follow each other until they hold
-    `rows_per_group` rows (one row group: DuckDB's COPY merges short batches up to that size), except
-    for the last rows of each group, at the end.
+def row_groups(reader: pa.RecordBatchReader, column: str, rows_per_group: int = ROW_GROUP_ROWS) -> Iterator[pa.Table]:
+    """The rows of `reader` regrouped by the group numbers in `column` (`GROUP_SQL`, no nulls): one
+    table per Parquet row group, holding one group's rows in the order they came; `rows_per_group`
+    rows each, except for the last rows of each group, at the end.
 
     Memory stays bounded: at most one row group per group is held back, in copies of its rows (a
     slice of a batch would keep the whole batch alive).
     """
-    schema = reader.schema
-
-    def batches() -> Iterator[pa.RecordBatch]:
-        pending = [_Pending(schema) for _ in GROUPS]
-        for batch in reader:
-            if not batch.num_rows:
+    pending = [_Pending(reader.schema) for _ in GROUPS]
+    for batch in reader:
+        if not batch.num_rows:
+            continue
+        codes = numpy_column(batch.column(column))
+        present = np.bincount(codes, minlength=len(GROUPS))
+        for number, group in enumerate(pending):
+            if not present[number]:
                 continue
-            codes = numpy_column(batch.column(column))
-            present = np.bincount(codes, minlength=len(GROUPS))
-            for number, group in enumerate(pending):
-                if not present[number]:
-                    continue
-                # In file order the groups alternate every few rows: one filter per group, not a slice per run.
-                if present[number] == batch.num_rows:
-                    part = batch
-                else:
-                    part = pc.filter(batch, arrow_array(codes == number), memory_pool=POOL)
-                group.add(part)
-                while group.rows >= rows_per_group:
-                    yield from group.take(rows_per_group)
-        for group in pending:
-            if group.rows:
-                yield from group.take(group.rows)
-
-    return pa.RecordBatchReader.from_batches(schema, batches())
+            # In file order the groups alternate every few rows: one filter per group, not a slice per run.
+            if present[number] == batch.num_rows:
+                part = batch
+            else:
+                part = pc.filter(batch, arrow_array(codes == number), memory_pool=POOL)
+            group.add(part)
+            while group.rows >= rows_per_group:
+                yield group.take(rows_per_group)
+    for group in pending:
+        if group.rows:
+            yield group.take(group.rows)

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from parsers.arrownp import arrow_array, decimal_array, numpy_column, python_array
+from parsers.arrownp import arrow_array, decimal_array, numpy_column, python_array, repeated_string
 
 TYPES = {
     pa.int64(): st.integers(-(2**63), 2**63 - 1),
@@ -130,6 +130,14 @@ def test_decimal_array_is_exact(unscaled: list[int], scale: int) -> None:
 def test_python_array_refuses_other_types() -> None:
     with pytest.raises(TypeError, match="python_array makes"):
         python_array([True], pa.bool_())
+
+
+@settings(max_examples=40, deadline=None)
+@given(value=st.text(max_size=20), count=st.integers(min_value=0, max_value=300))
+def test_repeated_string_equals_a_list_of_the_value(value: str, count: int) -> None:
+    array = repeated_string(value, count)
+    array.validate(full=True)
+    assert array.type == pa.string() and array.to_pylist() == [value] * count
 
 
 def test_sqlite_and_begin_end_ingests_do_not_import_pandas(tmp_path) -> None:

@@ -6,11 +6,12 @@ from pathlib import Path
 
 import duckdb
 import pyarrow as pa
+import pyarrow.parquet as pq
 from conftest import CORPUS, KINETO_CORPUS
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from parsers.slice_order import GROUP_SQL, GROUPS, ROW_GROUP_ROWS, grouped, row_group_rows
+from parsers.slice_order import GROUP_SQL, GROUPS, ROW_GROUP_ROWS, row_group_rows, row_groups
 from traceview.store import ingest
 
 
@@ -27,21 +28,14 @@ def _reader(codes: list[int], cuts: list[int]) -> pa.RecordBatchReader:
     cuts=st.lists(st.integers(min_value=0, max_value=400), max_size=10),
     rows_per_group=st.integers(min_value=1, max_value=50),
 )
-def test_grouped_rows_come_in_full_row_groups_of_one_group_in_arrival_order(
+def test_row_groups_are_full_and_of_one_group_in_arrival_order(
     codes: list[int], cuts: list[int], rows_per_group: int
 ) -> None:
-    runs: list[tuple[int, list[int]]] = []  # consecutive batches of one group, as DuckDB merges them
-    filled = 0
-    for batch in grouped(_reader(codes, cuts), "slice_group", rows_per_group):
-        groups = set(batch.column("slice_group").to_pylist())
-        assert len(groups) == 1 and batch.num_rows > 0
-        group = groups.pop()
-        if not runs or runs[-1][0] != group or filled == rows_per_group:
-            runs.append((group, []))
-            filled = 0
-        runs[-1][1].extend(batch.column("slice_id").to_pylist())
-        filled += batch.num_rows
-        assert filled <= rows_per_group
+    runs: list[tuple[int, list[int]]] = []
+    for table in row_groups(_reader(codes, cuts), "slice_group", rows_per_group):
+        groups = set(table.column("slice_group").to_pylist())
+        assert len(groups) == 1 and 0 < table.num_rows <= rows_per_group
+        runs.append((groups.pop(), table.column("slice_id").to_pylist()))
     last_run = {group: index for index, (group, _) in enumerate(runs)}
     for index, (group, ids) in enumerate(runs):  # only a group's last row group may be short
         assert len(ids) == rows_per_group or index == last_run[group]
@@ -89,6 +83,12 @@ def _assert_grouped(store: Path, slices: int) -> None:
         ids = [slice_id for g, _, run in runs if g == group for slice_id in run]
         assert ids == sorted(ids)
     assert len(all_ids) == len(set(all_ids))
+    for part in (store / "slices").glob("*.parquet"):  # each Parquet row group holds one group
+        con = duckdb.connect()
+        file = pq.ParquetFile(part)
+        for index in range(file.num_row_groups):
+            con.register("row_group", file.read_row_group(index, columns=["device_type", "kind"]))
+            assert con.execute(f"SELECT count(DISTINCT {GROUP_SQL}) FROM row_group").fetchall() == [(1,)]
 
 
 def test_a_kineto_store_keeps_its_slices_grouped(tmp_path: Path) -> None:
