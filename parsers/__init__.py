@@ -8,6 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from parsers import ascend, chrome
+from parsers.arrownp import small_pages
 from parsers.detect import KINETO, trace_files
 from parsers.errors import TraceFormatError
 from parsers.parsed import ParsedTrace
@@ -19,10 +20,11 @@ def parse(
     path: Path, fmt: str, scratch: Path, trace_id: str, rank_hint: int | None = None
 ) -> ParsedTrace:
     """Parse one file (or Ascend unit directory) of a detected format."""
-    if fmt == KINETO:
-        return chrome.parse(path, scratch, trace_id, rank_hint=rank_hint)
-    if fmt in ascend.FORMATS:
-        return ascend.parse(path, fmt, scratch, trace_id, rank_hint=rank_hint)
+    with small_pages():
+        if fmt == KINETO:
+            return chrome.parse(path, scratch, trace_id, rank_hint=rank_hint)
+        if fmt in ascend.FORMATS:
+            return ascend.parse(path, fmt, scratch, trace_id, rank_hint=rank_hint)
     raise TraceFormatError(path, f"no parser for format {fmt!r}")
 
 

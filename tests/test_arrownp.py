@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from parsers.arrownp import arrow_array, decimal_array, numpy_column, python_array, repeated_string
+from parsers.arrownp import arrow_array, decimal_array, numpy_column, python_array, repeated_string, small_pages
 
 TYPES = {
     pa.int64(): st.integers(-(2**63), 2**63 - 1),
@@ -162,3 +162,16 @@ def test_sqlite_and_begin_end_ingests_do_not_import_pandas(tmp_path) -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[(1, 2.5, 'x'), (None, None, None)] [] False"
+
+
+def test_small_pages_turns_numpys_huge_page_advice_off_and_back() -> None:
+    from numpy._core import multiarray
+
+    initial = multiarray._set_madvise_hugepage(True)  # returns the setting it replaces
+    try:
+        with small_pages():
+            inside = multiarray._set_madvise_hugepage(False)
+        after = multiarray._set_madvise_hugepage(True)
+    finally:
+        multiarray._set_madvise_hugepage(initial)
+    assert inside is False and after is True
