@@ -542,7 +542,7 @@ def _instrument(clock: _StageClock, statements: bool = False) -> None:
             clock.wrap(builder, "count", _sql_label)
 
     clock.wrap(parsers, "parse", "parse")
-    for cls in ("DuckDBSource", "ArrowSource"):
+    for cls in ("DuckDBSource", "ArrowSource", "RowGroupSource"):
         owner = getattr(parsers.parsed, cls, None)
         if owner is not None:
             clock.wrap(owner, "write_parquet", _table_label)
