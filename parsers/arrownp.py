@@ -64,6 +64,32 @@ def numpy_column(column: pa.Array | pa.ChunkedArray) -> np.ndarray:
     return np.frombuffer(data, dtype=dtype, count=len(array), offset=array.offset * dtype.itemsize)
 
 
+def decimal_units(column: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    """The values of a null-free decimal128 column in units of its last decimal place (a DECIMAL(38,3)
+    of µs gives ns), exactly, as int64; ValueError where a value does not fit.
+
+    DuckDB's own `CAST(x * 1000 AS BIGINT)` does the same in 128-bit arithmetic: 0.35-0.45 s for the
+    6 M times of a 1 GB trace, where this is one copy of the low words and a check of the high ones.
+    """
+    chunks = column.chunks if isinstance(column, pa.ChunkedArray) else [column]
+    if not pa.types.is_decimal128(column.type):
+        raise TypeError(f"decimal_units takes decimal128 columns, not {column.type}")
+    out = np.empty(len(column), dtype=np.int64)
+    start = 0
+    for chunk in chunks:
+        if chunk.null_count:
+            raise ValueError(f"column has {chunk.null_count} nulls; decimal_units takes null-free columns only")
+        if not len(chunk):
+            continue
+        words = np.frombuffer(chunk.buffers()[1], dtype=np.int64, count=2 * len(chunk), offset=16 * chunk.offset)
+        low, high = words[0::2], words[1::2]
+        if not np.array_equal(high, low >> 63):  # the high word of a 128-bit integer that fits in 64 bits
+            raise ValueError("a decimal value is beyond the int64 range")
+        out[start : start + len(chunk)] = low
+        start += len(chunk)
+    return out
+
+
 def _fixed_width(arrow_type: pa.DataType) -> bool:
     return pa.types.is_integer(arrow_type) or pa.types.is_floating(arrow_type) or pa.types.is_boolean(arrow_type)
 

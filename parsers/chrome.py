@@ -19,7 +19,7 @@ import numpy as np
 import pyarrow as pa
 
 from parsers import jsonscan
-from parsers.arrownp import arrow_array, decimal_array, numpy_column
+from parsers.arrownp import arrow_array, decimal_array, decimal_units, numpy_column
 from parsers.errors import TraceFormatError
 from parsers.flowbind import bind_points
 from parsers.model import TABLES
@@ -33,6 +33,7 @@ from parsers.steps import device_steps, host_steps
 
 PARSER_VERSION = "2"
 FORMAT = "kineto"
+_INT64_MAX = (1 << 63) - 1
 _STREAM_BATCH_ROWS = ROW_GROUP_ROWS  # batches of the DuckDB queries that feed the slices write
 
 _COLUMNS = (
@@ -126,8 +127,11 @@ def _trace_info(top_level: dict, rank_hint: int | None) -> dict:
 class _Builder:
     """Runs the SQL that turns the raw event table `ev` into the model's tables."""
 
-    def __init__(self, con: duckdb.DuckDBPyConnection, base_ns: int, vendor: str, workers: int = 1) -> None:
+    def __init__(
+        self, con: duckdb.DuckDBPyConnection, path: Path, base_ns: int, vendor: str, workers: int = 1
+    ) -> None:
         self.con = con
+        self.path = path
         self.workers = workers
         self.base = base_ns
         self.vendor = vendor
@@ -164,10 +168,7 @@ class _Builder:
                           ELSE 'cpu' END AS device_type
               FROM a
             )
-            SELECT slice_id,
-                   {self.base} + {_ns('ts')} AS ts_ns,
-                   {_ns('coalesce(dur, 0)')} AS dur_ns,
-                   kind, device_type,
+            SELECT slice_id, ts, coalesce(dur, 0) AS dur, kind, device_type,
                    CASE WHEN device_type = 'cpu' THEN NULL
                         ELSE coalesce(TRY_CAST(av[5] AS INTEGER), TRY_CAST(pid AS INTEGER)) END AS device_id,
                    pid, tid, hash(pid, tid) AS track,
@@ -185,7 +186,7 @@ class _Builder:
         if dropped:
             self.warnings.append(f"{dropped} complete events had no usable ts and were skipped")
             self.sql("UPDATE ev SET ph = NULL WHERE ph = 'X' AND ts IS NULL")  # rows with ph 'X' are the slices
-        negative = self.count("SELECT count(*) FROM slices0 WHERE dur_ns < 0")
+        negative = self.count("SELECT count(*) FROM slices0 WHERE dur < 0")
         if negative:
             self.warnings.append(f"{negative} slices have a negative duration (kept as written)")
 
@@ -224,13 +225,30 @@ class _Builder:
             self.con.unregister("be_pairs")
 
     def _fetch(self, query: str) -> dict[str, np.ndarray]:
+        """A query's columns as numpy arrays; its decimal `ts` and `dur` (µs) as int64 `ts_ns` and `dur_ns`."""
         table = self.con.sql(query).to_arrow_table()
-        return {name: numpy_column(table.column(name)) for name in table.column_names}
+        column = {name: numpy_column(table.column(name)) for name in table.column_names if name not in ("ts", "dur")}
+        column["ts_ns"] = self._ns(table.column("ts"))
+        column["dur_ns"] = self._ns(table.column("dur"), offset=0)
+        return column
+
+    def _ns(self, column: pa.ChunkedArray, offset: int | None = None) -> np.ndarray:
+        """µs as exact DECIMAL(38,3) to int64 ns, plus `offset` (the trace's base time by default)."""
+        base = self.base if offset is None else offset
+        try:
+            ns = decimal_units(column)
+            if base and len(ns) and not (-_INT64_MAX - base <= int(ns.min()) and int(ns.max()) <= _INT64_MAX - base):
+                raise ValueError("shifted by the base time beyond the int64 range")
+        except ValueError:
+            raise TraceFormatError(
+                self.path, "expected ts and dur that fit int64 nanoseconds (under 292 years), found larger ones"
+            ) from None
+        return ns + base if base else ns
 
     def build_links(self) -> None:
         """Nesting, flow binding, launch correlation and steps, in numpy; aligned with `slices0` by position."""
         query = """
-            SELECT slice_id, track, ts_ns, dur_ns, hash(pid) AS pid_key, device_type = 'cpu' AS on_host,
+            SELECT slice_id, track, ts, dur, hash(pid) AS pid_key, device_type = 'cpu' AS on_host,
                    kind IN ('runtime', 'driver') AS is_launch, kind = 'step' AND device_type = 'cpu' AS is_step,
                    coalesce(correlation, -1) AS correlation, coalesce(step_no, -1) AS step_no
             FROM slices0
@@ -252,6 +270,8 @@ class _Builder:
                 **result.columns(slice_id),
                 "step": arrow_array(step, mask=step < 0),
                 "correlation": arrow_array(column["correlation"], mask=column["correlation"] < 0),
+                "ts_ns": arrow_array(ts),
+                "dur_ns": arrow_array(dur),
             }
         )
         overlapping = int(result.overlaps.sum())
@@ -274,14 +294,15 @@ class _Builder:
         # The points go to numpy and come back with their slice as one registered Arrow table: no
         # scratch table of points and no join to attach the slices.
         points = self.con.sql(
-            f"""
-            SELECT rowid AS event_id, ph, cat, id, hash(pid, tid) AS track, {self.base} + {_ns('ts')} AS ts_ns,
+            """
+            SELECT rowid AS event_id, ph, cat, id, hash(pid, tid) AS track, ts,
                    coalesce(ph <> 's' AND cat IN ('ac2g', 'async_gpu', 'async_cpu_to_gpu'), false) AS launch_end,
                    coalesce(TRY_CAST(id AS BIGINT), -1) AS flow_num
             FROM ev WHERE ph IN ('s', 't', 'f') AND ts IS NOT NULL
             """
         ).to_arrow_table()
-        point = {name: numpy_column(points.column(name)) for name in ("track", "ts_ns", "launch_end", "flow_num")}
+        point = {name: numpy_column(points.column(name)) for name in ("track", "launch_end", "flow_num")}
+        point["ts_ns"] = self._ns(points.column("ts"))
         bound = bind_points(
             track, column["ts_ns"], column["dur_ns"], column["slice_id"], parent,
             point["track"].astype(np.uint64).view(np.int64), point["ts_ns"], order,
@@ -372,7 +393,7 @@ class _Builder:
         self.sql("DROP TABLE small_ev")
         for column in ("ts", "dur", "pid", "tid", "id", "bp", "s"):
             self.sql(f"ALTER TABLE ev DROP COLUMN {column}")
-        for column in ("track", "correlation", "step_no"):  # linked: `nested` has what the write needs
+        for column in ("ts", "dur", "track", "correlation", "step_no"):  # linked: `nested` has what the write needs
             self.sql(f"ALTER TABLE slices0 DROP COLUMN {column}")
 
     def memory_query(self) -> str:
@@ -536,7 +557,7 @@ def _parse(
         warnings.append(f"{unmodelled[1]} events of phases {unmodelled[0]} are not modelled and were skipped")
 
     info = _trace_info(extracted.top_level, rank_hint)
-    builder = _Builder(con, info["base_time_ns"], _vendor(extracted.top_level, con), workers)
+    builder = _Builder(con, path, info["base_time_ns"], _vendor(extracted.top_level, con), workers)
     for stage in (builder.build_slices, builder.build_links, builder.settle_event_tables):
         with timed_stage(timings, stage.__name__):
             stage()

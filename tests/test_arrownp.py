@@ -6,13 +6,22 @@ import subprocess
 import sys
 from decimal import Decimal
 
+import duckdb
 import numpy as np
 import pyarrow as pa
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from parsers.arrownp import arrow_array, decimal_array, numpy_column, python_array, repeated_string, small_pages
+from parsers.arrownp import (
+    arrow_array,
+    decimal_array,
+    decimal_units,
+    numpy_column,
+    python_array,
+    repeated_string,
+    small_pages,
+)
 
 TYPES = {
     pa.int64(): st.integers(-(2**63), 2**63 - 1),
@@ -125,6 +134,30 @@ def test_decimal_array_is_exact(unscaled: list[int], scale: int) -> None:
     got = decimal_array(np.array(unscaled, dtype=np.int64), 38, scale)
     got.validate(full=True)
     assert got.to_pylist() == [Decimal(v).scaleb(-scale) for v in unscaled]
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(st.integers(-(2**63), 2**63 - 1), max_size=60),
+    st.lists(st.integers(0, 60), max_size=4),
+    st.integers(0, 5),
+)
+def test_decimal_units_are_the_unscaled_values(unscaled: list[int], cuts: list[int], skip: int) -> None:
+    """Across chunks, and in chunks that are slices of a larger array (an offset into the buffer)."""
+    edges = [0, *sorted(c for c in cuts if c <= len(unscaled)), len(unscaled)]
+    chunks = [
+        decimal_array(np.array([0] * skip + unscaled[a:z], dtype=np.int64), 38, 3).slice(skip)
+        for a, z in zip(edges, edges[1:], strict=False)
+    ]
+    column = pa.chunked_array(chunks, type=pa.decimal128(38, 3))
+    assert decimal_units(column).tolist() == unscaled
+
+
+@pytest.mark.parametrize("text", ["9223372036854775.808", "-9223372036854775.809", "1e30"])
+def test_decimal_units_refuse_values_beyond_int64(text: str) -> None:
+    column = duckdb.sql(f"SELECT CAST('{text}' AS DECIMAL(38,3)) AS d").to_arrow_table().column("d")
+    with pytest.raises(ValueError, match="beyond the int64 range"):
+        decimal_units(column)
 
 
 def test_python_array_refuses_other_types() -> None:

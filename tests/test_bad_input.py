@@ -85,7 +85,18 @@ def _array_of_numbers(tmp: Path) -> Path:
     return path
 
 
+def _time_beyond_int64_ns(tmp: Path) -> Path:
+    path = tmp / "far.json"
+    event = '{"ph": "X", "name": "a", "pid": 1, "tid": 1, "ts": 9223372036854775.808, "dur": 1}'
+    path.write_text('{"traceEvents": [' + event + "]}")
+    return path
+
+
 CASES: dict[str, tuple[Callable[[Path], Path], str]] = {
+    "time_beyond_int64_ns": (
+        _time_beyond_int64_ns,
+        "expected ts and dur that fit int64 nanoseconds (under 292 years), found larger ones",
+    ),
     "events_not_array": (
         _events_not_array,
         "expected a Chrome/Kineto JSON trace with traceEvents, found traceEvents holding an object, not an array",
