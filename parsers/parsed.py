@@ -101,17 +101,11 @@ class DuckDBSource:
         options = "FORMAT parquet, COMPRESSION zstd, COMPRESSION_LEVEL 1"
         if self.row_group_rows:
             options += f", ROW_GROUP_SIZE {int(self.row_group_rows)}"
+        if not self.keep_order:
+            options += ", PRESERVE_ORDER false"
         cursor = self.con.cursor()
         copy = f"COPY ({self._select()}) TO {target} ({options})"
-        if self.keep_order:
-            return int(cursor.execute(copy).fetchall()[0][0])
-        # the setting is global to the database: set for this write, then put back
-        before = cursor.execute("SELECT current_setting('preserve_insertion_order')").fetchall()[0][0]
-        cursor.execute("SET preserve_insertion_order = false")
-        try:
-            return int(cursor.execute(copy).fetchall()[0][0])
-        finally:
-            cursor.execute(f"SET preserve_insertion_order = {'true' if before else 'false'}")
+        return int(cursor.execute(copy).fetchall()[0][0])
 
 
 @dataclass
