@@ -69,7 +69,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # so that the workers import this checkout's traceview and parsers
 
 OUTPUT = REPO / "benchmarks" / "output"
-STORE_VERSION = 2  # bump when the replication changes, so that old stores are rebuilt
+STORE_VERSION = 3  # bump when the replication changes, so that old stores are rebuilt
 GAP_NS = 1_000_000  # idle time between two copies of the trace
 MB = 10**6
 ROWS_PER_WRITE = 1 << 20  # rows gathered before a Parquet write (row groups of ROW_GROUP rows)
@@ -190,6 +190,7 @@ def _write_copies(con: Any, table: str, exprs: list[str], copies: int, path: Pat
     import pyarrow.parquet as pq
 
     from parsers.model import TABLES
+    from parsers.parsed import parquet_options
     from parsers.slice_order import GROUP_SQL, GROUPS
 
     schema = TABLES[table]
@@ -197,7 +198,8 @@ def _write_copies(con: Any, table: str, exprs: list[str], copies: int, path: Pat
     base_rows = con.execute(f"SELECT count(*) FROM base_{table}").fetchall()[0][0]
     groups = range(len(GROUPS)) if table == "slices" else [None]
     rows = 0
-    with pq.ParquetWriter(path, schema, compression="zstd", compression_level=1) as writer:
+    free_text = ("args",) if table == "slices" else ()  # as `traceview ingest` writes them
+    with pq.ParquetWriter(path, schema, **parquet_options(schema, free_text)) as writer:
         for group in groups:
             where = f"WHERE {GROUP_SQL} = {group}" if group is not None else ""
             per_copy = f"SELECT {', '.join(exprs)} FROM (SELECT *, $k::BIGINT AS k FROM base_{table} {where})"
