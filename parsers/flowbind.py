@@ -64,3 +64,31 @@ def _climb_to_enclosing(
     found = position >= 0
     position[found] = slice_id[position[found]]
     return position
+
+
+def pair_flows(key: np.ndarray, is_start: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Pair flow points (in file order) that share a key (their cat and id, as one integer).
+
+    Returns the positions of the points that end or step a flow (`t`, `f`), the position of the
+    start of each of their flows (the first `s` of its key in file order; -1 where none), and the
+    positions of the starts whose key no other point has. One stable sort: ids mostly grow through
+    a trace, which timsort takes in about one pass.
+    """
+    n = len(key)
+    order = np.argsort(key, kind="stable")  # by key, then file order
+    sorted_key = key[order]
+    new_group = np.empty(n, dtype=bool)
+    new_group[:1] = True
+    np.not_equal(sorted_key[1:], sorted_key[:-1], out=new_group[1:])
+    group = np.empty(n, dtype=np.int64)
+    group[order] = np.cumsum(new_group) - 1
+    groups = int(new_group.sum())
+    starts, ends = np.flatnonzero(is_start), np.flatnonzero(~is_start)
+    first_start = np.full(groups, -1, dtype=np.int64)
+    sorted_starts = order[is_start[order]]  # starts by key, then file order: a group's first start leads it
+    start_group = group[sorted_starts]
+    leads = np.ones(len(sorted_starts), dtype=bool)
+    np.not_equal(start_group[1:], start_group[:-1], out=leads[1:])
+    first_start[start_group[leads]] = sorted_starts[leads]
+    has_end = np.bincount(group[ends], minlength=groups) > 0
+    return ends, first_start[group[ends]], starts[~has_end[group[starts]]]

@@ -11,6 +11,8 @@ from typing import Any
 import pytest
 from conftest import ingest_one, small_kineto_events, store_rows, write_kineto, x_event
 
+from parsers import chrome
+
 SLICE_COLS = "slice_id, name, kind, device_type, device_id, stream, depth, parent_id, self_ns, correlation, step"
 
 
@@ -237,3 +239,42 @@ def test_slices_out_of_file_order_are_sorted_back(tmp_path: Path, monkeypatch: p
 
     monkeypatch.setattr(chrome._Builder, "build_slices", shuffled)
     assert store_rows(ingest_one(trace, tmp_path / "b.traceview").store, "slices", SLICE_COLS) == want
+
+
+def _flow_point(ph: str, cat: str, flow_id: int | str, tid: int, ts: int) -> dict[str, Any]:
+    point = {"ph": ph, "cat": cat, "id": flow_id, "pid": 1, "tid": tid, "ts": ts}
+    return {**point, "bp": "e"} if ph in ("t", "f") else point
+
+
+@pytest.mark.parametrize("lone_id", [6, "0x6"], ids=["integer ids", "a text id"])
+def test_flows_pair_on_cat_and_id(tmp_path: Path, lone_id: int | str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The first start of a (cat, id) is the source of each of its steps and ends; a start that nothing
+    ends is kept alone; an end without a start keeps a null source. Integer ids are paired in numpy,
+    a text id sends the trace through the SQL pairing: the same rows, in the same order."""
+    events = [x_event(name, 0, 100, pid=1, tid=tid) for name, tid in (("A", 1), ("B", 2), ("C", 3))]
+    events += [
+        _flow_point("s", "fwdbwd", 5, 1, 10),
+        _flow_point("s", "fwdbwd", 5, 3, 20),  # a second start of flow 5: not its source
+        _flow_point("f", "fwdbwd", 5, 2, 30),
+        _flow_point("t", "fwdbwd", 5, 3, 40),
+        _flow_point("s", "fwdbwd", lone_id, 1, 50),
+        _flow_point("f", "ac2g", 7, 2, 60),
+        _flow_point("s", "other", 5, 2, 70),  # same id, other cat: another flow
+        _flow_point("f", "other", 5, 1, 80),
+        _flow_point("s", "fwdbwd", 8, 9, 90),  # on no slice's track
+        _flow_point("f", "fwdbwd", 8, 3, 95),
+    ]
+    in_sql = []
+    pair_in_sql = chrome._Builder._pair_flows_in_sql
+    monkeypatch.setattr(chrome._Builder, "_pair_flows_in_sql", lambda *a: in_sql.append(1) or pair_in_sql(*a))
+    result = ingest_one(write_kineto(tmp_path / "flows.json", events), tmp_path / "f.traceview")
+    assert bool(in_sql) == isinstance(lone_id, str)
+    slice_of = {name: sid for sid, name in store_rows(result.store, "slices", "slice_id, name")}
+    a, b, c = slice_of["A"], slice_of["B"], slice_of["C"]
+    expected = [
+        ("fwdbwd", "5", a, b), ("fwdbwd", "5", a, c), ("fwdbwd", str(lone_id), a, None), ("ac2g", "7", None, b),
+        ("other", "5", b, a), ("fwdbwd", "8", None, c),
+    ]
+    order = [(dst is None, dst or 0, src is None, src or 0, kind, flow) for kind, flow, src, dst in expected]
+    expected = [row for _, row in sorted(zip(order, expected, strict=True))]
+    assert store_rows(result.store, "flows", "kind, flow_id, src_slice_id, dst_slice_id") == expected

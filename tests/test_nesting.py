@@ -10,7 +10,7 @@ from conftest import CorpusIngest, store_rows
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from parsers.flowbind import bind_points
+from parsers.flowbind import bind_points, pair_flows
 from parsers.nesting import _track_order, nest
 
 
@@ -228,3 +228,21 @@ def test_store_nesting_matches_reference(rel: str, corpus_ingests: dict[str, Cor
     assert {r[0]: r[7] for r in rows} == want.overlaps
     assert {r[0]: r[8] for r in rows} == want.self_ns
     assert any(r[5] > 0 for r in rows)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 6), st.booleans()), max_size=60))
+def test_pair_flows_matches_a_plain_reading(points: list[tuple[int, bool]]) -> None:
+    """Each step/end gets the first start of its key in file order; starts no other point shares stay alone."""
+    key = np.array([k for k, _ in points], dtype=np.int64)
+    is_start = np.array([s for _, s in points], dtype=bool)
+    ends, source, lone = pair_flows(key, is_start)
+    expected_ends = [i for i, (_, s) in enumerate(points) if not s]
+    first_start = {}
+    for i, (k, s) in enumerate(points):
+        if s:
+            first_start.setdefault(k, i)
+    end_keys = {k for k, s in points if not s}
+    assert ends.tolist() == expected_ends
+    assert source.tolist() == [first_start.get(points[i][0], -1) for i in expected_ends]
+    assert lone.tolist() == [i for i, (k, s) in enumerate(points) if s and k not in end_keys]
