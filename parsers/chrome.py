@@ -298,7 +298,7 @@ class _Builder:
         # scratch table of points and no join to attach the slices.
         points = self.con.sql(
             """
-            SELECT rowid AS event_id, ph, cat, id, hash(pid, tid) AS track, ts, ph = 's' AS is_start,
+            SELECT cat, id, hash(pid, tid) AS track, ts, ph = 's' AS is_start,
                    coalesce(ph <> 's' AND cat IN ('ac2g', 'async_gpu', 'async_cpu_to_gpu'), false) AS launch_end,
                    coalesce(TRY_CAST(id AS BIGINT), -1) AS flow_num,
                    coalesce(CAST(TRY_CAST(id AS BIGINT) AS VARCHAR) = id, false) AS numeric_id
@@ -332,23 +332,30 @@ class _Builder:
 
     def _pair_flows_in_sql(self, points: pa.Table, bound: np.ndarray) -> None:
         """`flows_t` by joins on (cat, id) as text: for ids that are not plain integers."""
-        flow_bound = points.select(["event_id", "ph", "cat", "id"]).append_column(
-            "slice_id", arrow_array(bound, mask=bound < 0)
+        # points come in file order: their position orders them as the events' rowid does
+        flow_bound = pa.table(
+            {
+                "point": arrow_array(np.arange(points.num_rows, dtype=np.int64)),
+                "is_start": points.column("is_start"),
+                "cat": points.column("cat"),
+                "id": points.column("id"),
+                "slice_id": arrow_array(bound, mask=bound < 0),
+            }
         )
         self.con.register("flow_bound", flow_bound)
         self.sql(
             """
             CREATE TABLE flows_t AS
             SELECT dst.cat AS kind, dst.id AS flow_id, src.slice_id AS src_slice_id, dst.slice_id AS dst_slice_id
-            FROM (SELECT * FROM flow_bound WHERE ph IN ('f', 't')) dst
-            LEFT JOIN (SELECT cat, id, arg_min_null(slice_id, event_id) AS slice_id  -- the first start of the flow
-                       FROM flow_bound WHERE ph = 's' GROUP BY cat, id) src
+            FROM (SELECT * FROM flow_bound WHERE NOT is_start) dst
+            LEFT JOIN (SELECT cat, id, arg_min_null(slice_id, point) AS slice_id  -- the first start of the flow
+                       FROM flow_bound WHERE is_start GROUP BY cat, id) src
               ON src.cat = dst.cat AND src.id = dst.id
             UNION ALL
             SELECT s.cat, s.id, s.slice_id, NULL
             FROM flow_bound s
-            WHERE s.ph = 's' AND NOT EXISTS (
-              SELECT 1 FROM flow_bound d WHERE d.ph IN ('f', 't') AND d.cat = s.cat AND d.id = s.id)
+            WHERE s.is_start AND NOT EXISTS (
+              SELECT 1 FROM flow_bound d WHERE NOT d.is_start AND d.cat = s.cat AND d.id = s.id)
             """
         )
         self.con.unregister("flow_bound")
