@@ -294,8 +294,8 @@ class _Builder:
         self, column: dict[str, np.ndarray], track: np.ndarray, parent: np.ndarray, order: np.ndarray
     ) -> None:
         """`flows_t`: flow points bound to slices and paired by (cat, id); fills missing device correlations."""
-        # The points go to numpy and come back with their slice as one registered Arrow table: no
-        # scratch table of points and no join to attach the slices.
+        # The points go to numpy, are bound to their slices there and are paired there too (by SQL joins
+        # where an id is text).
         points = self.con.sql(
             """
             SELECT cat, id, hash(pid, tid) AS track, ts, ph = 's' AS is_start,
@@ -482,7 +482,8 @@ def _paired_flows(points: pa.Table, bound: np.ndarray) -> pa.Table | None:
         return None
     number, code = numpy_column(points.column("flow_num")), numpy_column(cats.indices).astype(np.int64)
     kinds = max(len(cats.dictionary), 1)
-    if len(number) and int(number.max()) > ((1 << 63) - 1 - kinds) // kinds:
+    limit = (_INT64_MAX - kinds) // kinds  # number * kinds + code stays an int64
+    if not -limit <= int(number.min()) <= int(number.max()) <= limit:
         return None
     ends, source, lone = pair_flows(number * kinds + code, numpy_column(points.column("is_start")))
     rows = np.concatenate((ends, lone))
