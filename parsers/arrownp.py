@@ -24,10 +24,12 @@ POOL = pa.system_memory_pool()
 def small_pages() -> Iterator[None]:
     """numpy arrays made meanwhile are not advised to use transparent huge pages.
 
-    numpy asks for huge pages on every array of 4 MiB or more. Where the kernel honours that with a
-    synchronous compaction (THP `defrag` set to `madvise`, a common default), each fault of a fresh
-    array pays for one; the parsers' arrays live for a second. Linking the slices of a 1 GB trace
-    took 2.89-2.93 s instead of 3.43-3.58 s without the advice (1.2 instead of 1.8 s of system time).
+    numpy asks for huge pages on every array of 4 MiB or more; where THP is enabled for advised
+    memory (`madvise`, a common default), each first touch of a fresh array then faults in and
+    clears a whole 2 MiB page. The parsers' arrays live for a second and are often not written whole:
+    linking the slices of a 1 GB trace took 2.89-2.93 s instead of 3.43-3.58 s without the advice
+    (1.2 instead of 1.8 s of system time; no compaction stalls were counted, so the cost is in the
+    faults themselves).
     """
     advise = getattr(_multiarray, "_set_madvise_hugepage", None)  # numpy's switch; private, so optional
     before = advise(False) if advise else None
