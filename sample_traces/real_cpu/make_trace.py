@@ -227,6 +227,29 @@ def gzip_deterministic(src: Path, dst: Path) -> None:
             shutil.copyfileobj(fin, gz)
 
 
+class TraceFile:
+    """Where the profiler's trace goes: exported by `on_ready` into a scratch folder, then gzipped
+    deterministically into the output folder by `publish`."""
+
+    def __init__(self, prefix: str) -> None:
+        self.tmp_dir = Path(tempfile.mkdtemp(prefix=prefix))
+        self.tmp_trace = self.tmp_dir / "trace.json"
+        self.exported = False
+
+    def on_ready(self, prof: profile) -> None:
+        prof.export_chrome_trace(str(self.tmp_trace))
+        self.exported = True
+
+    def publish(self, trace_path: Path) -> int:
+        """Write the gzipped trace to `trace_path`, drop the scratch folder; return the raw JSON size."""
+        if not self.exported:
+            raise RuntimeError("profiler did not produce a trace")
+        gzip_deterministic(self.tmp_trace, trace_path)
+        raw_bytes = self.tmp_trace.stat().st_size
+        shutil.rmtree(self.tmp_dir, ignore_errors=True)
+        return raw_bytes
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--out-dir", type=Path, default=HERE)
@@ -254,14 +277,7 @@ def main(argv: list[str] | None = None) -> None:
 
     out_dir: Path = args.out_dir
     out_dir.mkdir(parents=True, exist_ok=True)
-    tmp_dir = Path(tempfile.mkdtemp(prefix="tiny_decoder_trace_"))
-    tmp_trace = tmp_dir / "trace.json"
-    exported = []
-
-    def on_ready(p: profile) -> None:
-        p.export_chrome_trace(str(tmp_trace))
-        exported.append(tmp_trace)
-
+    trace_file = TraceFile("tiny_decoder_trace_")
     generated: dict[int, list[int]] = {}
     with (
         torch.inference_mode(),
@@ -271,7 +287,7 @@ def main(argv: list[str] | None = None) -> None:
             profile_memory=True,
             with_stack=not args.no_stack,
             schedule=schedule(wait=0, warmup=1, active=len(steps), repeat=1),
-            on_trace_ready=on_ready,
+            on_trace_ready=trace_file.on_ready,
         ) as prof,
     ):
         with record_function("warmup"):
@@ -293,12 +309,8 @@ def main(argv: list[str] | None = None) -> None:
             assert kv_len == s["context_len"], (kv_len, s)
             prof.step()
 
-    if not exported:
-        raise RuntimeError("profiler did not produce a trace")
     trace_path = out_dir / TRACE_NAME
-    gzip_deterministic(tmp_trace, trace_path)
-    raw_bytes = tmp_trace.stat().st_size
-    shutil.rmtree(tmp_dir, ignore_errors=True)
+    raw_bytes = trace_file.publish(trace_path)
 
     truth = {
         "description": "Known by construction for tiny_decoder_cpu.pt.trace.json.gz (see README.md).",

@@ -27,16 +27,14 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import shutil
 import subprocess
-import tempfile
 from dataclasses import asdict
 from pathlib import Path
 
 import torch
 from torch.profiler import ProfilerActivity, profile, record_function, schedule
 
-from sample_traces.real_cpu.make_trace import Config, TinyDecoder, gzip_deterministic, label, plan, truth_steps
+from sample_traces.real_cpu.make_trace import Config, TinyDecoder, TraceFile, label, plan, truth_steps
 
 HERE = Path(__file__).resolve().parent
 TRACE_NAME = "small_decoder_h200.pt.trace.json.gz"
@@ -107,14 +105,7 @@ def main(argv: list[str] | None = None) -> None:
 
     out_dir: Path = args.out_dir
     out_dir.mkdir(parents=True, exist_ok=True)
-    tmp_dir = Path(tempfile.mkdtemp(prefix="small_decoder_trace_"))
-    tmp_trace = tmp_dir / "trace.json"
-    exported: list[Path] = []
-
-    def on_ready(p: profile) -> None:
-        p.export_chrome_trace(str(tmp_trace))
-        exported.append(tmp_trace)
-
+    trace_file = TraceFile("small_decoder_trace_")
     generated: dict[int, list[int]] = {}
     with (
         torch.inference_mode(),
@@ -123,7 +114,7 @@ def main(argv: list[str] | None = None) -> None:
             record_shapes=True,
             profile_memory=True,
             schedule=schedule(wait=0, warmup=1, active=len(steps), repeat=1),
-            on_trace_ready=on_ready,
+            on_trace_ready=trace_file.on_ready,
         ) as prof,
     ):
         with record_function("warmup"):
@@ -146,12 +137,8 @@ def main(argv: list[str] | None = None) -> None:
             assert kv_len == s["context_len"], (kv_len, s)
             prof.step()
 
-    if not exported:
-        raise RuntimeError("profiler did not produce a trace")
     trace_path = out_dir / TRACE_NAME
-    gzip_deterministic(tmp_trace, trace_path)
-    raw_bytes = tmp_trace.stat().st_size
-    shutil.rmtree(tmp_dir, ignore_errors=True)
+    raw_bytes = trace_file.publish(trace_path)
 
     weight_bytes = linear_weight_bytes(model)
     truth = {
