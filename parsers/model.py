@@ -11,7 +11,7 @@ import sys
 
 import pyarrow as pa
 
-MODEL_VERSION = "1"
+MODEL_VERSION = "2"
 
 SLICE_KINDS = (
     "cpu_op",
@@ -147,6 +147,38 @@ METADATA = pa.schema(
     ]
 )
 
+_CORES = {"aic": "Cube-core", "aiv": "Vector-core"}
+_PIPES = {
+    "mac": "the MAC (matrix) pipe",
+    "vec": "the vector pipe",
+    "scalar": "the scalar pipe",
+    "mte1": "MTE1 (L1 to L0 moves)",
+    "mte2": "MTE2 (memory to L1/UB moves)",
+    "mte3": "MTE3 (UB to memory moves)",
+    "fixpipe": "the fixpipe (L0C out)",
+}
+
+
+def _pmu_fields() -> list[pa.Field]:
+    """Per-pipe times and ratios of the PipeUtilization metric set, `aic_*` and `aiv_*` columns."""
+    kept_before = ("aic_mac_ratio", "aic_mte2_ratio", "aiv_vec_ratio", "aiv_mte2_ratio")
+    fields = []
+    for core, pipes in (
+        ("aic", ("mac", "scalar", "mte1", "mte2", "fixpipe")),
+        ("aiv", ("vec", "mac", "scalar", "mte1", "mte2", "mte3")),
+    ):
+        unit = _CORES[core]
+        for pipe in pipes:
+            name = f"{core}_{pipe}"
+            fields.append(_field(f"{name}_ns", pa.int64(), f"{unit} time in {_PIPES[pipe]} (`{name}_time(us)`), ns."))
+            if f"{name}_ratio" not in kept_before:
+                doc = f"Share of {unit.lower()} time in {_PIPES[pipe]} (`{name}_ratio`)."
+                fields.append(_field(f"{name}_ratio", pa.float64(), doc))
+        doc = f"{unit} instruction-cache miss rate (`{core}_icache_miss_rate`)."
+        fields.append(_field(f"{core}_icache_miss_rate", pa.float64(), doc))
+    return fields
+
+
 NPU_KERNEL_METRICS = pa.schema(
     _common()
     + [
@@ -183,8 +215,13 @@ NPU_KERNEL_METRICS = pa.schema(
         _field("aiv_vec_ratio", pa.float64(), "Share of vector-core time in the vector pipe (`aiv_vec_ratio`)."),
         _field("aiv_mte2_ratio", pa.float64(), "Vector-core share moving data in from memory (`aiv_mte2_ratio`)."),
         _field("cube_utilization", pa.float64(), "`cube_utilization(%)`, percent."),
+        _field("model_id", pa.int64(), "`Model ID` (graph model), null where invalid (4294967295)."),
+        _field("context_id", pa.int64(), "`Context ID` (sub-task of MIX and FFTS+ kernels), null where `N/A`."),
+        *_pmu_fields(),
         _field(
-            "metrics", pa.string(), "JSON object of the remaining columns (PMU metrics, Model ID, Context ID, ...)."
+            "metrics",
+            pa.string(),
+            "JSON object of the remaining columns: PMU metrics of the sets other than PipeUtilization, ...",
         ),
     ]
 )

@@ -81,6 +81,14 @@ class DuckDBSource:
     # False: rows are written in whatever order DuckDB's threads finish them. An ordered write of wide
     # rows waits for each row group in turn (1 M Ascend kernel metrics rows: 2.2-3.2 s instead of 1.6 s).
     keep_order: bool = True
+    # Arrow tables the query reads by name (registered views do not carry over to a new cursor).
+    arrow: dict[str, pa.Table] = field(default_factory=dict)
+
+    def _cursor(self) -> duckdb.DuckDBPyConnection:
+        cursor = self.con.cursor()
+        for name, table in self.arrow.items():
+            cursor.register(name, table)
+        return cursor
 
     def _select(self) -> str:
         casts = [
@@ -94,7 +102,7 @@ class DuckDBSource:
         )
 
     def reader(self) -> pa.RecordBatchReader:
-        return self.con.cursor().sql(self._select()).to_arrow_reader()
+        return self._cursor().sql(self._select()).to_arrow_reader()
 
     def write_parquet(self, path: Path) -> int:
         target = "'" + str(path).replace("'", "''") + "'"
@@ -103,7 +111,7 @@ class DuckDBSource:
             options += f", ROW_GROUP_SIZE {int(self.row_group_rows)}"
         if not self.keep_order:
             options += ", PRESERVE_ORDER false"
-        cursor = self.con.cursor()
+        cursor = self._cursor()
         copy = f"COPY ({self._select()}) TO {target} ({options})"
         return int(cursor.execute(copy).fetchall()[0][0])
 

@@ -17,6 +17,9 @@ from parsers.arrownp import (
     arrow_array,
     decimal_array,
     decimal_units,
+    decimal_units_array,
+    null_where,
+    nullable_numpy,
     numpy_column,
     python_array,
     repeated_string,
@@ -208,3 +211,45 @@ def test_small_pages_turns_numpys_huge_page_advice_off_and_back() -> None:
     finally:
         multiarray._set_madvise_hugepage(initial)
     assert inside is False and after is True
+
+
+@st.composite
+def nullable_columns(draw: st.DrawFn) -> tuple[pa.ChunkedArray, list]:
+    """A chunked column of one type with nulls, its chunks possibly sliced."""
+    arrow_type = draw(st.sampled_from(list(TYPES)))
+    chunks, values = [], []
+    for _ in range(draw(st.integers(1, 4))):
+        chunk = draw(st.lists(st.one_of(st.none(), TYPES[arrow_type]), max_size=40))
+        skip = draw(st.integers(0, len(chunk)))
+        chunks.append(pa.array(chunk, arrow_type).slice(skip))
+        values += chunk[skip:]
+    return pa.chunked_array(chunks, arrow_type), values
+
+
+@settings(max_examples=200, deadline=None)
+@given(nullable_columns())
+def test_nullable_numpy_has_the_values_and_where_they_are(case: tuple[pa.ChunkedArray, list]) -> None:
+    column, values = case
+    got, valid = nullable_numpy(column)
+    assert valid.tolist() == [v is not None for v in values]
+    assert got[valid].tolist() == [v for v in values if v is not None]
+    assert not got[~valid].any(), "null slots hold 0 / False"
+
+
+@settings(max_examples=200, deadline=None)
+@given(nullable_columns())
+def test_null_where_adds_nulls_and_keeps_the_rest(case: tuple[pa.ChunkedArray, list]) -> None:
+    column, values = case
+    if column.type == pa.bool_():
+        return  # null_where takes numbers
+    got = null_where(column, lambda numbers: numbers > 0)
+    assert got.to_pylist() == [None if v is None or v > 0 else v for v in values]
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.one_of(st.none(), st.integers(-(2**63), 2**63 - 1)), max_size=30), st.integers(0, 5))
+def test_decimal_units_array_keeps_the_nulls(unscaled: list[int | None], skip: int) -> None:
+    texts = [None if u is None else Decimal(u).scaleb(-3) for u in unscaled]
+    decimal = pa.decimal128(38, 3)
+    column = pa.chunked_array([pa.array(texts[:skip], decimal), pa.array(texts[skip:], decimal)])
+    assert decimal_units_array(column).to_pylist() == unscaled

@@ -7,6 +7,7 @@ its own store; the checks compare the store with independent readings of the fil
 
 from __future__ import annotations
 
+import csv
 from pathlib import Path
 
 import pytest
@@ -17,6 +18,8 @@ from ascend_support import (
     read_db,
     read_kernel_csv,
     snapshot,
+    sqlite_ro,
+    us_to_ns,
 )
 
 import parsers
@@ -156,8 +159,8 @@ def test_text_and_db_exports_agree(text: str, db: str, stores: dict[str, Path]) 
 
 def _dumps_with_steps() -> list[str]:
     found = []
-    for csv in sorted(ASCEND.rglob("step_trace_time.csv")):
-        found.append(csv.parent.parent.relative_to(ASCEND).as_posix())
+    for steps_csv in sorted(ASCEND.rglob("step_trace_time.csv")):
+        found.append(steps_csv.parent.parent.relative_to(ASCEND).as_posix())
     for db in sorted(ASCEND.rglob("analysis.db")):
         dump = db.parent.parent.relative_to(ASCEND).as_posix()
         if dump not in found:
@@ -240,3 +243,35 @@ def test_exact_times_units_and_links(stores: dict[str, Path]) -> None:
     assert framework[0][0] > 100, "kernels link to their framework op through external_id"
     steps = query(store, f"SELECT DISTINCT step FROM slices WHERE trace_id = '{tid}' AND kind = 'kernel'")
     assert steps == [(50,)]
+
+
+def test_pipe_utilization_metrics_are_typed_columns(stores: dict[str, Path]) -> None:
+    """The default PMU set's per-pipe times and ratios are columns (ns, exact), in both exports."""
+    path = ASCEND / "torch_npu_2025_text/level2/rank0_ascend_pt/ASCEND_PROFILER_OUTPUT/kernel_details.csv"
+    with open(path, newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    store = _store_of("torch_npu_2025_text", stores)
+    tid = _trace_id(store, path)
+    got = query(
+        store,
+        f"SELECT sum(aic_mac_ns), sum(aiv_mte3_ns), count(aic_fixpipe_ratio), max(metrics) FROM npu_kernel_metrics"
+        f" WHERE trace_id = '{tid}'",
+    )
+    def total(column: str) -> int:
+        return sum(us_to_ns(r[column]) for r in rows if r[column] != "N/A")
+
+    expected = total("aic_mac_time(us)"), total("aiv_mte3_time(us)")
+    ratios = sum(r["aic_fixpipe_ratio"] != "N/A" for r in rows)
+    assert got == [(*expected, ratios, "{}")], "no column of this file is left for the metrics JSON"
+    db = ASCEND / "torch_npu_2025_db/level2/rank0_ascend_pt/ASCEND_PROFILER_OUTPUT/ascend_pytorch_profiler_0.db"
+    with sqlite_ro(db) as con:
+        pmu = con.execute(
+            "SELECT count(*), sum(p.value) FROM TASK_PMU_INFO p JOIN STRING_IDS s ON s.id = p.name"
+            " WHERE s.value = 'aic_mac_time'"
+        ).fetchone()
+    store = _store_of("torch_npu_2025_db", stores)
+    tid = _trace_id(store, db)
+    count, total = query(
+        store, f"SELECT count(aic_mac_ns), sum(aic_mac_ns) FROM npu_kernel_metrics WHERE trace_id = '{tid}'"
+    )[0]
+    assert count == pmu[0] and abs(total - pmu[1]) <= count  # ns floats in the database, rounded each

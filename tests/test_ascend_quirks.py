@@ -123,11 +123,13 @@ def test_current_header_block_num_device_id_and_tripled_quotes(tmp_path: Path) -
     rows = query(
         store,
         "SELECT device_id, stream, task_id, block_dim, mix_block_dim, hf32_eligible, input_shapes, input_dtypes,"
-        " output_shapes, aicore_ns, aic_total_cycles, metrics FROM npu_kernel_metrics ORDER BY slice_id",
+        " output_shapes, aicore_ns, aic_total_cycles, metrics, model_id, context_id FROM npu_kernel_metrics"
+        " ORDER BY slice_id",
     )
     assert rows[0][:11] == (5, 2, 34486, 40, 20, False, "151936,1024;1,4096;1", "DT_BF16;INT64;INT64",
                             "1,4096,1024", 40296, 2659547)
-    assert json.loads(rows[0][11]) == {"Model ID": 4294967295.0, "Context ID": None}
+    # Model ID 4294967295 is the invalid id, Context ID N/A: both null, and no column is left for the JSON
+    assert (json.loads(rows[0][11]), rows[0][12], rows[0][13]) == ({}, None, None)
     assert rows[1][:5] == (5, None, None, 0, None)
     assert query(store, "SELECT kind, device_id, ts_ns FROM slices ORDER BY ts_ns") == [
         ("kernel", 5, 1764246877077343740), ("comm", 5, 1764246877147674500)

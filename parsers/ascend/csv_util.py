@@ -145,13 +145,7 @@ def read_header(path: Path) -> list[str]:
 def csv_source(paths: list[Path], header: list[str]) -> tuple[str, list[str]]:
     """A `read_csv` table expression over CSV parts sharing `header`, every column VARCHAR,
     and the (deduplicated) column names."""
-    names: list[str] = []
-    for name in header:
-        candidate, n = name or "column", 1
-        while candidate in names:
-            n += 1
-            candidate = f"{name}_{n}"
-        names.append(candidate)
+    names = column_names(header)
     columns = "{" + ", ".join(f"{quote(name)}: 'VARCHAR'" for name in names) + "}"
     files = "[" + ", ".join(quote(p) for p in paths) + "]"
     source = (
@@ -159,6 +153,18 @@ def csv_source(paths: list[Path], header: list[str]) -> tuple[str, list[str]]:
         " null_padding=true, ignore_errors=true, strict_mode=false, parallel=true)"
     )
     return source, names
+
+
+def column_names(header: list[str]) -> list[str]:
+    """The names of a header's columns, made unique (`Name`, `Name_2`) and never empty."""
+    names: list[str] = []
+    for name in header:
+        candidate, n = name or "column", 1
+        while candidate in names:
+            n += 1
+            candidate = f"{name}_{n}"
+        names.append(candidate)
+    return names
 
 
 def load_csvs(con: duckdb.DuckDBPyConnection, paths: list[Path], table: str, header: list[str]) -> list[str]:

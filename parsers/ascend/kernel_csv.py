@@ -1,18 +1,26 @@
 """`kernel_details.csv` (torch_npu) and `op_summary_*.csv` (msprof): one row per device kernel or
 communication op, with its hardware metrics.
 
-The two files share a layout under different header names (torch_npu renames `Op Name` to
-`Name`, `Task Type` to `Accelerator Core`, ...), and headers moved across CANN versions
-(`Block Dim` became `Block Num`, `Device_id` and `OP State` appeared). Columns are found by any
-of their names; the ones without a place in the model go to the `metrics` JSON.
+The rows become `kd`, an Arrow table registered in the staging connection under that name: one row
+per kernel in file order, the columns of `kernel_columns.KERNEL_COLUMNS` (columns the file lacks are
+null), `is_comm`, `slice_id`, and the header's other columns as `metric:<header>` doubles. It is
+read by pyarrow with typed columns (`kernel_arrow`) where the file allows, else by DuckDB with
+every cell converted on its own (`_read_sql`); both give the same rows.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from parsers.arrownp import arrow_array, nullable_numpy, numpy_column
+from parsers.ascend import kernel_arrow
 from parsers.ascend.csv_util import (
     col_or_null,
+    column_names,
     csv_source,
     float_sql,
     ident,
@@ -24,112 +32,83 @@ from parsers.ascend.csv_util import (
     shape_sql,
     text_sql,
 )
+from parsers.ascend.kernel_columns import COMM_CORES, KERNEL_COLUMNS, METRIC_PREFIX, REQUIRED
 from parsers.ascend.staging import Staging
 from parsers.errors import TraceFormatError
+from parsers.model import TABLES
+from parsers.stagetime import timed_stage
 
-COMM_CORES = ("HCCL", "COMMUNICATION")
-
-# model column -> accepted header names, newest first
-ALIASES: dict[str, tuple[str, ...]] = {
-    "step": ("Step Id",),
-    "device_id": ("Device_id",),
-    "task_id": ("Task ID",),
-    "stream": ("Stream ID",),
-    "name": ("Name", "Op Name"),
-    "op_type": ("Type", "OP Type"),
-    "op_state": ("OP State",),
-    "core": ("Accelerator Core", "Task Type"),
-    "start": ("Start Time(us)", "Task Start Time(us)"),
-    "dur": ("Duration(us)", "Task Duration(us)"),
-    "wait": ("Wait Time(us)", "Task Wait Time(us)"),
-    "block_dim": ("Block Num", "Block Dim"),
-    "mix_block_dim": ("Mix Block Num", "Mix Block Dim"),
-    "hf32": ("HF32 Eligible",),
-    "input_shapes": ("Input Shapes",),
-    "input_dtypes": ("Input Data Types",),
-    "input_formats": ("Input Formats",),
-    "output_shapes": ("Output Shapes",),
-    "output_dtypes": ("Output Data Types",),
-    "output_formats": ("Output Formats",),
-    "aicore": ("aicore_time(us)", "aic_total_time(us)"),
-    "aic_total_cycles": ("aic_total_cycles",),
-    "aic_mac_ratio": ("aic_mac_ratio",),
-    "aic_mte2_ratio": ("aic_mte2_ratio",),
-    "aiv": ("aiv_time(us)", "aiv_total_time(us)"),
-    "aiv_total_cycles": ("aiv_total_cycles",),
-    "aiv_vec_ratio": ("aiv_vec_ratio",),
-    "aiv_mte2_ratio": ("aiv_mte2_ratio",),
-    "cube_utilization": ("cube_utilization(%)",),
-}
-REQUIRED = ("name", "start", "dur")
-# `kd` columns holding the header's other (unmodelled) columns, as numbers, until they become JSON
-METRIC_PREFIX = "metric:"
+_HEADERS = {column.name: column.headers for column in KERNEL_COLUMNS}
 
 
-def load_kernels(st: Staging, paths: list[Path]) -> bool:
-    """Read kernel CSV parts into table `kd` (one normalised row per kernel, in file order, so
-    `kd.rowid` is the row's index); False when it has no usable row."""
+def load_kernels(st: Staging, paths: list[Path], first_slice_id: int = 0) -> bool:
+    """Read kernel CSV parts into `kd`, their slice ids counting from `first_slice_id` in file order;
+    False when it has no usable row."""
     header = read_header(paths[0])
-    found = {key: pick(header, *names) for key, names in ALIASES.items()}
-    missing = [ALIASES[key][0] for key in REQUIRED if found[key] is None]
+    found = {key: pick(header, *names) for key, names in _HEADERS.items()}
+    missing = [_HEADERS[key][0] for key in REQUIRED if found[key] is None]
     if missing:
         shown = ", ".join(header[:6]) + (", ..." if len(header) > 6 else "")
         raise TraceFormatError(
             paths[0],
-            f"expected a kernel_details.csv / op_summary header with {', '.join(ALIASES[k][0] for k in REQUIRED)},"
+            f"expected a kernel_details.csv / op_summary header with {', '.join(_HEADERS[k][0] for k in REQUIRED)},"
             f" found columns {shown!r} (missing {', '.join(missing)})",
         )
-    source, columns = csv_source(paths, header)
+    columns = column_names(header)
     used = {c for c in found.values() if c}
     rest = [c for c in columns if c not in used]
-    # The other columns stay numbers in `kd`; `metrics_query` turns them into the JSON at write time,
-    # in parallel with the Parquet encoding (as JSON text in `kd` they would be most of its memory).
-    metric_columns = "".join(f", {json_number_sql(ident(c))} AS {ident(METRIC_PREFIX + c)}" for c in rest)
-    c = {key: col_or_null(col) for key, col in found.items()}
-    core = text_sql(c["core"])
-    st.sql(
-        f"""
-        CREATE TABLE kd AS
-        SELECT {int_sql(c['step'])} AS step,
-               CAST({int_sql(c['device_id'])} AS INTEGER) AS device_id,
-               {int_sql(c['task_id'])} AS task_id,
-               {int_sql(c['stream'])} AS stream,
-               {text_sql(c['name'])} AS name,
-               {text_sql(c['op_type'])} AS op_type,
-               {text_sql(c['op_state'])} AS op_state,
-               {core} AS core,
-               coalesce(upper({core}) IN {COMM_CORES}, false) AS is_comm,
-               {ns_sql(c['start'])} AS ts_ns,
-               {ns_sql(c['dur'], small=True)} AS dur_ns,
-               {ns_sql(c['wait'], small=True)} AS wait_ns,
-               {int_sql(c['block_dim'])} AS block_dim,
-               {int_sql(c['mix_block_dim'])} AS mix_block_dim,
-               CASE upper({text_sql(c['hf32'])}) WHEN 'YES' THEN true WHEN 'NO' THEN false END AS hf32_eligible,
-               {shape_sql(c['input_shapes'])} AS input_shapes,
-               {text_sql(c['input_dtypes'])} AS input_dtypes,
-               {text_sql(c['input_formats'])} AS input_formats,
-               {shape_sql(c['output_shapes'])} AS output_shapes,
-               {text_sql(c['output_dtypes'])} AS output_dtypes,
-               {text_sql(c['output_formats'])} AS output_formats,
-               {ns_sql(c['aicore'], small=True)} AS aicore_ns,
-               {int_sql(c['aic_total_cycles'])} AS aic_total_cycles,
-               {float_sql(c['aic_mac_ratio'])} AS aic_mac_ratio,
-               {float_sql(c['aic_mte2_ratio'])} AS aic_mte2_ratio,
-               {ns_sql(c['aiv'], small=True)} AS aiv_ns,
-               {int_sql(c['aiv_total_cycles'])} AS aiv_total_cycles,
-               {float_sql(c['aiv_vec_ratio'])} AS aiv_vec_ratio,
-               {float_sql(c['aiv_mte2_ratio'])} AS aiv_mte2_ratio,
-               {float_sql(c['cube_utilization'])} AS cube_utilization,
-               NULL::BIGINT AS slice_id{metric_columns}
-        FROM {source}
-        """
-    )
-    bad = int(st.scalar("SELECT count(*) FROM kd WHERE ts_ns IS NULL OR dur_ns IS NULL OR name IS NULL"))
+    with timed_stage(st.timings, "read_kernels"):
+        kd = kernel_arrow.read_kernels(paths, columns, found, rest)
+    if kd is None:
+        with timed_stage(st.timings, "read_kernels_duckdb"):
+            kd = _read_sql(st, paths, header, found, rest)
+    usable = pc.and_(pc.is_valid(kd.column("ts_ns")), pc.is_valid(kd.column("dur_ns")))
+    usable = pc.and_(usable, pc.is_valid(kd.column("name")))
+    bad = kd.num_rows - int(numpy_column(usable).sum()) if kd.num_rows else 0
     if bad:
         st.warnings.append(f"{paths[0].name}: {bad} rows without a usable name, start or duration were skipped")
-        st.sql("DELETE FROM kd WHERE ts_ns IS NULL OR dur_ns IS NULL OR name IS NULL")
-        st.sql("CREATE OR REPLACE TABLE kd AS SELECT * FROM kd")  # dense rowids again
-    return int(st.scalar("SELECT count(*) FROM kd")) > 0
+        kd = kd.filter(usable)
+    ids = arrow_array(np.arange(first_slice_id, first_slice_id + kd.num_rows, dtype=np.int64))
+    st.register("kd", kd.set_column(kd.schema.get_field_index("slice_id"), "slice_id", ids))
+    return kd.num_rows > 0
+
+
+def _read_sql(
+    st: Staging, paths: list[Path], header: list[str], found: dict[str, str | None], rest: list[str]
+) -> pa.Table:
+    """`kd` by DuckDB: every column read as text, then each cell cleaned and converted on its own (a
+    cell that does not convert is null), for the files `kernel_arrow` cannot read as typed."""
+    source, _ = csv_source(paths, header)
+    c = {key: col_or_null(col) for key, col in found.items()}
+    converted = ",\n".join(f"{_convert_sql(column.kind, c[column.name])} AS {column.name}" for column in KERNEL_COLUMNS)
+    core = text_sql(c["core"])
+    # The other columns stay numbers; `metrics_query` turns them into the JSON at write time.
+    metric_columns = "".join(f", {json_number_sql(ident(col))} AS {ident(METRIC_PREFIX + col)}" for col in rest)
+    query = f"""
+        SELECT {converted},
+               coalesce(upper({core}) IN {COMM_CORES}, false) AS is_comm,
+               NULL::BIGINT AS slice_id{metric_columns}
+        FROM {source}
+    """
+    return st.con.sql(query).to_arrow_table()
+
+
+def _convert_sql(kind: str, col: str) -> str:
+    if kind == "int":
+        return int_sql(col)
+    if kind == "int32":
+        return f"CAST({int_sql(col)} AS INTEGER)"
+    if kind == "start":
+        return ns_sql(col)
+    if kind == "ns":
+        return ns_sql(col, small=True)
+    if kind == "ratio":
+        return float_sql(col)
+    if kind == "shape":
+        return shape_sql(col)
+    if kind == "yes_no":
+        return f"CASE upper({text_sql(col)}) WHEN 'YES' THEN true WHEN 'NO' THEN false END"
+    return text_sql(col)
 
 
 def create_empty(st: Staging) -> None:
@@ -141,26 +120,39 @@ def create_empty(st: Staging) -> None:
     )
 
 
+def set_kernel_ids(st: Staging, rows: np.ndarray, slice_ids: np.ndarray, devices: np.ndarray) -> None:
+    """Give the `kd` rows at positions `rows` other slice ids (their timeline events') and, where the
+    row names no device, the device in `devices` (-1: none)."""
+    kd = st.arrow["kd"]
+    ids = numpy_column(kd.column("slice_id")).copy()
+    ids[rows] = slice_ids
+    st.register("kd", kd.set_column(kd.schema.get_field_index("slice_id"), "slice_id", arrow_array(ids)))
+    fallback = np.full(kd.num_rows, -1, dtype=np.int64)
+    fallback[rows] = devices
+    fill_devices(st, fallback)
+
+
+def fill_devices(st: Staging, fallback: np.ndarray | None = None) -> None:
+    """`kd.device_id` where null: `fallback` at that row where it is not -1, else 0."""
+    kd = st.arrow["kd"]
+    column = kd.column("device_id")
+    if not column.null_count:
+        return
+    devices, valid = nullable_numpy(column)
+    if fallback is not None:
+        devices = np.where(~valid & (fallback >= 0), fallback, devices)
+    kd = kd.set_column(kd.schema.get_field_index("device_id"), "device_id", arrow_array(devices.astype(np.int32)))
+    st.register("kd", kd)
+
+
 def metrics_query(st: Staging) -> str:
     """The npu_kernel_metrics rows of `kd`, read straight from it; the `metrics` JSON is built here
     from the `metric:` columns that `load_kernels` kept."""
-    kept = [
-        row[0]
-        for row in st.con.execute(
-            "SELECT column_name FROM duckdb_columns() WHERE table_name = 'kd' AND starts_with(column_name, ?)"
-            " ORDER BY column_index",
-            [METRIC_PREFIX],
-        ).fetchall()
-    ]
+    kept = [name for name in st.arrow["kd"].column_names if name.startswith(METRIC_PREFIX)]
     pairs = ", ".join(f"{ident(name[len(METRIC_PREFIX):])} := {ident(name)}" for name in kept)
     metrics = f"CAST(to_json(struct_pack({pairs})) AS VARCHAR)" if kept else "'{}'"
-    return f"""
-        SELECT slice_id, device_id, step, name, op_type, core, stream, task_id, op_state, block_dim, mix_block_dim,
-               hf32_eligible, input_shapes, input_dtypes, input_formats, output_shapes, output_dtypes, output_formats,
-               wait_ns, aicore_ns, aic_total_cycles, aic_mac_ratio, aic_mte2_ratio, aiv_ns, aiv_total_cycles,
-               aiv_vec_ratio, aiv_mte2_ratio, cube_utilization, {metrics} AS metrics
-        FROM kd
-    """
+    columns = [f.name for f in TABLES["npu_kernel_metrics"]][2:-1]
+    return f"SELECT {', '.join(columns)}, {metrics} AS metrics FROM kd"
 
 
 def kd_slices_sql(device_fallback: str = "0") -> str:

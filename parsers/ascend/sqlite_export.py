@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from parsers.ascend.csv_util import ns_sql
+from parsers.ascend.csv_util import UINT32_MAX, ns_sql
+from parsers.ascend.kernel_columns import KERNEL_COLUMNS
 from parsers.ascend.sqlite_reader import SqliteSource, open_readonly
 from parsers.ascend.staging import Staging
 from parsers.ascend.timeline import task_kind_sql
@@ -122,14 +123,16 @@ _TABLES: dict[str, tuple[str, dict[str, str]]] = {
 }
 
 _PMU_COLUMNS = {
+    # the per-pipe times (ns here, µs in the text export) and ratios of the PipeUtilization set
+    **{
+        column.name: (column.headers[0].removesuffix("(us)"), column.kind == "ns")
+        for column in KERNEL_COLUMNS
+        if column.name.startswith(("aic_", "aiv_")) and column.kind in ("ns", "ratio")
+    },
     "aicore_ns": ("aic_total_time", True),
     "aic_total_cycles": ("aic_total_cycles", True),
-    "aic_mac_ratio": ("aic_mac_ratio", False),
-    "aic_mte2_ratio": ("aic_mte2_ratio", False),
     "aiv_ns": ("aiv_total_time", True),
     "aiv_total_cycles": ("aiv_total_cycles", True),
-    "aiv_vec_ratio": ("aiv_vec_ratio", False),
-    "aiv_mte2_ratio": ("aiv_mte2_ratio", False),
     "cube_utilization": ("cube_utilization", False),
 }
 _API_LEVELS = (
@@ -432,10 +435,9 @@ def _metrics(st: Staging) -> None:
                {_shape('c.inputShapes')} AS input_shapes, {_text('c.inputDataTypes')} AS input_dtypes,
                {_text('c.inputFormats')} AS input_formats, {_shape('c.outputShapes')} AS output_shapes,
                {_text('c.outputDataTypes')} AS output_dtypes, {_text('c.outputFormats')} AS output_formats,
-               w.wait_ns, p.aicore_ns, p.aic_total_cycles, p.aic_mac_ratio, p.aic_mte2_ratio, p.aiv_ns,
-               p.aiv_total_cycles, p.aiv_vec_ratio, p.aiv_mte2_ratio, p.cube_utilization,
-               CAST(json_merge_patch(coalesce(p.rest, '{{}}'),
-                    json_object('Model ID', t.modelId, 'Context ID', t.contextId, 'attrInfo', {_s('c.attrInfo')}))
+               w.wait_ns, {", ".join(f"p.{name}" for name in _PMU_COLUMNS)},
+               NULLIF(t.modelId, {UINT32_MAX}) AS model_id, NULLIF(t.contextId, {UINT32_MAX}) AS context_id,
+               CAST(json_merge_patch(coalesce(p.rest, '{{}}'), json_object('attrInfo', {_s('c.attrInfo')}))
                     AS VARCHAR) AS metrics
         FROM db_cti c LEFT JOIN dtask t USING (globalTaskId) LEFT JOIN pmu p USING (globalTaskId)
         LEFT JOIN waits w ON w.slice_id = t.slice_id

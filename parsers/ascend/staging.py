@@ -37,7 +37,12 @@ STAGING_DDL = {
         output_shapes VARCHAR, output_dtypes VARCHAR, output_formats VARCHAR, wait_ns BIGINT, aicore_ns BIGINT,
         aic_total_cycles BIGINT, aic_mac_ratio DOUBLE, aic_mte2_ratio DOUBLE, aiv_ns BIGINT,
         aiv_total_cycles BIGINT, aiv_vec_ratio DOUBLE, aiv_mte2_ratio DOUBLE, cube_utilization DOUBLE,
-        metrics VARCHAR""",
+        model_id BIGINT, context_id BIGINT, aic_mac_ns BIGINT, aic_scalar_ns BIGINT, aic_scalar_ratio DOUBLE,
+        aic_mte1_ns BIGINT, aic_mte1_ratio DOUBLE, aic_mte2_ns BIGINT, aic_fixpipe_ns BIGINT,
+        aic_fixpipe_ratio DOUBLE, aic_icache_miss_rate DOUBLE, aiv_vec_ns BIGINT, aiv_mac_ns BIGINT,
+        aiv_mac_ratio DOUBLE, aiv_scalar_ns BIGINT, aiv_scalar_ratio DOUBLE, aiv_mte1_ns BIGINT,
+        aiv_mte1_ratio DOUBLE, aiv_mte2_ns BIGINT, aiv_mte3_ns BIGINT, aiv_mte3_ratio DOUBLE,
+        aiv_icache_miss_rate DOUBLE, metrics VARCHAR""",
     "st_memory": """ts_ns BIGINT, device_type VARCHAR, device_id INTEGER, addr BIGINT, bytes BIGINT,
         total_allocated BIGINT, total_reserved BIGINT, pid VARCHAR, tid VARCHAR""",
     "st_counters": "ts_ns BIGINT, pid VARCHAR, name VARCHAR, series VARCHAR, value DOUBLE",
@@ -80,8 +85,11 @@ class Staging:
         self.scratch = scratch
         self.warnings: list[str] = []
         self.event_count = 0
+        self.timings: dict[str, float] = {}  # stages timed outside `sql`
         # Where npu_kernel_metrics comes from when not st_metrics (the kernel CSV, read in place).
         self.metrics_query: str | None = None
+        # Arrow tables queried by name (`register`): the kernel table.
+        self.arrow: dict[str, pa.Table] = {}
         for table, columns in STAGING_DDL.items():
             self.con.execute(f"CREATE TABLE {table} ({columns})")
 
@@ -113,6 +121,13 @@ class Staging:
         finally:
             self.con.unregister("arrow_in")
 
+    def register(self, name: str, table: pa.Table) -> None:
+        """Make `table` queryable as `name`, in place of what had that name (read, not copied)."""
+        if name in self.arrow:
+            self.con.unregister(name)
+        self.con.register(name, table)
+        self.arrow[name] = table
+
     def add_metadata(self, rows: list[tuple]) -> None:
         """Append (kind, pid, tid, key, value) rows."""
         if rows:
@@ -125,6 +140,7 @@ class Staging:
         rank = int(info["rank"])
         info["slice_count"] = int(self.scalar("SELECT count(*) FROM st_slices"))
         info.setdefault("event_count", self.event_count)
+        info.setdefault("timings", {}).update(self.timings)
         slices = f"""
             SELECT s.*, n.depth, n.parent_id, n.overlaps_parent, n.self_ns, {GROUP_SQL} AS slice_group
             FROM st_slices s JOIN nested n USING (slice_id)
@@ -144,7 +160,14 @@ class Staging:
         # write 1 M of them in 2.7 s instead of 3.4 s under the same memory budget. Their order does
         # not matter (they are joined on slice_id), and an unordered write is faster.
         tables["npu_kernel_metrics"] = DuckDBSource(
-            TABLES["npu_kernel_metrics"], self.con, metrics, trace_id, rank, row_group_rows=30_720, keep_order=False
+            TABLES["npu_kernel_metrics"],
+            self.con,
+            metrics,
+            trace_id,
+            rank,
+            row_group_rows=30_720,
+            keep_order=False,
+            arrow=dict(self.arrow),
         )
         group_rows = row_group_rows(info["slice_count"])
 

@@ -22,20 +22,22 @@ _DEVICE_ROLES = "('task', 'comm', 'hccl_task', 'device_other')"
 def parse_text(st: Staging, sources: Sources) -> None:
     """Fill the staging tables from the text files of a unit."""
     has_timeline = bool(sources.timelines)
+    base = 0  # slice ids of kernel rows without a timeline event count from here
     if has_timeline:
         load_timelines(st, sources.timelines)
+        base = int(st.scalar("SELECT coalesce(max(eid), -1) + 1 FROM ev"))
     if sources.kernels:
         try:
-            kernel_csv.load_kernels(st, sources.kernels)
+            kernel_csv.load_kernels(st, sources.kernels, base)
         except TraceFormatError as exc:
             if not (has_timeline or sources.files):
                 raise
             st.warnings.append(f"{sources.kernels[0].name}: {exc.problem}; kernels taken from the timeline only")
-    kernel_table = _exists(st, "kd")
+    kernel_table = "kd" in st.arrow
     if has_timeline:
-        _timeline_slices(st, kernel_table)
+        _timeline_slices(st, kernel_table, base)
     elif kernel_table:
-        st.sql("UPDATE kd SET slice_id = rowid, device_id = coalesce(device_id, 0)")
+        kernel_csv.fill_devices(st)
         st.sql(f"INSERT INTO st_slices BY NAME {kernel_csv.kd_slices_sql()} FROM kd")
         if paths := sources.files.get("task_time"):
             msprof_csv.task_time(st, paths)
@@ -45,17 +47,14 @@ def parse_text(st: Staging, sources: Sources) -> None:
     parse_side_files(st, sources, has_timeline)
 
 
-def _exists(st: Staging, table: str) -> bool:
-    return bool(st.scalar(f"SELECT count(*) FROM duckdb_tables() WHERE table_name = '{table}'"))
-
-
-def _timeline_slices(st: Staging, kernel_table: bool) -> None:
+def _timeline_slices(st: Staging, kernel_table: bool, base: int) -> None:
     if kernel_table:
+        # Each kernel row (`kd` row i has slice id base + i until matched) to its timeline event.
         st.sql(
             f"""
             CREATE TABLE kd_match AS
             WITH cand AS (
-              SELECT k.rowid AS row_idx, x.eid, abs(k.ts_ns - x.ts_ns) AS d
+              SELECT k.slice_id - {base} AS row_idx, x.eid, abs(k.ts_ns - x.ts_ns) AS d
               FROM kd k ASOF LEFT JOIN
                    (SELECT eid, name, ts_ns FROM xe WHERE role IN ('task', 'comm')) x
                 ON k.name = x.name AND k.ts_ns + {MATCH_TOLERANCE_NS} >= x.ts_ns
@@ -64,17 +63,14 @@ def _timeline_slices(st: Staging, kernel_table: bool) -> None:
             QUALIFY row_number() OVER (PARTITION BY eid ORDER BY d, row_idx) = 1
             """
         )
-        base = int(st.scalar("SELECT coalesce(max(eid), -1) + 1 FROM ev"))
-        st.sql(
-            """UPDATE kd SET slice_id = m.eid, device_id = coalesce(kd.device_id, x.device_id, 0)
-               FROM kd_match m JOIN xe x ON x.eid = m.eid WHERE kd.rowid = m.row_idx"""
-        )
-        st.sql(f"UPDATE kd SET slice_id = {base} + rowid, device_id = coalesce(device_id, 0) WHERE slice_id IS NULL")
-        unmatched = int(st.scalar(f"SELECT count(*) FROM kd WHERE slice_id >= {base}"))
+        matched = st.con.sql(
+            "SELECT m.row_idx, m.eid, coalesce(x.device_id, -1) AS device_id FROM kd_match m JOIN xe x ON x.eid = m.eid"
+        ).fetchnumpy()
+        kernel_csv.set_kernel_ids(st, matched["row_idx"], matched["eid"], matched["device_id"])
+        unmatched = st.arrow["kd"].num_rows - len(matched["row_idx"])
         if unmatched:
             st.warnings.append(f"{unmatched} kernel rows have no event in the timeline (kept, without flows)")
     else:
-        base = 0
         kernel_csv.create_empty(st)
     # Communication sub-tasks on `Plane N` threads are the hardware tasks again: merge their details.
     st.sql(

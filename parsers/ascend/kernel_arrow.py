@@ -1,0 +1,131 @@
+"""The fast reader of kernel CSVs: pyarrow's CSV reader with a type for every column.
+
+`kernel_csv.load_kernels` reads a kernel table here first. Every cell must then fit its column's
+type as written: integers, µs times with at most 3 decimals (whole ns, so no rounding), numbers in
+the metric columns, `N/A` or empty for missing. The torch_npu and msprof files seen so far all do.
+A file that does not (a sub-ns time, text in a number column, a short row) makes `read_kernels`
+return None, and the file is read again by DuckDB's tolerant path, whose every-column-as-text
+conversions give the same `kd` rows for the files both can read.
+
+Text columns come as dictionaries, so cleaning them (quotes around shapes, upper-casing the core)
+touches each distinct value once.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pa_csv
+
+from parsers.arrownp import (
+    POOL,
+    arrow_array,
+    decimal_units_array,
+    null_where,
+    nullable_numpy,
+    numpy_column,
+    python_array,
+)
+from parsers.ascend.csv_util import UINT32_MAX
+from parsers.ascend.kernel_columns import COMM_CORES, KERNEL_COLUMNS, METRIC_PREFIX
+
+_TEXT = pa.dictionary(pa.int32(), pa.string())
+_US = pa.decimal128(18, 3)  # µs to the ns
+_START = pa.decimal128(38, 3)  # absolute µs: 16 integer digits and more
+_STRIP = ' \t\r\n"'
+_READ_AS = {"int": pa.int64(), "int32": pa.int64(), "ns": _US, "ratio": pa.float64(), "start": pa.string()}
+_NULLS = {"int32": pa.int32(), "ratio": pa.float64(), "yes_no": pa.bool_(), "text": _TEXT, "shape": _TEXT}
+
+
+def read_kernels(
+    paths: list[Path], names: list[str], found: dict[str, str | None], metrics: list[str]
+) -> pa.Table | None:
+    """The `kd` table of kernel CSV parts with columns `names` (`found`: `kd` column -> header
+    column), `metrics` as `metric:<name>` doubles; None when a cell does not fit its type."""
+    types: dict[str, pa.DataType] = dict.fromkeys(names, pa.string())
+    for column in KERNEL_COLUMNS:
+        if header := found.get(column.name):
+            types[header] = _READ_AS.get(column.kind, _TEXT)
+    types.update(dict.fromkeys(metrics, pa.float64()))
+    try:
+        raw = pa.concat_tables(_read(path, names, types) for path in paths)
+        return _kd(raw, found, metrics)
+    except (pa.ArrowInvalid, ValueError):
+        return None
+
+
+def _read(path: Path, names: list[str], types: dict[str, pa.DataType]) -> pa.Table:
+    return pa_csv.read_csv(
+        path,
+        read_options=pa_csv.ReadOptions(column_names=names, skip_rows=1, block_size=4 << 20),
+        parse_options=pa_csv.ParseOptions(delimiter=",", quote_char='"', double_quote=True, newlines_in_values=False),
+        convert_options=pa_csv.ConvertOptions(
+            column_types=types,
+            null_values=["N/A", ""],
+            strings_can_be_null=True,
+            quoted_strings_can_be_null=True,
+        ),
+        memory_pool=POOL,
+    )
+
+
+def _kd(raw: pa.Table, found: dict[str, str | None], metrics: list[str]) -> pa.Table:
+    rows = raw.num_rows
+    kd: dict[str, pa.Array | pa.ChunkedArray] = {}
+    for column in KERNEL_COLUMNS:
+        header = found.get(column.name)
+        kd[column.name] = _convert(column.kind, raw.column(header) if header else None, rows)
+    kd["is_comm"] = _is_comm(kd["core"])
+    kd["slice_id"] = pa.nulls(rows, pa.int64())
+    for name in metrics:  # a JSON number later: finite, else null
+        kd[METRIC_PREFIX + name] = null_where(raw.column(name), lambda numbers: ~np.isfinite(numbers))
+    return pa.table(kd)
+
+
+def _convert(kind: str, values: pa.ChunkedArray | None, rows: int) -> pa.Array | pa.ChunkedArray:
+    """One column of `kd` from its column as read (None: the file lacks it)."""
+    if values is None:
+        return pa.nulls(rows, _NULLS.get(kind, pa.int64()))
+    if kind in ("int", "int32"):
+        numbers = null_where(values, lambda numbers: numbers == UINT32_MAX)
+        return numbers.cast(pa.int32()) if kind == "int32" else numbers
+    if kind == "start":
+        return decimal_units_array(pc.cast(pc.utf8_trim(values, _STRIP), _START))
+    if kind == "ns":
+        return decimal_units_array(values)
+    if kind == "shape":
+        return _map_dictionary(values, _trimmed_shapes, pa.string())
+    if kind == "yes_no":
+        return _map_dictionary(values, _yes_no, pa.bool_())
+    return values  # ratio, text: as read
+
+
+def _map_dictionary(values: pa.ChunkedArray | pa.Array, mapping, out_type: pa.DataType) -> pa.ChunkedArray:
+    """`mapping` (Arrow array to Arrow array of `out_type`) applied to each chunk's dictionary, then
+    taken by the chunk's indices: work per distinct value, not per row."""
+    chunks = values.chunks if isinstance(values, pa.ChunkedArray) else [values]
+    return pa.chunked_array([mapping(chunk.dictionary).take(chunk.indices) for chunk in chunks], type=out_type)
+
+
+def _trimmed_shapes(dictionary: pa.Array) -> pa.Array:
+    trimmed = pc.utf8_trim(dictionary, '"')
+    missing = pc.is_in(trimmed, value_set=python_array(["N/A", ""], pa.string()))
+    return pc.if_else(missing, pa.nulls(len(trimmed), pa.string()), trimmed)
+
+
+def _yes_no(dictionary: pa.Array) -> pa.Array:
+    upper = pc.utf8_upper(dictionary)
+    yes = pc.is_in(upper, value_set=python_array(["YES"], pa.string()))
+    no = pc.is_in(upper, value_set=python_array(["NO"], pa.string()))
+    return arrow_array(numpy_column(yes), ~(numpy_column(yes) | numpy_column(no)))
+
+
+def _is_comm(core: pa.ChunkedArray | pa.Array) -> pa.Array:
+    def comm(dictionary: pa.Array) -> pa.Array:
+        return pc.is_in(pc.utf8_upper(dictionary), value_set=python_array(list(COMM_CORES), pa.string()))
+
+    flags, _ = nullable_numpy(_map_dictionary(core, comm, pa.bool_()))  # null core: not communication
+    return arrow_array(flags)
