@@ -13,6 +13,8 @@ touches each distinct value once.
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -30,7 +32,7 @@ from parsers.arrownp import (
     python_array,
 )
 from parsers.ascend.csv_util import UINT32_MAX
-from parsers.ascend.kernel_columns import COMM_CORES, KERNEL_COLUMNS, METRIC_PREFIX
+from parsers.ascend.kernel_columns import COMM_CORES, KERNEL_COLUMNS, METRIC_PREFIX, KernelColumn
 
 _TEXT = pa.dictionary(pa.int32(), pa.string())
 _US = pa.decimal128(18, 3)  # µs to the ns
@@ -74,10 +76,14 @@ def _read(path: Path, names: list[str], types: dict[str, pa.DataType]) -> pa.Tab
 
 def _kd(raw: pa.Table, found: dict[str, str | None], metrics: list[str]) -> pa.Table:
     rows = raw.num_rows
-    kd: dict[str, pa.Array | pa.ChunkedArray] = {}
-    for column in KERNEL_COLUMNS:
+
+    def convert(column: KernelColumn) -> pa.Array | pa.ChunkedArray:
         header = found.get(column.name)
-        kd[column.name] = _convert(column.kind, raw.column(header) if header else None, rows)
+        return _convert(column.kind, raw.column(header) if header else None, rows)
+
+    # Columns convert independently, mostly in numpy and Arrow kernels that release the GIL.
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+        kd = dict(zip([c.name for c in KERNEL_COLUMNS], pool.map(convert, KERNEL_COLUMNS), strict=True))
     kd["is_comm"] = _is_comm(kd["core"])
     kd["slice_id"] = pa.nulls(rows, pa.int64())
     for name in metrics:  # a JSON number later: finite, else null

@@ -38,7 +38,7 @@ def parse_text(st: Staging, sources: Sources) -> None:
         _timeline_slices(st, kernel_table, base)
     elif kernel_table:
         kernel_csv.fill_devices(st)
-        st.sql(f"INSERT INTO st_slices BY NAME {kernel_csv.kd_slices_sql()} FROM kd")
+        st.add_device_slices(st.con.sql(f"{kernel_csv.kd_slices_sql()} FROM kd").to_arrow_table())
         if paths := sources.files.get("task_time"):
             msprof_csv.task_time(st, paths)
     if kernel_table:
