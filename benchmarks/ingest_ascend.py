@@ -17,8 +17,10 @@ One run of this script:
 2. measures, each in its own child process (peak RSS = that process's ``ru_maxrss``), with the
    page cache warm:
 
-   * ``floor``: DuckDB's CSV reader alone, with the reader settings traceview uses (every column
-     as text), reading ``kernel_details.csv`` into a table: no parsing of values, no store;
+   * ``floor``: pyarrow's CSV reader alone, reading ``kernel_details.csv`` with the column types
+     traceview reads it with (``kernel_arrow.read_typed``): no cleaning of values, no store;
+   * ``floor-duckdb``: DuckDB's CSV reader alone with every column as text, the reader of the files
+     pyarrow refuses (and of every file before pyarrow's);
    * ``csv``: ``traceview.store.ingest([kernel_details.csv])`` -- the CSV path alone;
    * ``dump``: ``traceview.store.ingest([bench_rank0_ascend_pt])`` -- CSV and timeline together;
 
@@ -193,14 +195,22 @@ print(json.dumps({"wall_s": wall, "cpu_s": cpu, "peak_rss_mb": rss, "kinds": kin
 _FLOOR_CHILD = """
 import json, resource, sys, time
 from pathlib import Path
-import duckdb
-from parsers.ascend.csv_util import csv_source, read_header
-path = Path(sys.argv[1])
-source, _ = csv_source([path], read_header(path))
-con = duckdb.connect()
+path, reader = Path(sys.argv[1]), sys.argv[2]
+if reader == "pyarrow":
+    from parsers.ascend import kernel_arrow
+    from parsers.ascend.kernel_csv import kernel_header
+    _, names, found, rest = kernel_header(path)
+    types = kernel_arrow.column_types(names, found, rest)
+    read = lambda: kernel_arrow.read_typed([path], names, types)
+else:
+    import duckdb
+    from parsers.ascend.csv_util import csv_source, read_header
+    source, _ = csv_source([path], read_header(path))
+    con = duckdb.connect()
+    read = lambda: con.execute(f"CREATE TABLE raw AS SELECT * FROM {source}")
 before = resource.getrusage(resource.RUSAGE_SELF)
 start = time.perf_counter()
-con.execute(f"CREATE TABLE raw AS SELECT * FROM {source}")
+read()
 wall = time.perf_counter() - start
 usage = resource.getrusage(resource.RUSAGE_SELF)
 cpu = usage.ru_utime + usage.ru_stime - before.ru_utime - before.ru_stime
@@ -208,10 +218,15 @@ print(json.dumps({"wall_s": wall, "cpu_s": cpu, "peak_rss_mb": usage.ru_maxrss /
 """
 
 
-def measure_floor(source: Path) -> dict:
-    """DuckDB's CSV reader alone on `source` (traceview's reader settings), in a child process."""
+def measure_floor(source: Path, reader: str) -> dict:
+    """A CSV reader alone on `source`, in a child process: `pyarrow` with the column types traceview
+    reads the file with, or `duckdb` with every column as text (the reader for files pyarrow refuses)."""
     result = subprocess.run(
-        [sys.executable, "-c", _FLOOR_CHILD, str(source)], cwd=REPO, capture_output=True, text=True, check=False
+        [sys.executable, "-c", _FLOOR_CHILD, str(source), reader],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     if result.returncode != 0:
         raise SystemExit(f"the reader floor on {source} failed:\n{result.stderr[-3000:]}")
@@ -241,7 +256,8 @@ def main() -> None:
     dump = root / "bench_rank0_ascend_pt"
     csv_path = dump / "ASCEND_PROFILER_OUTPUT" / "kernel_details.csv"
     runs = {
-        "floor": measure_floor(csv_path),
+        "floor": measure_floor(csv_path, "pyarrow"),
+        "floor-duckdb": measure_floor(csv_path, "duckdb"),
         "csv": measure(csv_path, root / "store-csv"),
         "dump": measure(dump, root / "store-dump"),
     }
@@ -255,14 +271,14 @@ def main() -> None:
         f" {os.cpu_count()} CPUs, load average {load:.1f} (other work on the machine slows the wall times)"
     )
     columns = ("wall s", 8), ("rows/s", 12), ("MB/s", 8), ("CPU s", 7), ("rows/CPU-s", 11), ("peak RSS MB", 12)
-    print(f"{'run':<6} " + " ".join(f"{name:>{width}}" for name, width in columns) + "  exact")
+    print(f"{'run':<12} " + " ".join(f"{name:>{width}}" for name, width in columns) + "  exact")
     for name, run in runs.items():
         size = meta["csv_bytes"] + (meta["json_bytes"] if name == "dump" else 0)
         rate = meta["rows"] / run["wall_s"]
         kernels = run["kinds"].get("kernel", [0, 0])
         comms = run["kinds"].get("comm", [0, 0])
-        exact = None  # the floor writes no store
-        if name != "floor":
+        exact = None  # the floors write no store
+        if not name.startswith("floor"):
             exact = kernels == [meta["kernel_rows"], meta["kernel_dur_ns"]] and comms == [
                 meta["comm_rows"],
                 meta["comm_dur_ns"],
@@ -270,7 +286,7 @@ def main() -> None:
             ok &= exact
         report["runs"][name] = {**run, "rows_per_s": rate, "mb_per_s": size / 1e6 / run["wall_s"], "exact": exact}
         print(
-            f"{name:<6} {run['wall_s']:>8.2f} {rate:>12,.0f} {size / 1e6 / run['wall_s']:>8.1f}"
+            f"{name:<12} {run['wall_s']:>8.2f} {rate:>12,.0f} {size / 1e6 / run['wall_s']:>8.1f}"
             f" {run['cpu_s']:>7.1f} {meta['rows'] / run['cpu_s']:>11,.0f}"
             f" {run['peak_rss_mb']:>12.0f}  {'-' if exact is None else 'yes' if exact else 'NO'}"
         )
@@ -278,10 +294,10 @@ def main() -> None:
     floor_share = csv_run["rows_per_s"] / report["runs"]["floor"]["rows_per_s"]
     report["csv_over_floor"] = floor_share
     print(
-        f"csv ingest at {floor_share:.0%} of the reader floor's rate; the floor itself reads"
-        f" {report['runs']['floor']['rows_per_s']:,.0f} rows/s"
+        f"csv ingest at {floor_share:.0%} of the reader floor's rate (pyarrow's typed read alone:"
+        f" {report['runs']['floor']['rows_per_s']:,.0f} rows/s)"
     )
-    stores = [r for name, r in report["runs"].items() if name != "floor"]
+    stores = [r for name, r in report["runs"].items() if not name.startswith("floor")]
     targets = {
         "csv_rows_per_s >= 500000": csv_run["rows_per_s"] >= TARGET_ROWS_PER_S,
         "peak_rss_mb < 2048 (both runs)": all(r["peak_rss_mb"] < TARGET_RSS_MB for r in stores),

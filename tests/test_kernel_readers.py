@@ -18,8 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from parsers.ascend import kernel_arrow
-from parsers.ascend.csv_util import column_names, pick, read_header
-from parsers.ascend.kernel_csv import _HEADERS, _read_sql
+from parsers.ascend.kernel_csv import _read_sql, kernel_header
 from parsers.ascend.staging import Staging
 
 CORPUS_KERNEL_CSVS = sorted([*ASCEND.rglob("kernel_details*.csv"), *ASCEND.rglob("op_summary*.csv")])
@@ -32,10 +31,7 @@ HEADER = (
 
 
 def _both(path: Path, scratch: Path) -> tuple[pa.Table | None, pa.Table]:
-    header = read_header(path)
-    found = {key: pick(header, *names) for key, names in _HEADERS.items()}
-    names = column_names(header)
-    rest = [c for c in names if c not in set(found.values())]
+    header, names, found, rest = kernel_header(path)
     fast = kernel_arrow.read_kernels([path], names, found, rest)
     staging = Staging(scratch, path.stat().st_size, threads=1)
     try:
@@ -120,10 +116,8 @@ def test_the_typed_reader_does_not_import_pandas() -> None:
     path = next(p for p in CORPUS_KERNEL_CSVS if p.parts[-4] == "level2")
     code = (
         "import sys; from pathlib import Path; from parsers.ascend import kernel_arrow;"
-        "from parsers.ascend.kernel_csv import _HEADERS; from parsers.ascend.csv_util import read_header, pick,"
-        " column_names;"
-        f"p = Path({str(path)!r}); h = read_header(p); f = {{k: pick(h, *n) for k, n in _HEADERS.items()}};"
-        "n = column_names(h); r = [c for c in n if c not in set(f.values())];"
+        "from parsers.ascend.kernel_csv import kernel_header;"
+        f"p = Path({str(path)!r}); _, n, f, r = kernel_header(p);"
         "assert kernel_arrow.read_kernels([p], n, f, r) is not None; print('pandas' in sys.modules)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

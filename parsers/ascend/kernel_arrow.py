@@ -47,16 +47,25 @@ def read_kernels(
 ) -> pa.Table | None:
     """The `kd` table of kernel CSV parts with columns `names` (`found`: `kd` column -> header
     column), `metrics` as `metric:<name>` doubles; None when a cell does not fit its type."""
+    try:
+        return _kd(read_typed(paths, names, column_types(names, found, metrics)), found, metrics)
+    except (pa.ArrowInvalid, ValueError):
+        return None
+
+
+def column_types(names: list[str], found: dict[str, str | None], metrics: list[str]) -> dict[str, pa.DataType]:
+    """The type each column is read as (ArrowInvalid from the reader where a cell does not fit)."""
     types: dict[str, pa.DataType] = dict.fromkeys(names, pa.string())
     for column in KERNEL_COLUMNS:
         if header := found.get(column.name):
             types[header] = _READ_AS.get(column.kind, _TEXT)
     types.update(dict.fromkeys(metrics, pa.float64()))
-    try:
-        raw = pa.concat_tables(_read(path, names, types) for path in paths)
-        return _kd(raw, found, metrics)
-    except (pa.ArrowInvalid, ValueError):
-        return None
+    return types
+
+
+def read_typed(paths: list[Path], names: list[str], types: dict[str, pa.DataType]) -> pa.Table:
+    """The CSV parts as read, each column as `types` says, before any cleaning."""
+    return pa.concat_tables(_read(path, names, types) for path in paths)
 
 
 def _read(path: Path, names: list[str], types: dict[str, pa.DataType]) -> pa.Table:

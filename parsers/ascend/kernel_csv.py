@@ -44,19 +44,7 @@ _HEADERS = {column.name: column.headers for column in KERNEL_COLUMNS}
 def load_kernels(st: Staging, paths: list[Path], first_slice_id: int = 0) -> bool:
     """Read kernel CSV parts into `kd`, their slice ids counting from `first_slice_id` in file order;
     False when it has no usable row."""
-    header = read_header(paths[0])
-    found = {key: pick(header, *names) for key, names in _HEADERS.items()}
-    missing = [_HEADERS[key][0] for key in REQUIRED if found[key] is None]
-    if missing:
-        shown = ", ".join(header[:6]) + (", ..." if len(header) > 6 else "")
-        raise TraceFormatError(
-            paths[0],
-            f"expected a kernel_details.csv / op_summary header with {', '.join(_HEADERS[k][0] for k in REQUIRED)},"
-            f" found columns {shown!r} (missing {', '.join(missing)})",
-        )
-    columns = column_names(header)
-    used = {c for c in found.values() if c}
-    rest = [c for c in columns if c not in used]
+    header, columns, found, rest = kernel_header(paths[0])
     with timed_stage(st.timings, "read_kernels"):
         kd = kernel_arrow.read_kernels(paths, columns, found, rest)
     if kd is None:
@@ -71,6 +59,24 @@ def load_kernels(st: Staging, paths: list[Path], first_slice_id: int = 0) -> boo
     ids = arrow_array(np.arange(first_slice_id, first_slice_id + kd.num_rows, dtype=np.int64))
     st.register("kd", kd.set_column(kd.schema.get_field_index("slice_id"), "slice_id", ids))
     return kd.num_rows > 0
+
+
+def kernel_header(path: Path) -> tuple[list[str], list[str], dict[str, str | None], list[str]]:
+    """A kernel CSV's header, its column names made unique, the header column of each `kd` column
+    (None where missing) and the other columns; TraceFormatError without name, start or duration."""
+    header = read_header(path)
+    found = {key: pick(header, *names) for key, names in _HEADERS.items()}
+    missing = [_HEADERS[key][0] for key in REQUIRED if found[key] is None]
+    if missing:
+        shown = ", ".join(header[:6]) + (", ..." if len(header) > 6 else "")
+        raise TraceFormatError(
+            path,
+            f"expected a kernel_details.csv / op_summary header with {', '.join(_HEADERS[k][0] for k in REQUIRED)},"
+            f" found columns {shown!r} (missing {', '.join(missing)})",
+        )
+    columns = column_names(header)
+    used = {c for c in found.values() if c}
+    return header, columns, found, [c for c in columns if c not in used]
 
 
 def _read_sql(
