@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from decimal import Decimal
 
 import duckdb
 import numpy as np
 import pyarrow as pa
 import pytest
+from fresh_python import fresh_python
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -76,8 +75,7 @@ def test_numpy_column_does_not_import_pandas() -> None:
         "t = duckdb.sql('SELECT range::BIGINT AS a, range % 2 = 0 AS b FROM range(5)').to_arrow_table();"
         "numpy_column(t.column('a')); numpy_column(t.column('b')); print('pandas' in sys.modules)"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "False"
+    assert fresh_python(code) == "False"
 
 
 def test_numpy_column_dtype() -> None:
@@ -196,8 +194,7 @@ def test_sqlite_and_begin_end_ingests_do_not_import_pandas(tmp_path) -> None:
         f"r = ingest([Path({str(trace)!r})], Path({str(tmp_path / 's')!r}));"
         "print(rows, r.warnings, 'pandas' in sys.modules)"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "[(1, 2.5, 'x'), (None, None, None)] [] False"
+    assert fresh_python(code) == "[(1, 2.5, 'x'), (None, None, None)] [] False"
 
 
 def test_small_pages_turns_numpys_huge_page_advice_off_and_back() -> None:

@@ -7,13 +7,12 @@ Fixtures follow the current torch_npu `kernel_details.csv` header (PTA-DOC Table
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pyarrow as pa
 import pytest
 from ascend_support import ASCEND
+from fresh_python import fresh_python
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -120,5 +119,4 @@ def test_the_typed_reader_does_not_import_pandas() -> None:
         f"p = Path({str(path)!r}); _, n, f, r = kernel_header(p);"
         "assert kernel_arrow.read_kernels([p], n, f, r) is not None; print('pandas' in sys.modules)"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "False"
+    assert fresh_python(code) == "False"
