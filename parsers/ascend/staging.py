@@ -199,8 +199,30 @@ class Staging:
             rows = self.cursor().sql(slices).to_arrow_reader(group_rows)
             return row_groups(rows, "slice_group", group_rows)
 
-        tables["slices"] = RowGroupSource(TABLES["slices"], slice_row_groups, trace_id, rank, free_text=("args",))
+        arrow_only = self._device_slices_in_order()
+        tables["slices"] = RowGroupSource(
+            TABLES["slices"],
+            (lambda: _cut(arrow_only, group_rows)) if arrow_only is not None else slice_row_groups,
+            trace_id,
+            rank,
+            free_text=("args",),
+        )
         return ParsedTrace(info=info, tables=tables, warnings=self.warnings, _closers=[self.con.close])
+
+    def _device_slices_in_order(self) -> pa.Table | None:
+        """The slices with their nesting, straight from Arrow, when they are all device slices given
+        as Arrow (one group, the first) in slice_id order and nested in that order; else None, and
+        DuckDB joins and sorts them."""
+        device = self.arrow.get("device_slices")
+        if device is None or self.scalar("SELECT count(*) FROM st_slices"):
+            return None
+        ids = numpy_column(device.column("slice_id"))
+        if not (np.array_equal(ids, numpy_column(self.nested.column("slice_id"))) and np.all(ids[1:] > ids[:-1])):
+            return None
+        table = device
+        for name in self.nested.column_names[1:]:
+            table = table.append_column(name, self.nested.column(name))
+        return table
 
     def _drop_scratch_tables(self) -> None:
         # The sources' own tables (the timeline's events, matches, ...) are not read from here on:
@@ -253,6 +275,13 @@ class Staging:
         track = numpy_column(table.column("track")).astype(np.uint64).view(np.int64)
         ts, dur = numpy_column(table.column("ts_ns")), numpy_column(table.column("dur_ns"))
         result = nest(track, ts, dur, slice_id, workers=self.threads)
-        self.con.register("nested_arrow", pa.table(result.columns(slice_id)))
+        self.nested = pa.table(result.columns(slice_id))
+        self.con.register("nested_arrow", self.nested)
         self.sql("CREATE TABLE nested AS SELECT * FROM nested_arrow")
         self.con.unregister("nested_arrow")
+
+
+def _cut(table: pa.Table, rows: int) -> Iterator[pa.Table]:
+    """`table` in pieces of `rows` rows, one per Parquet row group."""
+    for start in range(0, table.num_rows, rows):
+        yield table.slice(start, rows)
