@@ -40,6 +40,11 @@ class TableSource(Protocol):
         ...
 
 
+# A source may also have `background = True`: the store then writes it on another thread, beside
+# the other tables (for a write that leaves a core idle next to the others, e.g. DuckDB's COPY of a
+# wide table beside pyarrow's single-threaded slices write).
+
+
 @dataclass
 class ArrowSource:
     """A table given as Arrow data (a Table, or a function returning a reader)."""
@@ -83,6 +88,8 @@ class DuckDBSource:
     keep_order: bool = True
     # Arrow tables the query reads by name (registered views do not carry over to a new cursor).
     arrow: dict[str, pa.Table] = field(default_factory=dict)
+    # Written by the store on a thread beside the other tables (see TableSource).
+    background: bool = False
 
     def _cursor(self) -> duckdb.DuckDBPyConnection:
         cursor = self.con.cursor()

@@ -254,13 +254,22 @@ def _write_parsed(
     path: Path, fmt: str, parsed: parsers.ParsedTrace, staging: Path, trace_id: str, digest: Future[str]
 ) -> dict:
     info = parsed.info
-    rows: dict[str, int] = {}
-    for table, schema in TABLES.items():
-        if table == "traces":
-            continue
-        source = parsed.tables.get(table) or ArrowSource(schema, empty_table(schema))
-        with timed_stage(parsed.info.setdefault("timings", {}), f"write_{table}"):
-            rows[table] = source.write_parquet(staging / table / f"part-{trace_id}.parquet")
+    timings = info.setdefault("timings", {})
+    sources = {
+        table: parsed.tables.get(table) or ArrowSource(schema, empty_table(schema))
+        for table, schema in TABLES.items()
+        if table != "traces"
+    }
+
+    def write(table: str) -> int:
+        with timed_stage(timings, f"write_{table}"):
+            return sources[table].write_parquet(staging / table / f"part-{trace_id}.parquet")
+
+    # A source marked `background` is written on a thread of its own while the others are written here.
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pending = {table: pool.submit(write, table) for table, s in sources.items() if getattr(s, "background", False)}
+        rows = {table: write(table) for table in sources if table not in pending}
+        rows.update({table: future.result() for table, future in pending.items()})
     traces = _traces_row(trace_id, path, info, parsed.warnings)
     pq.write_table(traces, staging / "traces" / f"part-{trace_id}.parquet", compression="zstd")
     rows["traces"] = 1
