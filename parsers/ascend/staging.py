@@ -88,8 +88,9 @@ class Staging:
         self.timings: dict[str, float] = {}  # stages timed outside `sql`
         # Where npu_kernel_metrics comes from when not st_metrics (the kernel CSV, read in place).
         self.metrics_query: str | None = None
-        # Arrow tables queried by name (`register`): the kernel table.
+        # Arrow tables queried by name (`register`): the kernel table, device slices given as Arrow.
         self.arrow: dict[str, pa.Table] = {}
+        self.nested: pa.Table | None = None  # nesting columns of all the slices, from `_nest`
         for table, columns in STAGING_DDL.items():
             self.con.execute(f"CREATE TABLE {table} ({columns})")
 
@@ -218,7 +219,7 @@ class Staging:
         as Arrow (one group, the first) in slice_id order and nested in that order; else None, and
         DuckDB joins and sorts them."""
         device = self.arrow.get("device_slices")
-        if device is None or self.scalar("SELECT count(*) FROM st_slices"):
+        if device is None or self.nested is None or self.scalar("SELECT count(*) FROM st_slices"):
             return None
         ids = numpy_column(device.column("slice_id"))
         if not (np.array_equal(ids, numpy_column(self.nested.column("slice_id"))) and np.all(ids[1:] > ids[:-1])):
