@@ -25,7 +25,7 @@ from parsers.errors import TraceFormatError
 from parsers.flowbind import bind_points, pair_flows
 from parsers.model import TABLES
 from parsers.nesting import nest
-from parsers.parsed import DuckDBSource, ParsedTrace, RowGroupSource, TableSource
+from parsers.parsed import DuckDBSource, ParsedTrace, RowGroupSource, TableSource, table_row_groups
 from parsers.redact import redact
 from parsers.rowzip import zip_rows
 from parsers.slice_order import GROUP_SQL, ROW_GROUP_ROWS, row_group_rows, row_groups
@@ -326,9 +326,7 @@ class _Builder:
         assert self.flow_pairs is not None
         keys = ("dst_slice_id", "src_slice_id", "kind", "flow_id")
         order = pc.sort_indices(self.flow_pairs, sort_keys=[(name, "ascending", "at_end") for name in keys])
-        flows = self.flow_pairs.take(order)
-        for start in range(0, flows.num_rows, ROW_GROUP_ROWS):
-            yield flows.slice(start, ROW_GROUP_ROWS)
+        return table_row_groups(self.flow_pairs.take(order), ROW_GROUP_ROWS)
 
     def _pair_flows_in_sql(self, points: pa.Table, bound: np.ndarray) -> None:
         """`flows_t` by joins on (cat, id) as text: for ids that are not plain integers."""

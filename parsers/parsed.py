@@ -27,7 +27,12 @@ _DUCK_TYPES = {
 
 
 class TableSource(Protocol):
-    """Rows of one model table: readable as Arrow, writable as Parquet."""
+    """Rows of one model table: readable as Arrow, writable as Parquet.
+
+    A source may also have `background = True`: the store then writes it on another thread, beside
+    the other tables (for a write that leaves a core idle next to the others, e.g. DuckDB's COPY of
+    a wide table beside pyarrow's single-threaded slices write).
+    """
 
     schema: pa.Schema
 
@@ -40,9 +45,19 @@ class TableSource(Protocol):
         ...
 
 
-# A source may also have `background = True`: the store then writes it on another thread, beside
-# the other tables (for a write that leaves a core idle next to the others, e.g. DuckDB's COPY of a
-# wide table beside pyarrow's single-threaded slices write).
+def arrow_cursor(con: duckdb.DuckDBPyConnection, arrow: dict[str, pa.Table]) -> duckdb.DuckDBPyConnection:
+    """A new cursor of `con` on which the Arrow tables `arrow` are queryable by name (views
+    registered on a connection do not carry over to its cursors)."""
+    cursor = con.cursor()
+    for name, table in arrow.items():
+        cursor.register(name, table)
+    return cursor
+
+
+def table_row_groups(table: pa.Table, rows: int) -> Iterator[pa.Table]:
+    """`table` in pieces of `rows` rows, one per Parquet row group of a `RowGroupSource`."""
+    for start in range(0, table.num_rows, rows):
+        yield table.slice(start, rows)
 
 
 @dataclass
@@ -86,16 +101,10 @@ class DuckDBSource:
     # False: rows are written in whatever order DuckDB's threads finish them. An ordered write of wide
     # rows waits for each row group in turn (1 M Ascend kernel metrics rows: 2.2-3.2 s instead of 1.6 s).
     keep_order: bool = True
-    # Arrow tables the query reads by name (registered views do not carry over to a new cursor).
+    # Arrow tables the query reads by name (registered on the cursor that runs it: `arrow_cursor`).
     arrow: dict[str, pa.Table] = field(default_factory=dict)
     # Written by the store on a thread beside the other tables (see TableSource).
     background: bool = False
-
-    def _cursor(self) -> duckdb.DuckDBPyConnection:
-        cursor = self.con.cursor()
-        for name, table in self.arrow.items():
-            cursor.register(name, table)
-        return cursor
 
     def _select(self) -> str:
         casts = [
@@ -109,7 +118,7 @@ class DuckDBSource:
         )
 
     def reader(self) -> pa.RecordBatchReader:
-        return self._cursor().sql(self._select()).to_arrow_reader()
+        return arrow_cursor(self.con, self.arrow).sql(self._select()).to_arrow_reader()
 
     def write_parquet(self, path: Path) -> int:
         target = "'" + str(path).replace("'", "''") + "'"
@@ -118,7 +127,7 @@ class DuckDBSource:
             options += f", ROW_GROUP_SIZE {int(self.row_group_rows)}"
         if not self.keep_order:
             options += ", PRESERVE_ORDER false"
-        cursor = self._cursor()
+        cursor = arrow_cursor(self.con, self.arrow)
         copy = f"COPY ({self._select()}) TO {target} ({options})"
         return int(cursor.execute(copy).fetchall()[0][0])
 

@@ -9,7 +9,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 from fresh_python import fresh_python
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from parsers.arrownp import (
@@ -237,8 +237,7 @@ def test_nullable_numpy_has_the_values_and_where_they_are(case: tuple[pa.Chunked
 @given(nullable_columns())
 def test_null_where_adds_nulls_and_keeps_the_rest(case: tuple[pa.ChunkedArray, list]) -> None:
     column, values = case
-    if column.type == pa.bool_():
-        return  # null_where takes numbers
+    assume(column.type != pa.bool_())  # null_where takes numbers
     got = null_where(column, lambda numbers: numbers > 0)
     assert got.to_pylist() == [None if v is None or v > 0 else v for v in values]
 

@@ -22,7 +22,7 @@ import pyarrow as pa
 from parsers.arrownp import numpy_column
 from parsers.model import TABLES
 from parsers.nesting import nest
-from parsers.parsed import DuckDBSource, ParsedTrace, RowGroupSource, TableSource
+from parsers.parsed import DuckDBSource, ParsedTrace, RowGroupSource, TableSource, arrow_cursor, table_row_groups
 from parsers.slice_order import GROUP_SQL, row_group_rows, row_groups
 
 _TIMING = bool(os.environ.get("TRACEVIEW_TIMING"))
@@ -143,13 +143,6 @@ class Staging:
             return "st_slices"
         return "(SELECT * FROM st_slices UNION ALL BY NAME SELECT * FROM device_slices)"
 
-    def cursor(self) -> duckdb.DuckDBPyConnection:
-        """A cursor of the staging connection that sees the registered Arrow tables."""
-        cursor = self.con.cursor()
-        for name, table in self.arrow.items():
-            cursor.register(name, table)
-        return cursor
-
     def add_metadata(self, rows: list[tuple]) -> None:
         """Append (kind, pid, tid, key, value) rows."""
         if rows:
@@ -202,12 +195,12 @@ class Staging:
 
         def slice_row_groups() -> Iterator[pa.Table]:
             # Sorted by group already: `row_groups` only cuts the stream where a group ends.
-            rows = self.cursor().sql(slices).to_arrow_reader(group_rows)
+            rows = arrow_cursor(self.con, self.arrow).sql(slices).to_arrow_reader(group_rows)
             return row_groups(rows, "slice_group", group_rows)
 
         tables["slices"] = RowGroupSource(
             TABLES["slices"],
-            (lambda: _cut(arrow_only, group_rows)) if arrow_only is not None else slice_row_groups,
+            (lambda: table_row_groups(arrow_only, group_rows)) if arrow_only is not None else slice_row_groups,
             trace_id,
             rank,
             free_text=("args",),
@@ -284,9 +277,3 @@ class Staging:
         self.con.register("nested_arrow", self.nested)
         self.sql("CREATE TABLE nested AS SELECT * FROM nested_arrow")
         self.con.unregister("nested_arrow")
-
-
-def _cut(table: pa.Table, rows: int) -> Iterator[pa.Table]:
-    """`table` in pieces of `rows` rows, one per Parquet row group."""
-    for start in range(0, table.num_rows, rows):
-        yield table.slice(start, rows)
