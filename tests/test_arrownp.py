@@ -7,6 +7,7 @@ from decimal import Decimal
 import duckdb
 import numpy as np
 import pyarrow as pa
+import pyarrow.csv as pa_csv
 import pytest
 from fresh_python import fresh_python
 from hypothesis import assume, given, settings
@@ -23,6 +24,7 @@ from parsers.arrownp import (
     python_array,
     repeated_string,
     small_pages,
+    whole_ns_array,
 )
 
 TYPES = {
@@ -249,3 +251,53 @@ def test_decimal_units_array_keeps_the_nulls(unscaled: list[int | None], skip: i
     decimal = pa.decimal128(38, 3)
     column = pa.chunked_array([pa.array(texts[:skip], decimal), pa.array(texts[skip:], decimal)])
     assert decimal_units_array(column).to_pylist() == unscaled
+
+
+def _read_as_doubles(texts: list[str]) -> pa.ChunkedArray:
+    """Cells as the kernel CSV reader reads a µs column: pyarrow's CSV parser, float64, N/A null."""
+    data = ("t\n" + "\n".join(texts) + "\n").encode()
+    options = pa_csv.ConvertOptions(column_types={"t": pa.float64()}, null_values=["N/A"])
+    return pa_csv.read_csv(pa.py_buffer(data), convert_options=options).column("t")
+
+
+def _us_text(ns: int, decimals: int) -> str:
+    """ns as µs text with `decimals` decimals (0 to 3; the digits dropped must be zeros)."""
+    whole, part = divmod(abs(ns), 1000)
+    text = f"{'-' if ns < 0 else ''}{whole}"
+    return f"{text}.{part:03d}"[: len(text) + 1 + decimals] if decimals else text
+
+
+def _to_decimals(ns: int, decimals: int) -> int:
+    """ns with the digits below `decimals` µs decimals zeroed (the time a shorter text holds)."""
+    sign, size = (-1 if ns < 0 else 1), abs(ns)
+    return sign * (size - size % 10 ** (3 - decimals))
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.one_of(st.none(), st.tuples(st.integers(-(2**50) + 1, 2**50 - 1), st.integers(0, 3))),
+        min_size=1,
+        max_size=40,
+    )
+)
+def test_whole_ns_of_doubles_read_from_text_of_up_to_3_decimals_are_exact(cells: list[tuple[int, int] | None]) -> None:
+    values = [None if cell is None else _to_decimals(*cell) for cell in cells]
+    texts = ["N/A" if c is None else _us_text(v, c[1]) for c, v in zip(cells, values, strict=True)]
+    got = whole_ns_array(_read_as_doubles(texts))
+    assert got.type == pa.int64()
+    assert got.to_pylist() == values
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(-(2**40), 2**40), st.integers(1, 999))
+def test_whole_ns_refuse_times_finer_than_a_ns(ns: int, thousandths: int) -> None:
+    text = f"{_us_text(ns, 3)}{thousandths:03d}"  # 6 decimals, the last three not all zero
+    with pytest.raises(ValueError, match="not a whole number of ns"):
+        whole_ns_array(_read_as_doubles([text]))
+
+
+@pytest.mark.parametrize("text", ["nan", "inf", "-inf", "1125899906842.624", "496.8508"])
+def test_whole_ns_refuse_nan_infinities_and_times_from_2_to_the_50_ns(text: str) -> None:
+    with pytest.raises(ValueError, match="not a whole number of ns"):
+        whole_ns_array(_read_as_doubles(["1.000", text]))
