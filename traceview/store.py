@@ -269,10 +269,11 @@ def _write_parsed(
     with ThreadPoolExecutor(max_workers=1) as pool:
         pending = {table: pool.submit(write, table) for table, s in sources.items() if getattr(s, "background", False)}
         rows = {table: write(table) for table in sources if table not in pending}
+        traces = _traces_row(trace_id, path, info, parsed.warnings)
+        pq.write_table(traces, staging / "traces" / f"part-{trace_id}.parquet", compression="zstd")
+        rows["traces"] = 1
         rows.update({table: future.result() for table, future in pending.items()})
-    traces = _traces_row(trace_id, path, info, parsed.warnings)
-    pq.write_table(traces, staging / "traces" / f"part-{trace_id}.parquet", compression="zstd")
-    rows["traces"] = 1
+    rows = {table: rows[table] for table in TABLES}
     return {
         **_stat_key(path),
         "source": str(path),

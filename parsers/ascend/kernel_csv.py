@@ -16,7 +16,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from parsers.arrownp import arrow_array, nullable_numpy, numpy_column
+from parsers.arrownp import arrow_array, nullable_numpy, numpy_column, python_array, repeated_string
 from parsers.ascend import kernel_arrow
 from parsers.ascend.csv_util import (
     col_or_null,
@@ -36,9 +36,11 @@ from parsers.ascend.kernel_columns import COMM_CORES, KERNEL_COLUMNS, METRIC_PRE
 from parsers.ascend.staging import Staging
 from parsers.errors import TraceFormatError
 from parsers.model import TABLES
+from parsers.parsed import arrow_cursor
 from parsers.stagetime import timed_stage
 
 _HEADERS = {column.name: column.headers for column in KERNEL_COLUMNS}
+_METRICS_COLUMNS = [f.name for f in TABLES["npu_kernel_metrics"]][2:-1]  # all but trace_id, rank, metrics
 
 
 def load_kernels(st: Staging, paths: list[Path], first_slice_id: int = 0) -> bool:
@@ -154,22 +156,80 @@ def fill_devices(st: Staging, fallback: np.ndarray | None = None) -> None:
 def metrics_query(st: Staging) -> str:
     """The npu_kernel_metrics rows of `kd`, read straight from it; the `metrics` JSON is built here
     from the `metric:` columns that `load_kernels` kept."""
-    kept = [name for name in st.arrow["kd"].column_names if name.startswith(METRIC_PREFIX)]
+    return f"SELECT {', '.join(_METRICS_COLUMNS)}, {_metrics_json(st.arrow['kd'])} AS metrics FROM kd"
+
+
+def metrics_table(st: Staging) -> pa.Table:
+    """The npu_kernel_metrics rows of `kd` as Arrow, its text columns still dictionaries (one per
+    column, shared by all rows). For kernel tables without a timeline: nothing else gives their
+    rows a step or a device."""
+    kd = st.arrow["kd"]
+    if any(name.startswith(METRIC_PREFIX) for name in kd.column_names):
+        query = f"SELECT {_metrics_json(kd)} AS metrics FROM kd"  # in kd's order: insertion order is kept
+        metrics = arrow_cursor(st.con, {"kd": kd}).sql(query).to_arrow_table().column(0)
+    else:
+        metrics = repeated_string("{}", kd.num_rows)
+    return kd.select(_METRICS_COLUMNS).append_column("metrics", metrics).unify_dictionaries()
+
+
+def _metrics_json(kd: pa.Table) -> str:
+    kept = [name for name in kd.column_names if name.startswith(METRIC_PREFIX)]
     pairs = ", ".join(f"{ident(name[len(METRIC_PREFIX):])} := {ident(name)}" for name in kept)
-    metrics = f"CAST(to_json(struct_pack({pairs})) AS VARCHAR)" if kept else "'{}'"
-    columns = [f.name for f in TABLES["npu_kernel_metrics"]][2:-1]
-    return f"SELECT {', '.join(columns)}, {metrics} AS metrics FROM kd"
+    return f"CAST(to_json(struct_pack({pairs})) AS VARCHAR)" if kept else "'{}'"
 
 
-def kd_slices_sql(device_fallback: str = "0") -> str:
-    """SELECT producing slices for `kd` rows that no timeline event matched (columns of st_slices)."""
-    return f"""
-        SELECT slice_id, ts_ns, dur_ns, name, core AS cat,
-               CASE WHEN is_comm THEN 'comm' ELSE 'kernel' END AS kind,
-               'npu' AS device_type, coalesce(device_id, {device_fallback}) AS device_id,
-               CAST(coalesce(device_id, {device_fallback}) AS VARCHAR) AS pid,
-               CASE WHEN is_comm THEN 'Communication' ELSE coalesce(CAST(stream AS VARCHAR), coalesce(core, 'NPU')) END
-                 AS tid,
-               stream, core, NULL::BIGINT AS correlation, NULL::BIGINT AS external_id, step,
-               input_shapes AS input_dims, input_dtypes AS input_types, '{{}}' AS args
-    """
+def kd_slices(kd: pa.Table) -> pa.Table:
+    """The slices of `kd` rows, with the columns of st_slices (text as dictionaries, built per
+    distinct value). Rows without a device are on device 0. Communication ops are on the
+    `Communication` track of their device; kernels on their stream's, else their core's, else `NPU`."""
+    kd = kd.unify_dictionaries()
+    rows = kd.num_rows
+    comm = numpy_column(kd.column("is_comm"))
+    devices, has_device = nullable_numpy(kd.column("device_id"))
+    devices = np.where(has_device, devices, 0).astype(np.int32)
+    device_codes = pc.dictionary_encode(arrow_array(devices))
+    streams = pc.dictionary_encode(kd.column("stream").combine_chunks())
+    stream_codes, has_stream = nullable_numpy(streams.indices)
+    core = _one_dictionary(kd.column("core"))
+    core_codes, has_core = nullable_numpy(core.indices)
+    stream_count, core_count = len(streams.dictionary), len(core.dictionary)
+    tid_codes = np.where(
+        comm,
+        stream_count + core_count + 1,
+        np.where(has_stream, stream_codes, np.where(has_core, stream_count + core_codes, stream_count + core_count)),
+    )
+    tid_names = pa.concat_arrays(
+        [streams.dictionary.cast(pa.string()), core.dictionary, python_array(["NPU", "Communication"], pa.string())]
+    )
+    columns = {
+        "slice_id": kd.column("slice_id"),
+        "ts_ns": kd.column("ts_ns"),
+        "dur_ns": kd.column("dur_ns"),
+        "name": kd.column("name"),
+        "cat": core,
+        "kind": _labelled(comm.astype(np.int32), ["kernel", "comm"]),
+        "device_type": _labelled(np.zeros(rows, dtype=np.int32), ["npu"]),
+        "device_id": arrow_array(devices),
+        "pid": pa.DictionaryArray.from_arrays(device_codes.indices, device_codes.dictionary.cast(pa.string())),
+        "tid": pa.DictionaryArray.from_arrays(arrow_array(tid_codes.astype(np.int32)), tid_names),
+        "stream": kd.column("stream"),
+        "core": core,
+        "correlation": pa.nulls(rows, pa.int64()),
+        "external_id": pa.nulls(rows, pa.int64()),
+        "step": kd.column("step"),
+        "input_dims": kd.column("input_shapes"),
+        "input_types": kd.column("input_dtypes"),
+        "args": repeated_string("{}", rows),
+    }
+    return pa.table(columns)
+
+
+def _one_dictionary(column: pa.ChunkedArray) -> pa.DictionaryArray:
+    """A text column of `kd` (unified dictionaries) as one dictionary array."""
+    if pa.types.is_dictionary(column.type):
+        return column.combine_chunks()
+    return pc.dictionary_encode(column.combine_chunks())
+
+
+def _labelled(codes: np.ndarray, labels: list[str]) -> pa.DictionaryArray:
+    return pa.DictionaryArray.from_arrays(arrow_array(codes), python_array(labels, pa.string()))

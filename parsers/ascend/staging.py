@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import duckdb
@@ -66,6 +66,9 @@ _OUTPUT_TABLES = {
 }
 
 
+_METRICS_STATISTICS = ("trace_id", "rank", "slice_id", "device_id", "step")
+
+
 class Staging:
     """One DuckDB connection holding the staging tables of a parse."""
 
@@ -86,8 +89,10 @@ class Staging:
         self.warnings: list[str] = []
         self.event_count = 0
         self.timings: dict[str, float] = {}  # stages timed outside `sql`
-        # Where npu_kernel_metrics comes from when not st_metrics (the kernel CSV, read in place).
+        # Where npu_kernel_metrics comes from when not st_metrics (the kernel CSV, read in place):
+        # a query, or the rows as Arrow, made when they are written.
         self.metrics_query: str | None = None
+        self.metrics_arrow: Callable[[], pa.Table] | None = None
         # Arrow tables queried by name (`register`): the kernel table, device slices given as Arrow.
         self.arrow: dict[str, pa.Table] = {}
         self.nested: pa.Table | None = None  # nesting columns of all the slices, from `_nest`
@@ -152,16 +157,62 @@ class Staging:
         """Derive steps and nesting, and return the model's tables as sources for the store to write."""
         self._drop_scratch_tables()
         self._assign_steps()
-        self._nest()
+        # Device slices alone, given as Arrow, are nested and written when the store asks for them.
+        lone_device_slices = self._lone_device_slices()
+        if lone_device_slices is None:
+            self._nest()
         rank = int(info["rank"])
         info["slice_count"] = int(self.scalar(f"SELECT count(*) FROM {self.slices_sql}"))
         info.setdefault("event_count", self.event_count)
         info.setdefault("timings", {}).update(self.timings)
+        tables: dict[str, TableSource] = {
+            name: DuckDBSource(TABLES[name], self.con, f"SELECT * FROM {table}", trace_id, rank)
+            for name, table in _OUTPUT_TABLES.items()
+        }
+        group_rows = row_group_rows(info["slice_count"])
+        tables["npu_kernel_metrics"] = self._metrics_source(trace_id, rank, group_rows, lone_device_slices is not None)
         slices = f"""
             SELECT s.*, n.depth, n.parent_id, n.overlaps_parent, n.self_ns, {GROUP_SQL} AS slice_group
             FROM {self.slices_sql} s JOIN nested n USING (slice_id)
             ORDER BY slice_group, slice_id
         """
+
+        def slice_row_groups() -> Iterator[pa.Table]:
+            if lone_device_slices is not None:
+                return table_row_groups(self._with_nesting(lone_device_slices), group_rows)
+            # Sorted by group already: `row_groups` only cuts the stream where a group ends.
+            rows = arrow_cursor(self.con, self.arrow).sql(slices).to_arrow_reader(group_rows)
+            return row_groups(rows, "slice_group", group_rows)
+
+        tables["slices"] = RowGroupSource(
+            TABLES["slices"],
+            slice_row_groups,
+            trace_id,
+            rank,
+            free_text=("args",),
+            dictionaries=lone_device_slices is not None,  # kd's text columns (`kd_slices`)
+        )
+        return ParsedTrace(info=info, tables=tables, warnings=self.warnings, _closers=[self.con.close])
+
+    def _metrics_source(self, trace_id: str, rank: int, group_rows: int, beside_slices: bool) -> TableSource:
+        """npu_kernel_metrics: from `metrics_arrow`, `metrics_query` or st_metrics. Written on a
+        thread of its own (`beside_slices`) while the slices are nested and written from Arrow: the
+        two take both cores. Beside DuckDB's slices query (a timeline dump) that saved nothing and
+        added 50 MB to the peak RSS."""
+        schema = TABLES["npu_kernel_metrics"]
+        if self.metrics_arrow is not None:
+            make = self.metrics_arrow
+            return RowGroupSource(
+                schema,
+                lambda: table_row_groups(make(), group_rows),
+                trace_id,
+                rank,
+                dictionaries=True,
+                background=beside_slices,
+                # Rows in no particular order: min/max of a metric prunes no row group, and writing
+                # them all took 0.1 of 0.7 s for 1 M rows. The ids keep theirs, for joins.
+                statistics=_METRICS_STATISTICS,
+            )
         metrics = self.metrics_query or "SELECT * FROM st_metrics"
         if self.scalar(f"SELECT count(*) FROM ({metrics}) WHERE step IS NULL OR device_id IS NULL"):
             metrics = f"""
@@ -169,19 +220,11 @@ class Staging:
                 FROM ({metrics}) m
                 LEFT JOIN (SELECT slice_id, step, device_id FROM {self.slices_sql}) s USING (slice_id)
             """
-        arrow_only = self._device_slices_in_order()
-        tables: dict[str, TableSource] = {
-            name: DuckDBSource(TABLES[name], self.con, f"SELECT * FROM {table}", trace_id, rank)
-            for name, table in _OUTPUT_TABLES.items()
-        }
         # Per-kernel metrics rows are wide (shapes, formats, the metrics JSON): 30,720 rows a group
         # write 1 M of them in 2.7 s instead of 3.4 s under the same memory budget. Their order does
-        # not matter (they are joined on slice_id), and an unordered write is faster. When the slices
-        # are written straight from Arrow (one thread), the metrics are written beside them: 1 M kernel
-        # rows from CSV in 3.7-4.1 s instead of 3.9-4.2 s (alternating runs). Beside DuckDB's slices
-        # query (a timeline dump) it saved nothing and added 50 MB to the peak RSS.
-        tables["npu_kernel_metrics"] = DuckDBSource(
-            TABLES["npu_kernel_metrics"],
+        # not matter (they are joined on slice_id), and an unordered write is faster.
+        return DuckDBSource(
+            schema,
             self.con,
             metrics,
             trace_id,
@@ -189,38 +232,24 @@ class Staging:
             row_group_rows=30_720,
             keep_order=False,
             arrow=dict(self.arrow),
-            background=arrow_only is not None,
+            background=beside_slices,
         )
-        group_rows = row_group_rows(info["slice_count"])
 
-        def slice_row_groups() -> Iterator[pa.Table]:
-            # Sorted by group already: `row_groups` only cuts the stream where a group ends.
-            rows = arrow_cursor(self.con, self.arrow).sql(slices).to_arrow_reader(group_rows)
-            return row_groups(rows, "slice_group", group_rows)
-
-        tables["slices"] = RowGroupSource(
-            TABLES["slices"],
-            (lambda: table_row_groups(arrow_only, group_rows)) if arrow_only is not None else slice_row_groups,
-            trace_id,
-            rank,
-            free_text=("args",),
-        )
-        return ParsedTrace(info=info, tables=tables, warnings=self.warnings, _closers=[self.con.close])
-
-    def _device_slices_in_order(self) -> pa.Table | None:
-        """The slices with their nesting, straight from Arrow, when they are all device slices given
-        as Arrow (one group, the first) in slice_id order and nested in that order; else None, and
-        DuckDB joins and sorts them."""
+    def _lone_device_slices(self) -> pa.Table | None:
+        """The slices, when they are all device slices given as Arrow (one group, the first) in
+        slice_id order: written straight from Arrow, without DuckDB's join and sort; else None."""
         device = self.arrow.get("device_slices")
-        if device is None or self.nested is None or self.scalar("SELECT count(*) FROM st_slices"):
+        if device is None or self.scalar("SELECT count(*) FROM st_slices"):
             return None
         ids = numpy_column(device.column("slice_id"))
-        if not (np.array_equal(ids, numpy_column(self.nested.column("slice_id"))) and np.all(ids[1:] > ids[:-1])):
-            return None
-        table = device
-        for name in self.nested.column_names[1:]:
-            table = table.append_column(name, self.nested.column(name))
-        return table
+        return device if np.all(ids[1:] > ids[:-1]) else None
+
+    def _with_nesting(self, device: pa.Table) -> pa.Table:
+        """`device` with its nesting columns."""
+        nested = self._nesting(arrow_cursor(self.con, {"device_slices": device}), "device_slices")
+        for name in nested.column_names[1:]:
+            device = device.append_column(name, nested.column(name))
+        return device
 
     def _drop_scratch_tables(self) -> None:
         # The sources' own tables (the timeline's events, matches, ...) are not read from here on:
@@ -266,14 +295,15 @@ class Staging:
             )
 
     def _nest(self) -> None:
-        table = self.con.sql(
-            f"SELECT slice_id, hash(pid, tid) AS track, ts_ns, dur_ns FROM {self.slices_sql}"
-        ).to_arrow_table()
-        slice_id = numpy_column(table.column("slice_id"))
-        track = numpy_column(table.column("track")).astype(np.uint64).view(np.int64)
-        ts, dur = numpy_column(table.column("ts_ns")), numpy_column(table.column("dur_ns"))
-        result = nest(track, ts, dur, slice_id, workers=self.threads)
-        self.nested = pa.table(result.columns(slice_id))
+        self.nested = self._nesting(self.con, self.slices_sql)
         self.con.register("nested_arrow", self.nested)
         self.sql("CREATE TABLE nested AS SELECT * FROM nested_arrow")
         self.con.unregister("nested_arrow")
+
+    def _nesting(self, con: duckdb.DuckDBPyConnection, slices: str) -> pa.Table:
+        """The nesting columns of `slices` (a table or subquery on `con`), row for row."""
+        table = con.sql(f"SELECT slice_id, hash(pid, tid) AS track, ts_ns, dur_ns FROM {slices}").to_arrow_table()
+        slice_id = numpy_column(table.column("slice_id"))
+        track = numpy_column(table.column("track")).astype(np.uint64).view(np.int64)
+        ts, dur = numpy_column(table.column("ts_ns")), numpy_column(table.column("dur_ns"))
+        return pa.table(nest(track, ts, dur, slice_id, workers=self.threads).columns(slice_id))

@@ -9,6 +9,7 @@ flows; rows without a timeline event still become slices.
 
 from __future__ import annotations
 
+from parsers.arrownp import arrow_array, numpy_column
 from parsers.ascend import kernel_csv, msprof_csv
 from parsers.ascend.layout import Sources
 from parsers.ascend.staging import Staging
@@ -36,13 +37,15 @@ def parse_text(st: Staging, sources: Sources) -> None:
     kernel_table = "kd" in st.arrow
     if has_timeline:
         _timeline_slices(st, kernel_table, base)
+        if kernel_table:
+            st.metrics_query = kernel_csv.metrics_query(st)
     elif kernel_table:
         kernel_csv.fill_devices(st)
-        st.add_device_slices(st.con.sql(f"{kernel_csv.kd_slices_sql()} FROM kd").to_arrow_table())
+        st.add_device_slices(kernel_csv.kd_slices(st.arrow["kd"]))
         if paths := sources.files.get("task_time"):
             msprof_csv.task_time(st, paths)
+        st.metrics_arrow = lambda: kernel_csv.metrics_table(st)
     if kernel_table:
-        st.metrics_query = kernel_csv.metrics_query(st)
         st.event_count += int(st.scalar("SELECT count(*) FROM kd"))
     parse_side_files(st, sources, has_timeline)
 
@@ -133,7 +136,9 @@ def _timeline_slices(st: Staging, kernel_table: bool, base: int) -> None:
                 '{overlap} derived intervals (Computing/Communication/Free) not kept: recompute from the slices')"""
         )
     if kernel_table:
-        st.sql(f"INSERT INTO st_slices BY NAME {kernel_csv.kd_slices_sql()} FROM kd WHERE slice_id >= {base}")
+        kd = st.arrow["kd"]
+        unmatched = numpy_column(kd.column("slice_id")) >= base  # kernel rows no timeline event took
+        st.add_arrow("st_slices", kernel_csv.kd_slices(kd.filter(arrow_array(unmatched))))
         stray = int(
             st.scalar(
                 "SELECT count(*) FROM xe x WHERE role = 'task' AND x.eid NOT IN (SELECT slice_id FROM kd)"
