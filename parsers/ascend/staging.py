@@ -95,7 +95,7 @@ class Staging:
         self.metrics_arrow: Callable[[], pa.Table] | None = None
         # Arrow tables queried by name (`register`): the kernel table, device slices given as Arrow.
         self.arrow: dict[str, pa.Table] = {}
-        self.nested: pa.Table | None = None  # nesting columns of all the slices, from `_nest`
+        self._pending_slices: tuple[Callable[[], pa.Table], int] | None = None  # see add_device_slices
         for table, columns in STAGING_DDL.items():
             self.con.execute(f"CREATE TABLE {table} ({columns})")
 
@@ -134,16 +134,31 @@ class Staging:
         self.con.register(name, table)
         self.arrow[name] = table
 
-    def add_device_slices(self, table: pa.Table) -> None:
+    def add_device_slices(self, table: pa.Table | Callable[[], pa.Table], rows: int = 0) -> None:
         """Device slices given as Arrow (the columns of st_slices): read in place as part of the
-        slices, never updated (nothing links to them: no correlation, no external id)."""
+        slices, never updated (nothing links to them: no correlation, no external id).
+
+        Given as a function making `rows` slices, they are made when first read: when written,
+        where they are the only slices. The other tables' writes then start without waiting for them.
+        """
+        self._make_pending_slices()
+        if callable(table):
+            self._pending_slices = (table, rows)
+            return
         if "device_slices" in self.arrow:
             table = pa.concat_tables([self.arrow["device_slices"], table])
         self.register("device_slices", table)
 
+    def _make_pending_slices(self) -> None:
+        if self._pending_slices is not None:
+            make, _ = self._pending_slices
+            self._pending_slices = None
+            self.add_device_slices(make())
+
     @property
     def slices_sql(self) -> str:
         """All the slices: st_slices and the device slices given as Arrow."""
+        self._make_pending_slices()
         if "device_slices" not in self.arrow:
             return "st_slices"
         return "(SELECT * FROM st_slices UNION ALL BY NAME SELECT * FROM device_slices)"
@@ -157,12 +172,14 @@ class Staging:
         """Derive steps and nesting, and return the model's tables as sources for the store to write."""
         self._drop_scratch_tables()
         self._assign_steps()
-        # Device slices alone, given as Arrow, are nested and written when the store asks for them.
+        # Device slices alone, given as Arrow, are made, nested and written when the store asks for them.
         lone_device_slices = self._lone_device_slices()
         if lone_device_slices is None:
             self._nest()
+            info["slice_count"] = int(self.scalar(f"SELECT count(*) FROM {self.slices_sql}"))
+        else:
+            info["slice_count"] = lone_device_slices[1]
         rank = int(info["rank"])
-        info["slice_count"] = int(self.scalar(f"SELECT count(*) FROM {self.slices_sql}"))
         info.setdefault("event_count", self.event_count)
         info.setdefault("timings", {}).update(self.timings)
         tables: dict[str, TableSource] = {
@@ -171,15 +188,15 @@ class Staging:
         }
         group_rows = row_group_rows(info["slice_count"])
         tables["npu_kernel_metrics"] = self._metrics_source(trace_id, rank, group_rows, lone_device_slices is not None)
-        slices = f"""
-            SELECT s.*, n.depth, n.parent_id, n.overlaps_parent, n.self_ns, {GROUP_SQL} AS slice_group
-            FROM {self.slices_sql} s JOIN nested n USING (slice_id)
-            ORDER BY slice_group, slice_id
-        """
 
         def slice_row_groups() -> Iterator[pa.Table]:
             if lone_device_slices is not None:
-                return table_row_groups(self._with_nesting(lone_device_slices), group_rows)
+                return table_row_groups(self._with_nesting(lone_device_slices[0]()), group_rows)
+            slices = f"""
+                SELECT s.*, n.depth, n.parent_id, n.overlaps_parent, n.self_ns, {GROUP_SQL} AS slice_group
+                FROM {self.slices_sql} s JOIN nested n USING (slice_id)
+                ORDER BY slice_group, slice_id
+            """
             # Sorted by group already: `row_groups` only cuts the stream where a group ends.
             rows = arrow_cursor(self.con, self.arrow).sql(slices).to_arrow_reader(group_rows)
             return row_groups(rows, "slice_group", group_rows)
@@ -235,17 +252,22 @@ class Staging:
             background=beside_slices,
         )
 
-    def _lone_device_slices(self) -> pa.Table | None:
-        """The slices, when they are all device slices given as Arrow (one group, the first) in
-        slice_id order: written straight from Arrow, without DuckDB's join and sort; else None."""
-        device = self.arrow.get("device_slices")
-        if device is None or self.scalar("SELECT count(*) FROM st_slices"):
+    def _lone_device_slices(self) -> tuple[Callable[[], pa.Table], int] | None:
+        """When the slices are all device slices given as Arrow (one group, the first): a function
+        making them, and their count. They are written straight from Arrow, without DuckDB's join
+        and sort. Else None."""
+        if self.scalar("SELECT count(*) FROM st_slices"):
             return None
-        ids = numpy_column(device.column("slice_id"))
-        return device if np.all(ids[1:] > ids[:-1]) else None
+        if self._pending_slices is not None:
+            return self._pending_slices
+        device = self.arrow.get("device_slices")
+        return None if device is None else ((lambda: device), device.num_rows)
 
     def _with_nesting(self, device: pa.Table) -> pa.Table:
-        """`device` with its nesting columns."""
+        """`device` in slice_id order (DuckDB's order for one group), with its nesting columns."""
+        ids = numpy_column(device.column("slice_id"))
+        if not np.all(ids[1:] > ids[:-1]):
+            device = device.sort_by("slice_id")
         nested = self._nesting(arrow_cursor(self.con, {"device_slices": device}), "device_slices")
         for name in nested.column_names[1:]:
             device = device.append_column(name, nested.column(name))
@@ -295,8 +317,7 @@ class Staging:
             )
 
     def _nest(self) -> None:
-        self.nested = self._nesting(self.con, self.slices_sql)
-        self.con.register("nested_arrow", self.nested)
+        self.con.register("nested_arrow", self._nesting(self.con, self.slices_sql))
         self.sql("CREATE TABLE nested AS SELECT * FROM nested_arrow")
         self.con.unregister("nested_arrow")
 

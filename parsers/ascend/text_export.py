@@ -41,7 +41,8 @@ def parse_text(st: Staging, sources: Sources) -> None:
             st.metrics_query = kernel_csv.metrics_query(st)
     elif kernel_table:
         kernel_csv.fill_devices(st)
-        st.add_device_slices(kernel_csv.kd_slices(st.arrow["kd"]))
+        kd = st.arrow["kd"]
+        st.add_device_slices(lambda: kernel_csv.kd_slices(kd), kd.num_rows)
         if paths := sources.files.get("task_time"):
             msprof_csv.task_time(st, paths)
         st.metrics_arrow = lambda: kernel_csv.metrics_table(st)
