@@ -14,6 +14,7 @@ touches each distinct value once.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -41,6 +42,8 @@ _STRIP = ' \t\r\n"'
 # µs durations as doubles: exact as whole ns for up to 3 decimals (`whole_ns_array`) and cheaper
 # to read than decimals (1 M kernel rows: 1.7 instead of 2.0 CPU-s).
 _READ_AS = {"int": pa.int64(), "int32": pa.int64(), "ns": pa.float64(), "ratio": pa.float64(), "start": pa.string()}
+_INVALID_ID = arrow_array(np.array([UINT32_MAX], dtype=np.int64))[0]  # a scalar: pa.scalar imports pandas
+_NULL_TEXT = pa.nulls(1, pa.string())[0]
 _NULLS = {"int32": pa.int32(), "ratio": pa.float64(), "yes_no": pa.bool_(), "text": _TEXT, "shape": _TEXT}
 
 
@@ -73,7 +76,7 @@ def read_typed(paths: list[Path], names: list[str], types: dict[str, pa.DataType
 def _read(path: Path, names: list[str], types: dict[str, pa.DataType]) -> pa.Table:
     return pa_csv.read_csv(
         path,
-        read_options=pa_csv.ReadOptions(column_names=names, skip_rows=1, block_size=4 << 20),
+        read_options=pa_csv.ReadOptions(column_names=names, skip_rows=1, block_size=1 << 20),
         parse_options=pa_csv.ParseOptions(delimiter=",", quote_char='"', double_quote=True, newlines_in_values=False),
         convert_options=pa_csv.ConvertOptions(
             column_types=types,
@@ -107,30 +110,53 @@ def _convert(kind: str, values: pa.ChunkedArray | None, rows: int) -> pa.Array |
     if values is None:
         return pa.nulls(rows, _NULLS.get(kind, pa.int64()))
     if kind in ("int", "int32"):
-        numbers = null_where(values, lambda numbers: numbers == UINT32_MAX)
+        numbers = _null_where_invalid_id(values)
         return numbers.cast(pa.int32()) if kind == "int32" else numbers
     if kind == "start":
         return decimal_units_array(pc.cast(pc.utf8_trim(values, _STRIP), _START))
     if kind == "ns":
         return whole_ns_array(values)
     if kind == "shape":
-        return _map_dictionary(values, _trimmed_shapes, pa.string())
+        return _trimmed_shapes(values)
     if kind == "yes_no":
-        return _map_dictionary(values, _yes_no, pa.bool_())
+        return _map_dictionary(values, _yes_no)
     return values  # ratio, text: as read
 
 
-def _map_dictionary(values: pa.ChunkedArray | pa.Array, mapping, out_type: pa.DataType) -> pa.ChunkedArray:
-    """`mapping` (Arrow array to Arrow array of `out_type`) applied to each chunk's dictionary, then
-    taken by the chunk's indices: work per distinct value, not per row."""
-    chunks = values.chunks if isinstance(values, pa.ChunkedArray) else [values]
-    return pa.chunked_array([mapping(chunk.dictionary).take(chunk.indices) for chunk in chunks], type=out_type)
+def _null_where_invalid_id(values: pa.ChunkedArray) -> pa.ChunkedArray:
+    """Integers with 4294967295 (the profilers' invalid id) as null."""
+    invalid = pc.equal(values, _INVALID_ID)
+    if not pc.any(invalid).as_py():
+        return values
+    return pc.if_else(invalid, pa.nulls(1, values.type)[0], values)
 
 
-def _trimmed_shapes(dictionary: pa.Array) -> pa.Array:
+def _unified(values: pa.ChunkedArray) -> tuple[pa.Array, list[pa.Array]]:
+    """A dictionary column's one dictionary (shared by all its chunks) and each chunk's indices."""
+    unified = pa.table({"values": values}).unify_dictionaries().column(0)
+    if not unified.num_chunks:
+        return pa.array([], unified.type.value_type), []
+    return unified.chunk(0).dictionary, [chunk.indices for chunk in unified.chunks]
+
+
+def _map_dictionary(values: pa.ChunkedArray, mapping: Callable[[pa.Array], pa.Array]) -> pa.ChunkedArray:
+    """`mapping` (an Arrow array to one of as many values) applied once to the column's dictionary,
+    then taken by each chunk's indices: work per distinct value, not per row."""
+    dictionary, indices = _unified(values)
+    mapped = mapping(dictionary)
+    return pa.chunked_array([mapped.take(chunk) for chunk in indices], type=mapped.type)
+
+
+def _trimmed_shapes(values: pa.ChunkedArray) -> pa.ChunkedArray:
+    """Shapes without their quotes, `N/A` and empty as null; still a dictionary (of distinct values)."""
+    dictionary, indices = _unified(values)
     trimmed = pc.utf8_trim(dictionary, '"')
-    missing = pc.is_in(trimmed, value_set=python_array(["N/A", ""], pa.string()))
-    return pc.if_else(missing, pa.nulls(len(trimmed), pa.string()), trimmed)
+    kept = pc.if_else(pc.is_in(trimmed, value_set=python_array(["N/A", ""], pa.string())), _NULL_TEXT, trimmed)
+    distinct = pc.unique(kept.drop_null())
+    position = pc.index_in(kept, value_set=distinct)  # null where missing
+    return pa.chunked_array(
+        [pa.DictionaryArray.from_arrays(position.take(chunk), distinct) for chunk in indices], type=_TEXT
+    )
 
 
 def _yes_no(dictionary: pa.Array) -> pa.Array:
@@ -140,9 +166,9 @@ def _yes_no(dictionary: pa.Array) -> pa.Array:
     return arrow_array(numpy_column(yes), ~(numpy_column(yes) | numpy_column(no)))
 
 
-def _is_comm(core: pa.ChunkedArray | pa.Array) -> pa.Array:
+def _is_comm(core: pa.ChunkedArray) -> pa.Array:
     def comm(dictionary: pa.Array) -> pa.Array:
         return pc.is_in(pc.utf8_upper(dictionary), value_set=python_array(list(COMM_CORES), pa.string()))
 
-    flags, _ = nullable_numpy(_map_dictionary(core, comm, pa.bool_()))  # null core: not communication
+    flags, _ = nullable_numpy(_map_dictionary(core, comm))  # null core: not communication
     return arrow_array(flags)
