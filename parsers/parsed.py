@@ -30,8 +30,8 @@ class TableSource(Protocol):
     """Rows of one model table: readable as Arrow, writable as Parquet.
 
     A source may also have `background = True`: the store then writes it on another thread, beside
-    the other tables (for a write that leaves a core idle next to the others, e.g. DuckDB's COPY of
-    a wide table beside pyarrow's single-threaded slices write).
+    the other tables (for a write that leaves a core idle next to the others, e.g. two pyarrow
+    writes, each on one thread: Ascend kernel metrics beside their slices).
     """
 
     schema: pa.Schema
