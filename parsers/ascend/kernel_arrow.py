@@ -7,8 +7,10 @@ A file that does not (a sub-ns time, text in a number column, a short row) makes
 return None, and the file is read again by DuckDB's tolerant path, whose every-column-as-text
 conversions give the same `kd` rows for the files both can read.
 
-Text columns come as dictionaries, so cleaning them (quotes around shapes, upper-casing the core)
-touches each distinct value once.
+Durations are read as doubles and made exact ns by `arrownp.whole_ns_array`; start times (16
+integer digits and more) as decimals. Text columns come as dictionaries, so cleaning them (quotes
+around shapes, upper-casing the core) touches each distinct value once, and the store's writers
+take the dictionaries over.
 """
 
 from __future__ import annotations
