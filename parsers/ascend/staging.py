@@ -268,7 +268,8 @@ class Staging:
         ids = numpy_column(device.column("slice_id"))
         if not np.all(ids[1:] > ids[:-1]):
             device = device.sort_by("slice_id")
-        nested = self._nesting(arrow_cursor(self.con, {"device_slices": device}), "device_slices")
+        # One thread: the metrics write beside it is the longer, and needs the other core.
+        nested = self._nesting(arrow_cursor(self.con, {"device_slices": device}), "device_slices", workers=1)
         for name in nested.column_names[1:]:
             device = device.append_column(name, nested.column(name))
         return device
@@ -321,10 +322,11 @@ class Staging:
         self.sql("CREATE TABLE nested AS SELECT * FROM nested_arrow")
         self.con.unregister("nested_arrow")
 
-    def _nesting(self, con: duckdb.DuckDBPyConnection, slices: str) -> pa.Table:
-        """The nesting columns of `slices` (a table or subquery on `con`), row for row."""
+    def _nesting(self, con: duckdb.DuckDBPyConnection, slices: str, workers: int | None = None) -> pa.Table:
+        """The nesting columns of `slices` (a table or subquery on `con`), row for row, nested on
+        `workers` threads (default: the staging's)."""
         table = con.sql(f"SELECT slice_id, hash(pid, tid) AS track, ts_ns, dur_ns FROM {slices}").to_arrow_table()
         slice_id = numpy_column(table.column("slice_id"))
         track = numpy_column(table.column("track")).astype(np.uint64).view(np.int64)
         ts, dur = numpy_column(table.column("ts_ns")), numpy_column(table.column("dur_ns"))
-        return pa.table(nest(track, ts, dur, slice_id, workers=self.threads).columns(slice_id))
+        return pa.table(nest(track, ts, dur, slice_id, workers=workers or self.threads).columns(slice_id))
