@@ -7,7 +7,7 @@ packing of bits, for booleans and validity).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
 import numpy as np
@@ -77,7 +77,7 @@ def nullable_numpy(column: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, np.n
     values = np.zeros(len(column), dtype=dtype)
     valid = np.ones(len(column), dtype=bool)
     start = 0
-    for chunk in column.chunks if isinstance(column, pa.ChunkedArray) else [column]:
+    for chunk in _chunks(column):
         rows = len(chunk)
         validity, data = chunk.buffers()[:2]
         if chunk.null_count == rows or data is None:
@@ -97,24 +97,12 @@ def nullable_numpy(column: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, np.n
     return values, valid
 
 
-def null_where(column: pa.ChunkedArray, predicate: Callable[[np.ndarray], np.ndarray]) -> pa.ChunkedArray:
-    """A column of fixed-width numbers with nulls added where `predicate` (of a chunk's values, nulls'
-    slots included) is true. Chunks where it is false throughout are kept as they are, not copied."""
-    dtype = np.dtype(column.type.to_pandas_dtype())
-    chunks = []
-    for chunk in column.chunks:
-        data = chunk.buffers()[1]
-        if data is None or not len(chunk):
-            chunks.append(chunk)
-            continue
-        values = np.frombuffer(data, dtype=dtype, count=len(chunk), offset=chunk.offset * dtype.itemsize)
-        drop = predicate(values)
-        if drop.any():
-            if chunk.null_count:
-                drop |= ~_bits(chunk.buffers()[0], chunk.offset, len(chunk))
-            chunk = arrow_array(values.copy(), drop)
-        chunks.append(chunk)
-    return pa.chunked_array(chunks, type=column.type)
+def null_where(column: pa.ChunkedArray, drop: pa.ChunkedArray | pa.Array) -> pa.ChunkedArray:
+    """`column` with nulls where the boolean `drop` is true (Arrow kernels, outside the GIL); the
+    column itself where it is true nowhere."""
+    if not pc.any(drop).as_py():
+        return column
+    return pc.if_else(drop, pa.nulls(1, column.type)[0], column)
 
 
 def _bits(buffer: pa.Buffer, offset: int, rows: int) -> np.ndarray:
@@ -142,7 +130,7 @@ def decimal_units_array(column: pa.Array | pa.ChunkedArray) -> pa.Array:
 
 
 def _decimal_units(column: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:
-    chunks = column.chunks if isinstance(column, pa.ChunkedArray) else [column]
+    chunks = _chunks(column)
     if not pa.types.is_decimal128(column.type):
         raise TypeError(f"decimal_units takes decimal128 columns, not {column.type}")
     out = np.zeros(len(column), dtype=np.int64)
@@ -173,7 +161,7 @@ _WHOLE_NS_LIMIT = 2.0**50
 _WINDOW_ROWS = 1 << 17
 
 
-def whole_ns_array(column: pa.Array | pa.ChunkedArray, per_unit: int = 1000) -> pa.Array | pa.ChunkedArray:
+def whole_ns_array(column: pa.Array | pa.ChunkedArray, per_unit: int = 1000) -> pa.ChunkedArray:
     """Times read as doubles in units of `per_unit` ns (µs: 1000) as int64 ns, with the same nulls
     and chunks.
 
@@ -181,7 +169,6 @@ def whole_ns_array(column: pa.Array | pa.ChunkedArray, per_unit: int = 1000) -> 
     round once to the nearest double, so the product is within |n| * 2**-52 of the integer n, which
     rounding to the nearest returns. A product farther from an integer than twice that is a time
     finer than a ns (a 4th decimal), and raises ValueError, as do NaN, infinities and |n| >= 2**50.
-    Arrow kernels, chunk by chunk, outside the GIL: no temporaries of the whole column.
     """
     # In windows of rows: the temporaries stay small (a whole column's would add 100-200 MB to the
     # peak RSS of a 1 M-row table read beside a timeline).

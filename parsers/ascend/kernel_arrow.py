@@ -103,7 +103,8 @@ def _kd(raw: pa.Table, found: dict[str, str | None], metrics: list[str]) -> pa.T
     kd["is_comm"] = _is_comm(kd["core"])
     kd["slice_id"] = pa.nulls(rows, pa.int64())
     for name in metrics:  # a JSON number later: finite, else null
-        kd[METRIC_PREFIX + name] = null_where(raw.column(name), lambda numbers: ~np.isfinite(numbers))
+        values = raw.column(name)
+        kd[METRIC_PREFIX + name] = null_where(values, pc.invert(pc.is_finite(values)))
     return pa.table(kd)
 
 
@@ -112,7 +113,7 @@ def _convert(kind: str, values: pa.ChunkedArray | None, rows: int) -> pa.Array |
     if values is None:
         return pa.nulls(rows, _NULLS.get(kind, pa.int64()))
     if kind in ("int", "int32"):
-        numbers = _null_where_invalid_id(values)
+        numbers = null_where(values, pc.equal(values, _INVALID_ID))  # the profilers' invalid id
         return numbers.cast(pa.int32()) if kind == "int32" else numbers
     if kind == "start":
         return decimal_units_array(pc.cast(pc.utf8_trim(values, _STRIP), _START))
@@ -123,14 +124,6 @@ def _convert(kind: str, values: pa.ChunkedArray | None, rows: int) -> pa.Array |
     if kind == "yes_no":
         return _map_dictionary(values, _yes_no)
     return values  # ratio, text: as read
-
-
-def _null_where_invalid_id(values: pa.ChunkedArray) -> pa.ChunkedArray:
-    """Integers with 4294967295 (the profilers' invalid id) as null."""
-    invalid = pc.equal(values, _INVALID_ID)
-    if not pc.any(invalid).as_py():
-        return values
-    return pc.if_else(invalid, pa.nulls(1, values.type)[0], values)
 
 
 def _unified(values: pa.ChunkedArray) -> tuple[pa.Array, list[pa.Array]]:
