@@ -21,7 +21,8 @@ _SECRET_VALUE = re.compile(
 _ASSIGNMENT = re.compile(r"\b([A-Za-z_][A-Za-z0-9_]*)=(\S+)")
 
 
-def _redact_text(text: str) -> str:
+def redact_text(text: str) -> str:
+    """`text` with secret-looking values and KEY=value pairs replaced by `<redacted>`."""
     text = _SECRET_VALUE.sub(REDACTED, text)
 
     def assignment(match: re.Match[str]) -> str:
@@ -39,5 +40,5 @@ def redact(value: Any, key: str = "") -> Any:
     if isinstance(value, list):
         return [redact(v) for v in value]
     if isinstance(value, str):
-        return _redact_text(value)
+        return redact_text(value)
     return value

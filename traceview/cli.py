@@ -11,6 +11,7 @@ from typing import Annotated, Optional
 
 import typer
 
+from parsers.limits import set_limits
 from traceview import __version__
 from traceview.atomic import write_text_atomic
 from traceview.commands import ingest as ingest_cmd
@@ -406,5 +407,16 @@ def main(
     version: Annotated[
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version and exit.")
     ] = False,
+    max_inflate_ratio: Annotated[
+        Optional[float],
+        typer.Option(
+            "--max-inflate-ratio",
+            min=1.0,
+            help="Refuse gzip inputs that inflate past this many times their size (default 200, at least 64 MiB;"
+            " also TRACEVIEW_MAX_INFLATE_RATIO).",
+        ),
+    ] = None,
 ) -> None:
     """AI profiler traces into answers."""
+    if max_inflate_ratio is not None:
+        set_limits(max_inflate_ratio=max_inflate_ratio)
