@@ -34,7 +34,10 @@ HTML_NAME = '<a href="https://evil.example/">x</a><b>y</b><!--<script>'
 TERM_NAME = "aten::mm\x1b]0;pwned\x07\x1b[2J[bold]bold[/] \u202eexe.txt \x9b31m"
 TERM_SHOWN = "aten::mm\\x1b]0;pwned\\x07\\x1b[2J[bold]bold[/] \\u202eexe.txt \\x9b31m"
 DEVICE_NAME = "NVIDIA H200\x1b]0;device\x07"
-GEMM = "sm90_xmma_gemm_bf16bf16_bf16f32_f32_tn_n_tilesize64x64x64_warpgroupsize1x1x1_execute_segment_k_on_kernel__5x_cublas"
+GEMM = (
+    "sm90_xmma_gemm_bf16bf16_bf16f32_f32_tn_n_tilesize64x64x64_warpgroupsize1x1x1_execute_segment_k_on_kernel"
+    "__5x_cublas"
+)
 # What must never reach a terminal raw (the same set terminal_safe escapes).
 RAW_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 runner = CliRunner()
@@ -56,8 +59,12 @@ def malicious_copy(sample: str, directory: Path) -> Path:
 @pytest.fixture(scope="module")
 def evil(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("evil")
-    return {"base": malicious_copy("runtime_v1", root / "in"), "test": malicious_copy("runtime_v2", root / "in"),
-            "cache": root / "cache", "root": root}
+    return {
+        "base": malicious_copy("runtime_v1", root / "in"),
+        "test": malicious_copy("runtime_v2", root / "in"),
+        "cache": root / "cache",
+        "root": root,
+    }
 
 
 def invoke(*args: str) -> Any:
@@ -91,11 +98,14 @@ def test_json_escapes_are_lossless() -> None:
 
 
 def test_plotly_safe_escapes_labels_but_not_our_templates() -> None:
-    fig = {"data": [{"labels": [HTML_NAME], "hovertemplate": "%{label}<br>x<extra></extra>", "x": ["a&b"]}],
-           "layout": {"title": {"text": "<b>t</b>"}, "template": {"layout": {"font": {"family": "<x>"}}}}}
+    fig = {
+        "data": [{"labels": [HTML_NAME], "hovertemplate": "%{label}<br>x<extra></extra>", "x": ["a&b"]}],
+        "layout": {"title": {"text": "<b>t</b>"}, "template": {"layout": {"font": {"family": "<x>"}}}},
+    }
     safe = plotly_safe(fig)
-    assert safe["data"][0]["labels"] == ["&lt;a href=\"https://evil.example/\"&gt;x&lt;/a&gt;&lt;b&gt;y&lt;/b&gt;"
-                                         "&lt;!--&lt;script&gt;"]
+    assert safe["data"][0]["labels"] == [
+        '&lt;a href="https://evil.example/"&gt;x&lt;/a&gt;&lt;b&gt;y&lt;/b&gt;&lt;!--&lt;script&gt;'
+    ]
     assert safe["data"][0]["hovertemplate"] == "%{label}<br>x<extra></extra>"
     assert safe["data"][0]["x"] == ["a&amp;b"]
     assert safe["layout"]["title"]["text"] == "&lt;b&gt;t&lt;/b&gt;"
@@ -108,8 +118,16 @@ def test_plotly_safe_escapes_labels_but_not_our_templates() -> None:
 
 def test_analyze_terminal_report_shows_escapes_visibly(evil: dict[str, Path], tmp_path: Path) -> None:
     html_out, json_out = tmp_path / "r.html", tmp_path / "r.json"
-    result = invoke("analyze", str(evil["base"]), "--cache-dir", str(evil["cache"]), "--html", str(html_out),
-                    "--json", str(json_out))
+    result = invoke(
+        "analyze",
+        str(evil["base"]),
+        "--cache-dir",
+        str(evil["cache"]),
+        "--html",
+        str(html_out),
+        "--json",
+        str(json_out),
+    )
     assert result.exit_code == 0, result.output
     assert_terminal_safe(result)
     assert "devices: NVIDIA H200\\x1b]0;device\\x07" in result.stdout
@@ -130,7 +148,7 @@ def test_analyze_pack_titles_and_errors_are_not_markup(evil: dict[str, Path], tm
         "-- title: [bold red]T[/] \x1b]0;t\x07 [/]\n-- finding: true => warning: found {name}\n"
         "SELECT DISTINCT name FROM slices WHERE name LIKE 'aten::mm%'\n"
     )
-    (pack / "broken_q.sql").write_text("-- title: broken\nSELECT \"no_such_column_\x1b\" FROM slices\n")
+    (pack / "broken_q.sql").write_text('-- title: broken\nSELECT "no_such_column_\x1b" FROM slices\n')
     result = invoke("analyze", str(evil["base"]), "--cache-dir", str(evil["cache"]), "--pack", str(pack))
     assert_terminal_safe(result)
     assert result.exit_code == 0, result.output
@@ -167,8 +185,19 @@ def test_query_error_is_escaped_and_redacted(tmp_path: Path) -> None:
 
 def test_diff_text_and_html(evil: dict[str, Path], tmp_path: Path) -> None:
     html_out = tmp_path / "diff.html"
-    result = invoke("diff", str(evil["base"]), str(evil["test"]), "--by", "op", "--cache-dir", str(evil["cache"]),
-                    "--html", str(html_out), "--fail-on", "step_time>-100%")
+    result = invoke(
+        "diff",
+        str(evil["base"]),
+        str(evil["test"]),
+        "--by",
+        "op",
+        "--cache-dir",
+        str(evil["cache"]),
+        "--html",
+        str(html_out),
+        "--fail-on",
+        "step_time>-100%",
+    )
     assert_terminal_safe(result)
     assert TERM_SHOWN in result.stdout
     text = html_out.read_text()
@@ -180,8 +209,9 @@ def test_diff_text_and_html(evil: dict[str, Path], tmp_path: Path) -> None:
 
 def test_diff_by_kernel_html_keeps_the_data_json_intact(evil: dict[str, Path], tmp_path: Path) -> None:
     html_out = tmp_path / "diff.html"
-    result = invoke("diff", str(evil["base"]), str(evil["test"]), "--cache-dir", str(evil["cache"]),
-                    "--html", str(html_out))
+    result = invoke(
+        "diff", str(evil["base"]), str(evil["test"]), "--cache-dir", str(evil["cache"]), "--html", str(html_out)
+    )
     assert result.exit_code == 0, result.output
     assert_terminal_safe(result)
     data = html_out.read_text().split('id="diff-data">', 1)[1].split("</script>", 1)[0]
@@ -198,8 +228,9 @@ def test_flame_folded_to_stdout(evil: dict[str, Path]) -> None:
 
 def test_flame_html_escapes_labels(evil: dict[str, Path], tmp_path: Path) -> None:
     html_out = tmp_path / "flame.html"
-    result = invoke("flame", str(evil["base"]), "--weight", "device", "--html", str(html_out),
-                    "--cache-dir", str(evil["cache"]))
+    result = invoke(
+        "flame", str(evil["base"]), "--weight", "device", "--html", str(html_out), "--cache-dir", str(evil["cache"])
+    )
     assert result.exit_code == 0, result.output
     assert_terminal_safe(result)
     check_html_page(html_out.read_text())
@@ -228,8 +259,10 @@ def test_packs_check_problems_are_escaped(tmp_path: Path) -> None:
 
 
 def test_ingest_warnings_are_escaped_and_redacted(tmp_path: Path) -> None:
-    events = [{"ph": "X", "name": "a", "pid": 1, "tid": 1, "ts": 1, "dur": 2},
-              {"ph": "\x1b]0;t\x07", "name": "b", "pid": 1, "tid": 1, "ts": 1}]
+    events = [
+        {"ph": "X", "name": "a", "pid": 1, "tid": 1, "ts": 1, "dur": 2},
+        {"ph": "\x1b]0;t\x07", "name": "b", "pid": 1, "tid": 1, "ts": 1},
+    ]
     trace = tmp_path / "t.json"
     trace.write_text(json.dumps({"traceEvents": events, "ERROR": ["bad \x1b[2J HF_TOKEN=abc123"]}))
     result = invoke("ingest", str(trace), "-o", str(tmp_path / "s.traceview"))
