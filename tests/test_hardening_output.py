@@ -305,3 +305,39 @@ def strings(value: Any, key: str = "") -> list[tuple[str, str]]:
     if isinstance(value, list):
         return [pair for v in value for pair in strings(v, key)]
     return []
+
+
+def test_colored_terminal_report_has_only_its_own_colour_codes() -> None:
+    """On a terminal (colours on) trace text is still escaped, redacted and never read as markup."""
+    import dataclasses
+
+    import polars as pl
+
+    from traceview.commands.analyze import AnalysisReport
+    from traceview.packs import find_pack
+    from traceview.reports import terminal
+    from traceview.sandbox import Finding, QueryResult
+
+    query = dataclasses.replace(find_pack("core").queries[0], title="[bold]T\x1b]0;t\x07[/]")
+    trace = {
+        "rank": 0,
+        "source_path": f"a\x1b[2J{HTML_NAME}",
+        "content_hash": "h",
+        "format": "kineto",
+        "device_names": [DEVICE_NAME],
+        "device_spec": None,
+        "tool_versions": {"torch": "\x1b[5m"},
+    }
+    finding = Finding(query.name, "warning", f"slow {TERM_NAME} HF_TOKEN=abc123", {})
+    report = AnalysisReport(
+        [trace],
+        [QueryResult(query, pl.DataFrame({"name": [TERM_NAME]}), [finding])],
+        [finding],
+        errors=["broken [/] \x1b]0;e\x07"],
+    )
+    text = terminal.render(report, color=True)
+    without_colours = re.sub(r"\x1b\[[0-9;]*m", "", text)
+    assert not RAW_CONTROL.search(without_colours), RAW_CONTROL.findall(without_colours)
+    assert "HF_TOKEN=<redacted>" in without_colours and "abc123" not in without_colours
+    assert TERM_SHOWN in without_colours and "[bold]T\\x1b]0;t\\x07[/]" in without_colours
+    assert "broken [/] \\x1b]0;e\\x07" in without_colours and "torch \\x1b[5m" in without_colours
