@@ -6,6 +6,7 @@ of each report is kept under test-artifacts/ (git-ignored).
 
 from __future__ import annotations
 
+import html as html_lib
 import json
 import re
 import shutil
@@ -37,7 +38,11 @@ window.addEventListener('unhandledrejection',function(e){window.__tvErrors.push(
 PROBE_BODY = """<script>window.addEventListener('load',function(){setTimeout(function(){
 var out={charts:{},errors:window.__tvErrors};
 document.querySelectorAll('div.chart').forEach(function(d){out.charts[d.id]={
-  svg:d.querySelectorAll('svg.main-svg').length,marks:d.querySelectorAll('g.trace, g.slice').length};});
+  svg:d.querySelectorAll('svg.main-svg').length,marks:d.querySelectorAll('g.trace, g.slice').length,
+  text:Array.prototype.map.call(d.querySelectorAll('text'),function(t){return t.textContent;}).join('\\n'),
+  bold:d.querySelectorAll('tspan[style*="bold"]').length};});
+out.links=Array.prototype.map.call(document.querySelectorAll('a'),function(a){
+  return a.getAttribute('href')||a.getAttribute('xlink:href')||'';});
 var p=document.createElement('pre');p.id='tv-check';p.textContent=JSON.stringify(out);
 document.body.appendChild(p);},2000);});</script>"""
 
@@ -67,7 +72,7 @@ def _render(html: Path, tmp_path: Path, screenshot: Path | None = None) -> dict:
         screenshot.parent.mkdir(parents=True, exist_ok=True)
         shot = _chromium([f"--screenshot={screenshot}", "--window-size=1400,2600", html.as_uri()], tmp_path)
         assert shot.returncode == 0 and screenshot.stat().st_size > 10_000, shot.stderr[-2000:]
-    return json.loads(match.group(1).replace("&quot;", '"').replace("&amp;", "&"))
+    return json.loads(html_lib.unescape(match.group(1)))
 
 
 def _chart_ids(html: Path) -> list[str]:
@@ -112,3 +117,26 @@ def test_flame_and_throughput_pages_draw(tmp_path: Path) -> None:
         check = _render(html, tmp_path, shot)
         assert check["errors"] == [] and check["charts"]
         assert all(d["svg"] >= 1 and d["marks"] >= 1 for d in check["charts"].values()), check
+
+
+def test_hostile_names_show_as_text_and_make_no_links(tmp_path: Path) -> None:
+    """A kernel named like an HTML injection is drawn as literal text: no link, no bold, no broken script."""
+    from test_hardening_output import HTML_NAME, malicious_copy
+
+    trace = malicious_copy("runtime_v1", tmp_path / "in")
+    cache = str(tmp_path / "c")
+    pages = {name: tmp_path / f"{name}.html" for name in ("report", "flame", "diff")}
+    assert runner.invoke(app, ["analyze", str(trace), "--html", str(pages["report"]), "--cache-dir", cache]
+                         ).exit_code == 0
+    assert runner.invoke(app, ["flame", str(trace), "--weight", "device", "--min-share", "0", "--html",
+                               str(pages["flame"]), "--cache-dir", cache]).exit_code == 0
+    test = malicious_copy("runtime_v2", tmp_path / "in2")
+    assert runner.invoke(app, ["diff", str(trace), str(test), "--html", str(pages["diff"]), "--cache-dir", cache]
+                         ).exit_code == 0
+    checks = {name: _render(page, tmp_path) for name, page in pages.items()}
+    for name, check in checks.items():
+        assert check["errors"] == [], name
+        assert not [href for href in check["links"] if "evil" in href], name
+        assert all(d["svg"] >= 1 for d in check["charts"].values()), name
+    flame = checks["flame"]["charts"]["flame0"]
+    assert f"[device] {HTML_NAME}" in flame["text"] and flame["bold"] == 0

@@ -1,4 +1,10 @@
-"""The `traceview` command line: parses arguments, calls the library, maps errors."""
+"""The `traceview` command line: parses arguments, calls the library, maps errors.
+
+Everything it prints goes through `_say` (or `_say_data` for query results and folded stacks): text from
+a trace or an error is redacted (parsers.redact.redact_text) and made terminal-safe (control characters and
+bidi overrides shown escaped, traceview.reports.safe.terminal_safe). Data (query --format csv/json/table,
+flame --folded -) is only made terminal-safe, never rewritten otherwise; written to a file with -o it is exact.
+"""
 
 from __future__ import annotations
 
@@ -12,12 +18,14 @@ from typing import Annotated, Optional
 import typer
 
 from parsers.limits import set_limits
+from parsers.redact import redact_text
 from traceview import __version__
 from traceview.atomic import write_text_atomic
 from traceview.commands import ingest as ingest_cmd
 from traceview.commands import query as query_cmd
 from traceview.commands import schema as schema_cmd
 from traceview.errors import UserError
+from traceview.reports.safe import terminal_safe
 
 app = typer.Typer(
     name="traceview",
@@ -37,8 +45,18 @@ PeakBw = Annotated[
 ]
 
 
+def _say(text: str, err: bool = False, nl: bool = True) -> None:
+    """Print text that may come from a trace or an error: redacted and terminal-safe."""
+    _say_data(redact_text(text), err=err, nl=nl)
+
+
+def _say_data(text: str, err: bool = False, nl: bool = True) -> None:
+    """Print data (query results, folded stacks) terminal-safe but otherwise as it is."""
+    typer.echo(terminal_safe(text), err=err, nl=nl)
+
+
 def _fail(message: str) -> None:
-    typer.echo(f"Error: {message}", err=True)
+    _say(f"Error: {message}", err=True)
     raise typer.Exit(2)
 
 
@@ -55,7 +73,7 @@ def _user_errors() -> Iterator[None]:
     except Exception as exc:  # a bug: one line for the user, the traceback on request
         if os.environ.get("TRACEVIEW_DEBUG"):
             raise
-        typer.echo(
+        _say(
             f"Error: internal error ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''});"
             " rerun with TRACEVIEW_DEBUG=1 for the traceback",
             err=True,
@@ -65,20 +83,21 @@ def _user_errors() -> Iterator[None]:
 
 def _warn(lines: list[str]) -> None:
     for line in lines:
-        typer.echo(f"Warning: {line}", err=True)
+        _say(f"Warning: {line}", err=True)
 
 
 def _progress() -> Optional[ingest_cmd.Progress]:
     if not sys.stderr.isatty():
         return None
     from rich.console import Console
+    from rich.text import Text
 
     console = Console(stderr=True)
     status = console.status("ingesting")
     status.start()
 
     def update(message: str) -> None:
-        status.update(f"ingesting {message}")
+        status.update(Text(terminal_safe(redact_text(f"ingesting {message}"))))
 
     update.stop = status.stop  # type: ignore[attr-defined]
     return update
@@ -110,7 +129,7 @@ def ingest(
             if progress is not None:
                 progress.stop()  # type: ignore[attr-defined]
         _warn(result.warnings)
-        typer.echo(ingest_cmd.summary(result))
+        _say(ingest_cmd.summary(result))
 
 
 @app.command()
@@ -133,7 +152,7 @@ def query(
         frame = query_cmd.run_query(target, sql, cache_dir)
         text = query_cmd.render(frame, fmt)
         if output is None:
-            sys.stdout.write(text)
+            _say_data(text, nl=False)
         else:
             write_text_atomic(output, text)
 
@@ -158,17 +177,22 @@ def analyze(
 
     with _user_errors():
         report = analyze_cmd.run_analyze(targets, pack, peak_bw, cache_dir)
-        sys.stdout.write(terminal.render(report, color=sys.stdout.isatty()))
+        color = sys.stdout.isatty()
+        rendered = terminal.render(report, color=color)
+        if color:  # the pieces from the trace are already safe; the colours must get through
+            sys.stdout.write(rendered)
+        else:
+            _say(rendered, nl=False)
         if json_out is not None:
             from traceview.reports.json_report import to_json
 
             write_text_atomic(json_out, to_json(report))
-            typer.echo(f"JSON report: {json_out}", err=True)
+            _say(f"JSON report: {json_out}", err=True)
         if html_out is not None:
             from traceview.reports.html import to_html
 
             write_text_atomic(html_out, to_html(report, _report_extras(report, targets, cache_dir)))
-            typer.echo(f"HTML report: {html_out}", err=True)
+            _say(f"HTML report: {html_out}", err=True)
 
 
 def _report_extras(report, targets: list[Path], cache_dir: Optional[Path]) -> list[str]:
@@ -249,21 +273,21 @@ def flame(
             _warn([f"the trace has {missing}" + (f" in step {step}" if step is not None else "")])
         if folded is not None:
             if str(folded) == "-":
-                sys.stdout.write(result.folded())
+                _say_data(result.folded(), nl=False)
             else:
                 write_text_atomic(folded, result.folded())
-                typer.echo(f"folded stacks: {folded}", err=True)
+                _say(f"folded stacks: {folded}", err=True)
         if html_out is not None:
             from traceview.reports import html as html_report
 
             body = "<h1>traceview flame graph</h1>" + html_report.flame_section(result, min_share)
             write_text_atomic(html_out, html_report.page("traceview flame graph", body))
-            typer.echo(f"HTML: {html_out}", err=True)
+            _say(f"HTML: {html_out}", err=True)
         if folded is None or str(folded) != "-":
             line = f"{result.weight.value}: {result.total_ns / 1e6:.3f} ms in {len(result.stacks)} stacks"
             if result.info:
                 line += f" ({result.info['attributed_ns'] / 1e6:.3f} ms with a known host launcher)"
-            typer.echo(line)
+            _say(line)
 
 
 @app.command()
@@ -297,16 +321,16 @@ def throughput(
             ])
         if json_out is not None:
             write_text_atomic(json_out, data.to_json())
-            typer.echo(f"JSON: {json_out}", err=True)
+            _say(f"JSON: {json_out}", err=True)
         if html_out is not None:
             from traceview.reports import html as html_report
 
             body = "<h1>traceview throughput</h1>" + html_report.throughput_section(data.to_dict())
             write_text_atomic(html_out, html_report.page("traceview throughput", body))
-            typer.echo(f"HTML: {html_out}", err=True)
+            _say(f"HTML: {html_out}", err=True)
         for name, points in data.to_dict().items():
             if isinstance(points, list):
-                typer.echo(f"{name}: {len(points)} points")
+                _say(f"{name}: {len(points)} points")
 
 
 @app.command()
@@ -338,17 +362,17 @@ def diff(
     with _user_errors():
         report = diff_cmd.run_diff(base, test, by, fail_on, min_effect, cache_dir=cache_dir,
                                    with_tree=html_out is not None)
-        sys.stdout.write(diff_cmd.render_text(report, top))
+        _say(diff_cmd.render_text(report, top), nl=False)
         if json_out is not None:
             write_text_atomic(json_out, diff_cmd.to_json(report))
-            typer.echo(f"JSON report: {json_out}", err=True)
+            _say(f"JSON report: {json_out}", err=True)
         if html_out is not None:
             from traceview.reports.diff_html import to_html as diff_to_html
 
             write_text_atomic(html_out, diff_to_html(report))
-            typer.echo(f"HTML report: {html_out}", err=True)
+            _say(f"HTML report: {html_out}", err=True)
     for gate in report.tripped:
-        typer.echo(f"Gate failed: {gate.expr}: {gate.reason}", err=True)
+        _say(f"Gate failed: {gate.expr}: {gate.reason}", err=True)
     if report.tripped:
         raise typer.Exit(1)
 
@@ -363,7 +387,7 @@ def packs_list() -> None:
     from traceview.commands import packs as packs_cmd
 
     with _user_errors():
-        sys.stdout.write(packs_cmd.list_packs())
+        _say(packs_cmd.list_packs(), nl=False)
 
 
 @packs_app.command("show")
@@ -373,7 +397,7 @@ def packs_show(name: Annotated[str, typer.Argument(help="A built-in pack name or
     from traceview.packs import find_pack
 
     with _user_errors():
-        sys.stdout.write(packs_cmd.show_pack(find_pack(name)))
+        _say(packs_cmd.show_pack(find_pack(name)), nl=False)
 
 
 @packs_app.command("check")
@@ -384,21 +408,21 @@ def packs_check(directory: Annotated[Path, typer.Argument(help="The pack directo
     with _user_errors():
         problems = packs_cmd.check_pack(directory)
         for problem in problems:
-            typer.echo(problem, err=True)
+            _say(problem, err=True)
         if problems:
             raise typer.Exit(1)
-        typer.echo(f"{directory}: ok")
+        _say(f"{directory}: ok")
 
 
 @app.command()
 def schema() -> None:
     """Print the tables and views of the trace model, one line per column."""
-    sys.stdout.write(schema_cmd.describe())
+    _say(schema_cmd.describe(), nl=False)
 
 
 def _version(value: bool) -> None:
     if value:
-        typer.echo(f"traceview {__version__}")
+        _say(f"traceview {__version__}")
         raise typer.Exit()
 
 

@@ -1,4 +1,9 @@
-"""`traceview query`: run SQL over a store and render the result."""
+"""`traceview query`: run SQL over a store and render the result.
+
+Control characters in the data never reach a terminal raw: the table shows them escaped (`\\x1b`), JSON
+escapes them losslessly (`\\u001b`, also DEL, C1 controls and bidi overrides), and CSV is escaped like the
+table when printed (the CLI's output choke point) but written byte-exact with `-o FILE`.
+"""
 
 from __future__ import annotations
 
@@ -11,10 +16,12 @@ from typing import TYPE_CHECKING
 import duckdb
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from traceview.engine import open_target
 from traceview.errors import UserError
 from traceview.jsonify import json_default
+from traceview.reports.safe import json_terminal_safe, terminal_safe
 
 if TYPE_CHECKING:
     import polars as pl
@@ -28,12 +35,10 @@ class OutputFormat(enum.StrEnum):
     json = "json"
 
 
-
-
 def render(frame: pl.DataFrame, fmt: OutputFormat) -> str:
     """Render a result frame as a text table, CSV, or a JSON list of row objects."""
     if fmt is OutputFormat.json:
-        return json.dumps(frame.to_dicts(), default=json_default, ensure_ascii=False) + "\n"
+        return json_terminal_safe(json.dumps(frame.to_dicts(), default=json_default, ensure_ascii=False)) + "\n"
     if fmt is OutputFormat.csv:
         nested = [name for name, dtype in frame.schema.items() if dtype.is_nested()]
         if nested:
@@ -47,9 +52,9 @@ def render(frame: pl.DataFrame, fmt: OutputFormat) -> str:
         return frame.write_csv()
     table = Table(show_edge=False, header_style="bold")
     for name in frame.columns:
-        table.add_column(name, overflow="fold")
+        table.add_column(Text(terminal_safe(name)), overflow="fold")
     for row in frame.iter_rows():
-        table.add_row(*("" if v is None else str(v) for v in row))
+        table.add_row(*(Text("" if v is None else terminal_safe(str(v))) for v in row))
     buffer = io.StringIO()
     Console(file=buffer, width=200, no_color=True, highlight=False).print(table)
     return buffer.getvalue()

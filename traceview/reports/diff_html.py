@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import html
-import json
 import math
 
 from traceview.commands.diff import DiffReport, Side, _finite
+from traceview.reports.safe import script_json
 
 SEP = " \u203a "
 TREE_KINDS = "('cpu_op', 'annotation', 'step')"
@@ -61,13 +61,14 @@ def flame_figure(tree: dict):
         values.append(max(base, test))
         pct = (test - base) / base * 100 if base else (100.0 if test else 0.0)
         colors.append(max(-50.0, min(50.0, pct)))
-        text.append(f"base {base / 1e6:.3f} ms<br>test {test / 1e6:.3f} ms<br>"
-                    f"{'new' if not base else f'{pct:+.1f}%'}")
+        text.append([f"{base / 1e6:.3f}", f"{test / 1e6:.3f}", "new" if not base else f"{pct:+.1f}%"])
     fig = go.Figure(go.Icicle(
         ids=ids, parents=parents, labels=labels, values=values, branchvalues="remainder",
         marker={"colors": colors, "colorscale": "RdBu_r", "cmid": 0, "cmin": -50, "cmax": 50,
                 "colorbar": {"title": "change %"}},
-        hovertext=text, hoverinfo="label+text", tiling={"orientation": "v"},
+        customdata=text, tiling={"orientation": "v"},
+        hovertemplate="%{label}<br>base %{customdata[0]} ms<br>test %{customdata[1]} ms<br>%{customdata[2]}"
+                      "<extra></extra>",
     ))
     fig.update_layout(margin={"t": 30, "l": 0, "r": 0, "b": 0}, height=600,
                       title="Differential flame chart (op tree, colour = change of test against base)")
@@ -148,6 +149,6 @@ def to_html(report: DiffReport) -> str:
     if report.op_tree:
         parts.append("<h2>Differential flame chart</h2>")
         parts.append(figure_div(flame_figure(report.op_tree), "diff-flame"))
-    data = json.dumps(_finite(report.to_json_dict())).replace("</", "<\\/")
+    data = script_json(_finite(report.to_json_dict()))
     parts.append(f'<script type="application/json" id="diff-data">{data}</script>')
     return page("traceview diff", "".join(parts))

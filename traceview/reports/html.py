@@ -1,7 +1,8 @@
 """The HTML report: one self-contained file (plotly.js inlined) that opens offline.
 
-Every string that comes from a trace is escaped; figure JSON is embedded with `</` escaped so
-that no name can close the script element.
+Every string that comes from a trace is escaped: HTML-escaped in the page, entity-escaped in plotly labels
+(plotly reads a subset of HTML there), and the figure JSON embedded with `<`, `>`, `&`, U+2028/9 as `\\uXXXX`
+so that no name can close or corrupt the script element.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from plotly.offline import get_plotlyjs
 from traceview import charts
 from traceview.commands.analyze import AnalysisReport
 from traceview.reports.finding_groups import group_findings
+from traceview.reports.safe import plotly_safe, script_json
 from traceview.sandbox import Finding
 
 MAX_TABLE_ROWS = 200
@@ -42,8 +44,8 @@ def _table(columns: list[str], rows: list[tuple]) -> str:
 
 
 def figure_div(fig, div_id: str) -> str:
-    """A div plus the script that draws `fig` into it (the JSON safely embedded)."""
-    spec = pio.to_json(fig, validate=False).replace("</", "<\\/")
+    """A div plus the script that draws `fig` into it (labels escaped for plotly, the JSON safely embedded)."""
+    spec = script_json(plotly_safe(json.loads(pio.to_json(fig, validate=False))))
     return (
         f'<div id="{div_id}" class="chart"></div>'
         f"<script>(function(){{var f={spec};Plotly.newPlot('{div_id}',f.data,f.layout,"
