@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -33,7 +34,7 @@ CONVENIENCE_VIEWS = {
 }
 
 
-def _quote(path: Path) -> str:
+def _quote(path: Path | str) -> str:
     return "'" + str(path).replace("'", "''") + "'"
 
 
@@ -72,6 +73,11 @@ DEVICE_VIEWS = {
 }
 
 
+def _glob_literal(path: Path) -> str:
+    """`path` as a DuckDB glob that matches only itself (a store may be named `run[1]` or `a*b`)."""
+    return re.sub(r"([\[*?])", r"[\1]", str(path))
+
+
 def connect(stores: Path | list[Path]) -> duckdb.DuckDBPyConnection:
     """An in-memory DuckDB connection with the tables of one or more stores as views."""
     from parsers.model import TABLES
@@ -80,7 +86,9 @@ def connect(stores: Path | list[Path]) -> duckdb.DuckDBPyConnection:
     stores = [stores] if isinstance(stores, Path) else list(stores)
     con = duckdb.connect()
     for table, schema in TABLES.items():
-        patterns = [store / table / "*.parquet" for store in stores if any((store / table).glob("*.parquet"))]
+        patterns = [
+            f"{_glob_literal(store / table)}/*.parquet" for store in stores if any((store / table).glob("*.parquet"))
+        ]
         if patterns:
             listing = "[" + ", ".join(_quote(p) for p in patterns) + "]"
             con.execute(f"CREATE VIEW {table} AS SELECT * FROM read_parquet({listing}, union_by_name = true)")

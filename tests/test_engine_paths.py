@@ -1,0 +1,47 @@
+"""Stores and traces whose paths hold glob characters are read as named, never as patterns."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from conftest import small_kineto_events, write_kineto
+from typer.testing import CliRunner
+
+from traceview.cli import app
+
+runner = CliRunner()
+
+
+@pytest.mark.parametrize(
+    ("name", "decoy_name"),
+    [
+        ("run[1].traceview", "run1.traceview"),
+        ("a*b.traceview", "axyb.traceview"),
+        ("what?.traceview", "whatZ.traceview"),
+        ("x[!y].traceview", "xz.traceview"),
+    ],
+)
+def test_store_named_like_a_glob(tmp_path: Path, name: str, decoy_name: str) -> None:
+    trace = write_kineto(tmp_path / "t.json", small_kineto_events())
+    # a sibling the pattern would also match, with different rows
+    decoy = write_kineto(tmp_path / "decoy.json", small_kineto_events(12))
+    assert runner.invoke(app, ["ingest", str(trace), "-o", str(tmp_path / name)]).exit_code == 0
+    assert runner.invoke(app, ["ingest", str(decoy), "-o", str(tmp_path / decoy_name)]).exit_code == 0
+    assert runner.invoke(app, ["ingest", str(trace), "-o", str(tmp_path / "plain.traceview")]).exit_code == 0
+    counts = []
+    for store in (name, decoy_name, "plain.traceview"):
+        result = runner.invoke(app, ["query", str(tmp_path / store), "select count(*) as n from slices", "-f", "csv"])
+        assert result.exit_code == 0, result.output
+        counts.append(result.output)
+    assert counts[0] == counts[2] != counts[1]
+
+
+def test_raw_trace_named_like_a_glob(tmp_path: Path) -> None:
+    trace = write_kineto(tmp_path / "rank[0].json", small_kineto_events())
+    cache = tmp_path / "cache"
+    result = runner.invoke(
+        app, ["query", str(trace), "select count(*) as n from traces", "-f", "csv", "--cache-dir", str(cache)]
+    )
+    assert result.exit_code == 0, result.output
+    assert result.output == "n\n1\n"
