@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import signal
@@ -319,6 +320,21 @@ def test_cache_entry_that_is_a_link_to_a_forged_store_is_not_used(tmp_path: Path
     )
 
 
+def test_store_through_a_link_into_the_input_dump_is_refused(tmp_path: Path) -> None:
+    """-o under a link that leads into the dump directory: refused before anything is written there."""
+    dump = tmp_path / "dump"
+    dump.mkdir()
+    write_kineto(dump / "rank-0.json", small_kineto_events(2))
+    (tmp_path / "into").symlink_to(dump)
+    out = tmp_path / "into" / "s.traceview"
+    result = runner.invoke(app, ["ingest", str(dump), "-o", str(out)])
+    assert result.exit_code == 2
+    assert result.stderr == (
+        f"Error: {out}: the store would be inside the input directory {dump}; choose another -o\n"
+    )
+    assert entries(dump) == ["rank-0.json"]
+
+
 def test_planted_lock_link_is_refused(trace: Path, tmp_path: Path) -> None:
     """`.s.traceview.lock` planted as a link: refused, and the file it points to is untouched."""
     victim = tmp_path / "victim.txt"
@@ -330,6 +346,19 @@ def test_planted_lock_link_is_refused(trace: Path, tmp_path: Path) -> None:
     assert result.stderr == f"Error: {lock}: cannot be used as the store's lock file (is a symbolic link)\n"
     assert victim.read_text() == "keep" and lock.is_symlink()
     assert not (tmp_path / "s.traceview").exists()
+
+
+def test_full_disk_is_one_line_and_leaves_nothing(trace: Path, tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    def disk_full(*args):  # noqa: ANN002, ANN202
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(store_mod, "_write_parsed", disk_full)
+    out = tmp_path / "s.traceview"
+    result = runner.invoke(app, ["ingest", str(trace), "-o", str(out)])
+    assert result.exit_code == 2
+    assert result.stderr == f"Error: {out}: cannot write the store (No space left on device)\n"
+    assert entries(tmp_path) == ["inputs"]
 
 
 def test_oversized_manifest_is_not_read(trace: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

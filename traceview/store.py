@@ -187,7 +187,7 @@ def ingest(
         out.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise UserError(f"{out.parent}: cannot create the store's folder ({exc.strerror or exc})") from exc
-    with _store_lock(out):
+    with _store_lock(out, progress):
         _recover(out)
         _check_target(out)
         # Another ingest may have written the store while this one waited for the lock.
@@ -197,6 +197,10 @@ def ingest(
         try:
             manifest = _build(files, staging, progress)
             _replace(staging, out)
+        except OSError as exc:  # a full or failing disk, not a bug
+            _remove_ours(staging)
+            where = f"{exc.filename}: " if exc.filename else ""
+            raise UserError(f"{out}: cannot write the store ({where}{exc.strerror or exc})") from exc
         except BaseException:
             _remove_ours(staging)
             raise
@@ -367,7 +371,7 @@ def _lock_wait_s() -> float:
 
 
 @contextmanager
-def _store_lock(out: Path) -> Iterator[None]:
+def _store_lock(out: Path, progress: Progress | None = None) -> Iterator[None]:
     """Hold an exclusive `flock` on `.NAME.lock` beside the store; the holder removes the file on release.
 
     The kernel drops the lock when its holder dies, so a lock that can be taken is never held by a
@@ -379,7 +383,7 @@ def _store_lock(out: Path) -> Iterator[None]:
     while True:
         fd = _open_lock_file(lock_path)
         try:
-            _flock_before(fd, deadline, out, wait_s)
+            _flock_before(fd, deadline, out, wait_s, progress)
             if _is_same_file(fd, lock_path):
                 break
         except BaseException:
@@ -411,13 +415,15 @@ def _open_lock_file(lock_path: Path) -> int:
     return fd
 
 
-def _flock_before(fd: int, deadline: float, out: Path, wait_s: float) -> None:
+def _flock_before(fd: int, deadline: float, out: Path, wait_s: float, progress: Progress | None) -> None:
     pause = 0.02
     while True:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             return
         except BlockingIOError:
+            if progress and pause == 0.02:  # the first miss
+                progress(f"waiting for another ingest writing {out.name}")
             if time.monotonic() >= deadline:
                 raise UserError(
                     f"{out}: another traceview ingest is writing this store; gave up after {wait_s:g} s"
@@ -510,7 +516,8 @@ def _recover(out: Path) -> None:
                 _remove_ours(path)
     olds.sort(key=lambda p: os.lstat(p).st_mtime_ns)
     if olds and not os.path.lexists(out):
-        os.replace(olds.pop(), out)
+        with suppress(OSError):
+            os.replace(olds.pop(), out)
     for old in olds:
         _discard(old, out)
 
