@@ -7,19 +7,30 @@ Layout (readable as it is by DuckDB, polars, pandas and Spark):
 
 Stores are written into a temporary sibling directory and renamed into place, so a reader
 never sees half a store. Re-ingesting unchanged inputs reuses the store.
+
+Writers of one store take turns: each holds `fcntl.flock` on the sibling `.NAME.lock` while it
+checks for reuse, builds and renames, so a second ingest waits (up to `LOCK_WAIT_S`) and then
+reuses what the first wrote. Under that lock, what a killed ingest left behind is provably stale:
+its staging directory `.NAME.<hex>.tmp` (marked with `.traceview-staging`, or holding our
+manifest) is removed, and a store it had moved aside, `.NAME.old-<pid>-<hex>`, is put back when
+NAME is missing and removed otherwise. Nothing else is touched, and no path is written through a link.
 """
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
 import re
+import secrets
 import shutil
+import stat
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -36,6 +47,11 @@ from traceview.errors import UserError
 from traceview.paths import is_inside
 
 MANIFEST = "manifest.json"
+LOCK_WAIT_S = 600.0
+"""How long an ingest waits for another one writing the same store (env TRACEVIEW_LOCK_WAIT_S raises it)."""
+MANIFEST_MAX_BYTES = 64 << 20
+"""A manifest larger than this is not one of ours (real ones are a few KB per input)."""
+STAGING_MARK = ".traceview-staging"
 _RANK_IN_NAME = re.compile(r"rank[-_]?(\d+)", re.IGNORECASE)
 
 Progress = Callable[[str], None]
@@ -59,9 +75,32 @@ def is_store(path: Path) -> bool:
 def read_manifest(store: Path) -> dict:
     """Load a store's manifest."""
     try:
-        return json.loads((store / MANIFEST).read_text())
+        return json.loads(_read_small_file(store / MANIFEST, MANIFEST_MAX_BYTES))
     except (OSError, ValueError) as exc:
         raise UserError(f"{store}: not a readable traceview store ({exc})") from exc
+
+
+def _read_small_file(path: Path, max_bytes: int) -> bytes:
+    """The bytes of a regular file of at most `max_bytes` (never blocks on a FIFO, never reads a device)."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    with os.fdopen(fd, "rb") as fh:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise ValueError(f"{path.name} is not a regular file")
+        data = fh.read(max_bytes + 1)
+    if len(data) > max_bytes:
+        raise ValueError(f"{path.name} is larger than {max_bytes} bytes")
+    return data
+
+
+def _our_manifest(store: Path) -> dict | None:
+    """The manifest of `store` when it is a real directory holding a manifest we wrote, else None."""
+    try:
+        if not stat.S_ISDIR(os.lstat(store).st_mode) or os.path.islink(store / MANIFEST):
+            return None
+        manifest = json.loads(_read_small_file(store / MANIFEST, MANIFEST_MAX_BYTES))
+    except (OSError, ValueError):
+        return None
+    return manifest if isinstance(manifest, dict) and "traceview_version" in manifest else None
 
 
 def _stat_key(path: Path) -> dict:
@@ -76,11 +115,8 @@ def _stat_key(path: Path) -> dict:
 
 
 def _reusable(store: Path, files: list[tuple[Path, str]]) -> dict | None:
-    if not is_store(store):
-        return None
-    try:
-        manifest = json.loads((store / MANIFEST).read_text())
-    except (OSError, ValueError):
+    manifest = _our_manifest(store)
+    if manifest is None:
         return None
     if manifest.get("model_version") != MODEL_VERSION or manifest.get("traceview_version") != __version__:
         return None
@@ -143,19 +179,31 @@ def ingest(
     for path in inputs:
         if path.is_dir() and is_inside(out, path):
             raise UserError(f"{out}: the store would be inside the input directory {path}; choose another -o")
-    if not force and (manifest := _reusable(out, [(f, fmt) for f, fmt, _ in files])):
+    wanted = [(f, fmt) for f, fmt, _ in files]
+    _check_target(out)
+    if not force and not _has_leftovers(out) and (manifest := _reusable(out, wanted)):
         return IngestResult(out, True, manifest, manifest_warnings(out, manifest))
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
-    umask = os.umask(0)
-    os.umask(umask)
-    staging.chmod(0o777 & ~umask)
     try:
-        manifest = _build(files, staging, progress)
-        _replace(staging, out)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(f"{out.parent}: cannot create the store's folder ({exc.strerror or exc})") from exc
+    with _store_lock(out, progress):
+        _recover(out)
+        _check_target(out)
+        # Another ingest may have written the store while this one waited for the lock.
+        if not force and (manifest := _reusable(out, wanted)):
+            return IngestResult(out, True, manifest, manifest_warnings(out, manifest))
+        staging = _new_staging(out)
+        try:
+            manifest = _build(files, staging, progress)
+            _replace(staging, out)
+        except OSError as exc:  # a full or failing disk, not a bug
+            _remove_ours(staging)
+            where = f"{exc.filename}: " if exc.filename else ""
+            raise UserError(f"{out}: cannot write the store ({where}{exc.strerror or exc})") from exc
+        except BaseException:
+            _remove_ours(staging)
+            raise
     return IngestResult(out, False, manifest, manifest_warnings(out, manifest))
 
 
@@ -287,13 +335,245 @@ def _write_parsed(
     }
 
 
+_FILE_KINDS = {
+    stat.S_IFREG: "a regular file",
+    stat.S_IFLNK: "a symbolic link",
+    stat.S_IFIFO: "a FIFO",
+    stat.S_IFSOCK: "a socket",
+    stat.S_IFCHR: "a character device",
+    stat.S_IFBLK: "a block device",
+}
+
+
+def _check_target(out: Path) -> None:
+    """Refuse a store path that is not a directory (links included) or is a directory of someone else's."""
+    try:
+        mode = os.lstat(out).st_mode
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        raise UserError(f"{out}: cannot be used as a store ({exc.strerror or exc})") from exc
+    if not stat.S_ISDIR(mode):
+        kind = _FILE_KINDS.get(stat.S_IFMT(mode), "not a directory")
+        raise UserError(f"{out}: exists and is {kind}, not a traceview store; refusing to write there")
+    if _our_manifest(out) is None and any(out.iterdir()):
+        raise UserError(f"{out}: exists and is not a traceview store; refusing to overwrite it")
+
+
+def _lock_wait_s() -> float:
+    value = os.environ.get("TRACEVIEW_LOCK_WAIT_S")
+    if not value:
+        return LOCK_WAIT_S
+    try:
+        return float(value)
+    except ValueError:
+        raise UserError(f"TRACEVIEW_LOCK_WAIT_S: not a number of seconds ({value!r})") from None
+
+
+@contextmanager
+def _store_lock(out: Path, progress: Progress | None = None) -> Iterator[None]:
+    """Hold an exclusive `flock` on `.NAME.lock` beside the store; the holder removes the file on release.
+
+    The kernel drops the lock when its holder dies, so a lock that can be taken is never held by a
+    live writer. A waiter that wins the lock on a file that was removed meanwhile tries again.
+    """
+    lock_path = _lock_path(out)
+    wait_s = _lock_wait_s()
+    deadline = time.monotonic() + wait_s
+    while True:
+        fd = _open_lock_file(lock_path)
+        try:
+            _flock_before(fd, deadline, out, wait_s, progress)
+            if _is_same_file(fd, lock_path):
+                break
+        except BaseException:
+            os.close(fd)
+            raise
+        os.close(fd)
+    try:
+        yield
+    finally:
+        with suppress(OSError):
+            os.unlink(lock_path)
+        os.close(fd)
+
+
+def _lock_path(out: Path) -> Path:
+    return out.with_name(f".{out.name}.lock")
+
+
+def _open_lock_file(lock_path: Path) -> int:
+    flags = os.O_RDONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+    try:
+        fd = os.open(lock_path, flags, 0o644)
+    except OSError as exc:
+        reason = "is a symbolic link" if os.path.islink(lock_path) else (exc.strerror or str(exc))
+        raise UserError(f"{lock_path}: cannot be used as the store's lock file ({reason})") from exc
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise UserError(f"{lock_path}: cannot be used as the store's lock file (not a regular file)")
+    return fd
+
+
+def _flock_before(fd: int, deadline: float, out: Path, wait_s: float, progress: Progress | None) -> None:
+    pause = 0.02
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            if progress and pause == 0.02:  # the first miss
+                progress(f"waiting for another ingest writing {out.name}")
+            if time.monotonic() >= deadline:
+                raise UserError(
+                    f"{out}: another traceview ingest is writing this store; gave up after {wait_s:g} s"
+                    " (set TRACEVIEW_LOCK_WAIT_S to wait longer)"
+                ) from None
+            time.sleep(pause)
+            pause = min(pause * 2, 0.5)
+
+
+def _is_same_file(fd: int, path: Path) -> bool:
+    try:
+        st = os.stat(path, follow_symlinks=False)
+    except FileNotFoundError:
+        return False
+    held = os.fstat(fd)
+    return (st.st_dev, st.st_ino) == (held.st_dev, held.st_ino)
+
+
+def _staging_name(out: Path) -> re.Pattern[str]:
+    return re.compile(rf"\.{re.escape(out.name)}\.[0-9a-f]{{8}}\.tmp")
+
+
+def _old_name(out: Path) -> re.Pattern[str]:
+    return re.compile(rf"\.{re.escape(out.name)}\.old-\d+-[0-9a-f]{{8}}")
+
+
+def _fresh_dir(parent: Path, prefix: str, suffix: str) -> Path:
+    """A new, empty directory `prefix<8 hex>suffix` in `parent`, created by this call (never an existing one)."""
+    while True:
+        path = parent / f"{prefix}{secrets.token_hex(4)}{suffix}"
+        try:
+            path.mkdir(mode=0o700)
+            return path
+        except FileExistsError:
+            continue
+        except OSError as exc:
+            raise UserError(f"{parent}: cannot write the store here ({exc.strerror or exc})") from exc
+
+
+def _new_staging(out: Path) -> Path:
+    """The staging directory of a new store, marked as ours and named for `out`."""
+    staging = _fresh_dir(out.parent, f".{out.name}.", ".tmp")
+    umask = os.umask(0)
+    os.umask(umask)
+    staging.chmod(0o777 & ~umask)
+    (staging / STAGING_MARK).write_text(json.dumps({"store": out.name, "pid": os.getpid()}) + "\n")
+    return staging
+
+
+def _marked_for(staging: Path, out: Path) -> bool:
+    try:
+        if os.path.islink(staging / STAGING_MARK):
+            return False
+        mark = json.loads(_read_small_file(staging / STAGING_MARK, 4096))
+    except (OSError, ValueError):
+        return False
+    return isinstance(mark, dict) and mark.get("store") == out.name
+
+
+def _has_leftovers(out: Path) -> bool:
+    """True when a lock file or a name an ingest of `out` could have left lies beside it (cheap: names only)."""
+    try:
+        names = os.listdir(out.parent)
+    except OSError:
+        return False
+    staging_name, old_name = _staging_name(out), _old_name(out)
+    lock_name = _lock_path(out).name
+    return any(n == lock_name or staging_name.fullmatch(n) or old_name.fullmatch(n) for n in names)
+
+
+def _recover(out: Path) -> None:
+    """Under the store's lock: clear what killed ingests of `out` left behind, or put back the store they moved."""
+    try:
+        names = os.listdir(out.parent)
+    except OSError:
+        return
+    staging_name, old_name = _staging_name(out), _old_name(out)
+    olds = []
+    for name in names:
+        path = out.parent / name
+        if not _is_real_dir(path):
+            continue
+        if staging_name.fullmatch(name):
+            if _marked_for(path, out) or _our_manifest(path) is not None or _is_empty_dir(path):
+                _remove_ours(path)
+        elif old_name.fullmatch(name):
+            if _our_manifest(path) is not None:
+                olds.append(path)
+            elif _is_empty_dir(path):
+                _remove_ours(path)
+    olds.sort(key=lambda p: os.lstat(p).st_mtime_ns)
+    if olds and not os.path.lexists(out):
+        with suppress(OSError):
+            os.replace(olds.pop(), out)
+    for old in olds:
+        _discard(old, out)
+
+
+def _is_real_dir(path: Path) -> bool:
+    try:
+        return stat.S_ISDIR(os.lstat(path).st_mode)
+    except OSError:
+        return False
+
+
+def _is_empty_dir(path: Path) -> bool:
+    try:
+        return not os.listdir(path)
+    except OSError:
+        return False
+
+
+def _remove_ours(path: Path) -> None:
+    """Remove a staging directory, keeping what proves it ours (mark, manifest) until last.
+
+    A kill halfway through thus leaves a directory that is still recognised and removed next time.
+    """
+    proofs = (STAGING_MARK, MANIFEST)
+    with suppress(FileNotFoundError):
+        for entry in os.scandir(path):
+            if entry.name in proofs:
+                continue
+            if entry.is_dir(follow_symlinks=False):
+                shutil.rmtree(entry.path, ignore_errors=True)
+            else:
+                with suppress(OSError):
+                    os.unlink(entry.path)
+        for name in proofs:
+            with suppress(OSError):
+                os.unlink(path / name)
+        with suppress(OSError):
+            os.rmdir(path)
+
+
+def _discard(old: Path, out: Path) -> None:
+    """Remove a replaced store: renamed to a staging name first, so a half-removed one is never put back."""
+    with suppress(OSError, UserError):
+        trash = _fresh_dir(out.parent, f".{out.name}.", ".tmp")
+        os.replace(old, trash)
+        _remove_ours(trash)
+
+
 def _replace(staging: Path, out: Path) -> None:
-    if out.exists():
-        if not is_store(out) and any(out.iterdir()):
-            raise UserError(f"{out}: exists and is not a traceview store; refusing to overwrite it")
-        old = out.with_name(f".{out.name}.old-{os.getpid()}")
-        os.replace(out, old)
+    """Rename the finished `staging` to `out`, moving an older store aside and removing it after."""
+    _check_target(out)
+    (staging / STAGING_MARK).unlink()  # the manifest, written before, now proves the directory ours
+    if not os.path.lexists(out) or _is_empty_dir(out):
         os.replace(staging, out)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(staging, out)
+        return
+    old = _fresh_dir(out.parent, f".{out.name}.old-{os.getpid()}-", "")
+    os.replace(out, old)
+    os.replace(staging, out)
+    _discard(old, out)
