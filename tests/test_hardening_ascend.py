@@ -175,6 +175,19 @@ def test_link_out_of_the_dump_is_not_read(tmp_path: Path) -> None:
     assert query(result.store, "SELECT count(*) FROM slices WHERE name = 'z'") == [(0,)]
 
 
+def test_directory_link_out_of_the_dump_is_not_read(tmp_path: Path) -> None:
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "kernel_details.csv").write_text(OTHER_KERNELS)
+    dump = tmp_path / "in" / "host_1_20250101_ascend_pt"
+    dump.mkdir(parents=True)
+    (dump / "profiler_info_0.json").write_text(json.dumps({"config": {}, "rank_id": 0}))
+    (dump / layout.OUTPUT_DIR).symlink_to(elsewhere)
+    sources = layout.collect(dump, layout.ASCEND_PT)
+    assert sources.kernels == []
+    assert sources.ignored == ["ASCEND_PROFILER_OUTPUT: leads outside the dump (through a link); not read"]
+
+
 def test_link_inside_the_dump_is_read(tmp_path: Path) -> None:
     dump = _dump(tmp_path / "in", {})
     (dump / "kernels.csv").write_text(KERNELS)

@@ -19,6 +19,7 @@ _SPECIAL = (
     (stat.S_ISBLK, "a block device"),
 )
 DIRECTORY = "a directory, not a file"
+OUTSIDE = "leads outside the dump (through a link)"
 
 
 def file_problem(path: Path | str) -> str | None:
@@ -67,13 +68,36 @@ class Screen:
             return path.name
 
     def note(self, path: Path, problem: str) -> None:
-        """Record that `path` is not read, and why."""
-        self.ignored.append(f"{self.label(path)}: {problem}; not read")
+        """Record that `path` is not read, and why (once)."""
+        line = f"{self.label(path)}: {problem}; not read"
+        if line not in self.ignored:
+            self.ignored.append(line)
+
+    def contains(self, path: Path | str) -> bool:
+        """True when `path`, links resolved, lies inside the dump."""
+        return any(is_inside(path, root) for root in self.roots)
 
     def problem(self, entry: os.DirEntry) -> str | None:
-        """None when the entry is a regular file, or a link to one inside the dump; else why not."""
-        path = Path(entry.path)
-        problem = file_problem(path)
-        if problem is None and not any(is_inside(path, root) for root in self.roots):
-            return "leads outside the dump (through a link)"
+        """None when the entry (in a directory inside the dump) is a regular file, or a link to one
+        inside the dump; else why it is not read."""
+        problem = entry_problem(entry)
+        if problem is None and _is_link(entry) and not self.contains(entry.path):
+            return OUTSIDE
         return problem
+
+
+def entry_problem(entry: os.DirEntry) -> str | None:
+    """`file_problem` of a directory entry; no stat call for a plain regular file."""
+    try:
+        if entry.is_file(follow_symlinks=False):
+            return None
+    except OSError:
+        pass
+    return file_problem(entry.path)
+
+
+def _is_link(entry: os.DirEntry) -> bool:
+    try:
+        return entry.is_symlink()
+    except OSError:
+        return False

@@ -13,7 +13,7 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from parsers.ascend.fsentry import DIRECTORY, Screen, file_problem
+from parsers.ascend.fsentry import DIRECTORY, OUTSIDE, Screen, entry_problem
 from parsers.inflate import InflateLimitError, bomb_message, gunzip_to
 from parsers.limits import inflate_cap
 
@@ -127,6 +127,9 @@ def _listdir(path: Path, plain_names: bool = False, screen: Screen | None = None
     """(directories, files) in `path`, sorted, hidden names left out. Links to directories are not
     followed; only regular files are listed (a FIFO is never opened). With a `screen`, links leading
     outside the dump are left out too, and what is left out is noted."""
+    if screen is not None and not screen.contains(path):
+        screen.note(path, OUTSIDE)
+        return [], []
     try:
         entries = list(os.scandir(path))
     except OSError:
@@ -141,7 +144,7 @@ def _listdir(path: Path, plain_names: bool = False, screen: Screen | None = None
             if screen is not None and is_read_name(entry.name):
                 screen.note(Path(entry.path), "a directory, not a file")
             continue
-        problem = screen.problem(entry) if screen is not None else file_problem(entry.path)
+        problem = screen.problem(entry) if screen is not None else entry_problem(entry)
         if problem is None:
             files.append(entry.name)
         elif screen is not None and (is_read_name(entry.name) or problem != DIRECTORY):
