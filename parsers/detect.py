@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import zlib
 from pathlib import Path
 
 from parsers.ascend import layout as ascend_layout
+from parsers.ascend.fsentry import file_problem
 from parsers.errors import TraceFormatError
+from parsers.inflate import inflate_head
 
 GZIP_MAGIC = b"\x1f\x8b"
 KINETO = "kineto"
@@ -16,10 +17,7 @@ def _head(path: Path, size: int = 4096) -> bytes:
     with open(path, "rb") as fh:
         raw = fh.read(1 << 16)
     if raw[:2] == GZIP_MAGIC:
-        try:
-            return zlib.decompressobj(wbits=31).decompress(raw)[:size]
-        except zlib.error:
-            return b""
+        return inflate_head(raw, size)
     return raw[:size]
 
 
@@ -58,14 +56,15 @@ def trace_files(path: Path) -> list[tuple[Path, str]]:
     collection); files inside a unit belong to it and are not listed again.
     Raises TraceFormatError when nothing readable is found.
     """
-    if path.is_file():
+    problem = file_problem(path)
+    if problem is None:
         fmt = ascend_layout.detect_file(path) or detect_file(path)
         if fmt is None:
             expected = "expected a Chrome/Kineto JSON trace (.json or .json.gz)"
             raise TraceFormatError(path, f"{expected}, found {_describe(path)}")
         return [(path, fmt)]
-    if not path.is_dir():
-        raise TraceFormatError(path, "no such file or directory")
+    if problem != ascend_layout.DIRECTORY:
+        raise TraceFormatError(path, problem)
     units, loose = ascend_layout.find_units(path)
     found = list(units)
     for child in loose:

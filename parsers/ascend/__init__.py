@@ -30,10 +30,42 @@ def parse(
     path: Path, fmt: str, scratch: Path, trace_id: str, rank_hint: int | None = None, threads: int | None = None
 ) -> ParsedTrace:
     """Parse one Ascend unit (directory or file) of format `fmt`."""
-    if layout.has_gzipped_files(path):
-        path = layout.gunzipped_mirror(path, scratch)
-    sources = layout.collect(path, fmt)
+    ignored: list[str] = []
+    mirror = None
+    try:
+        if layout.has_gzipped_files(path):
+            mirror = layout.gunzipped_mirror(path, scratch, ignored)
+        return _parse(mirror.root if mirror else path, fmt, scratch, trace_id, rank_hint, threads, path, ignored)
+    except TraceFormatError as exc:
+        raise _naming_the_file(exc, path, mirror) from exc
+
+
+def _naming_the_file(exc: TraceFormatError, unit: Path, mirror: layout.Mirror | None) -> TraceFormatError:
+    """The error about a file in a dump directory, said of the dump with the file's relative name
+    (the dump's own file, not its scratch copy)."""
+    failed = mirror.origins.get(exc.path, Path(exc.path)) if mirror is not None else Path(exc.path)
+    if not unit.is_dir() or failed == unit:
+        return exc
+    try:
+        relative = failed.relative_to(unit).as_posix()
+    except ValueError:
+        return exc
+    return TraceFormatError(unit, f"{relative}: {exc.problem}")
+
+
+def _parse(
+    path: Path,
+    fmt: str,
+    scratch: Path,
+    trace_id: str,
+    rank_hint: int | None,
+    threads: int | None,
+    original: Path,
+    ignored: list[str],
+) -> ParsedTrace:
+    sources = layout.collect(path, fmt, link_root=original)
     st = Staging(scratch, sum(p.stat().st_size for p in sources.all_paths()), threads)
+    st.warnings += dict.fromkeys(ignored + sources.ignored)
     try:
         info, meta_rows = dump_info(sources, rank_hint, st.warnings)
         st.add_metadata(meta_rows)
@@ -51,9 +83,7 @@ def parse(
         elif sources.files or sources.analysis_db:
             _steps(st, sources)
             text_export.parse_side_files(st, sources)
-            st.warnings.append(
-                "partial dump: no timeline, kernel table or database; only summary files were read"
-            )
+            st.warnings.append("partial dump: no timeline, kernel table or database; only summary files were read")
         elif sources.msprof_meta or sources.profiler_info:
             st.warnings.append("no profiling data in this collection (only its metadata files)")
         else:

@@ -24,9 +24,30 @@ def _load_json(path: Path | None, warnings: list[str]) -> dict:
     return value
 
 
+MAX_RANK = (1 << 31) - 1  # ranks and world sizes are int32 in the store
+_UNSET = -1  # what torch_npu writes for `rank_id` outside a distributed run
+
+
 def _int(value: object) -> int | None:
-    text = str(value).strip() if value is not None else ""
-    return int(text) if text.lstrip("-").isdigit() else None
+    """A whole number written as a JSON integer or as digits; None otherwise."""
+    if isinstance(value, bool):
+        return None
+    text = str(value).strip() if isinstance(value, (int, str)) else ""
+    return int(text) if text.lstrip("-").isdigit() and len(text) <= 20 else None
+
+
+def _rank(value: object, source: str, warnings: list[str]) -> int | None:
+    """A rank in 0..MAX_RANK, or None; a value that is present but no rank is warned about."""
+    number = _int(value)
+    if number is not None and 0 <= number <= MAX_RANK:
+        return number
+    if value is not None and number != _UNSET and value != "":
+        warnings.append(f"{source} {str(value)[:40]!r} is not a rank (a whole number from 0 to {MAX_RANK}); ignored")
+    return None
+
+
+def _object(value: object) -> dict:
+    return value if isinstance(value, dict) else {}
 
 
 def dump_info(sources: Sources, rank_hint: int | None, warnings: list[str]) -> tuple[dict, list[tuple]]:
@@ -43,20 +64,24 @@ def dump_info(sources: Sources, rank_hint: int | None, warnings: list[str]) -> t
         value = _load_json(path, warnings)
         if value:
             rows.append(("trace", None, None, path.name, json.dumps(redact(value), sort_keys=True)))
-    dist = meta_json.get("distributed_args") if isinstance(meta_json.get("distributed_args"), dict) else {}
-    experimental = (info_json.get("config") or {}).get("experimental_config") or {}
+    dist = _object(meta_json.get("distributed_args"))
+    experimental = _object(_object(info_json.get("config")).get("experimental_config"))
     versions = {
         k: info_json[k] for k in ("torch_npu_version", "cann_version") if isinstance(info_json.get(k), (str, int))
     }
-    if experimental.get("_profiler_level"):
-        versions["profiler_level"] = experimental["_profiler_level"]
-    rank = _int(info_json.get("rank_id"))
-    if rank is None or rank < 0:
-        rank = _int(dist.get("rank"))
+    if isinstance(level := experimental.get("_profiler_level"), (str, int)) and level:
+        versions["profiler_level"] = level
+    info_name = sources.profiler_info.name if sources.profiler_info else "profiler_info"
+    rank = _rank(info_json.get("rank_id"), f"{info_name}: rank_id", warnings)
+    if rank is None:
+        rank = _rank(dist.get("rank"), "profiler_metadata.json: distributed_args.rank", warnings)
+    if rank_hint is not None and not 0 <= rank_hint <= MAX_RANK:
+        rank_hint = None
+    world_size = _int(dist.get("world_size"))
     info = {
-        "rank": rank if rank is not None and rank >= 0 else (rank_hint or 0),
-        "rank_known": rank is not None and rank >= 0,
-        "world_size": _int(dist.get("world_size")),
+        "rank": rank if rank is not None else (rank_hint or 0),
+        "rank_known": rank is not None,
+        "world_size": world_size if world_size is not None and 0 < world_size <= MAX_RANK else None,
         "host": None,
         "device_names": [],
         "tool_versions": versions,

@@ -7,12 +7,15 @@ recognised by their content (marker files and directories), not by the directory
 
 from __future__ import annotations
 
-import gzip
 import os
 import re
-import shutil
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from parsers.ascend.fsentry import DIRECTORY, OUTSIDE, Screen, entry_problem
+from parsers.inflate import InflateLimitError, bomb_message, gunzip_to
+from parsers.limits import inflate_cap
 
 ASCEND_PT = "ascend_pt"
 MSPROF = "msprof"
@@ -60,6 +63,8 @@ class Sources:
     profiler_info: Path | None = None
     profiler_metadata: Path | None = None
     msprof_meta: list[Path] = field(default_factory=list)
+    # what the dump holds but traceview does not read (odd entries, links leading outside), as warnings
+    ignored: list[str] = field(default_factory=list)
 
     def one(self, role: str) -> Path | None:
         """The (first) file of a role, e.g. `step_trace_time`."""
@@ -118,16 +123,56 @@ def detect_file(path: Path) -> str | None:
     return None
 
 
-def _listdir(path: Path, plain_names: bool = False) -> tuple[list[str], list[str]]:
+def _listdir(path: Path, plain_names: bool = False, screen: Screen | None = None) -> tuple[list[str], list[str]]:
+    """(directories, files) in `path`, sorted, hidden names left out. Links to directories are not
+    followed; only regular files are listed (a FIFO is never opened). With a `screen`, links leading
+    outside the dump are left out too, and what is left out is noted."""
+    if screen is not None and not screen.contains(path):
+        screen.note(path, OUTSIDE)
+        return [], []
     try:
         entries = list(os.scandir(path))
     except OSError:
         return [], []
-    dirs = sorted(e.name for e in entries if e.is_dir(follow_symlinks=False) and not e.name.startswith("."))
-    files = sorted(e.name for e in entries if e.is_file() and not e.name.startswith("."))
+    dirs: list[str] = []
+    files: list[str] = []
+    for entry in sorted(entries, key=lambda e: e.name):
+        if entry.name.startswith("."):
+            continue
+        if _is_real_dir(entry):
+            dirs.append(entry.name)
+            if screen is not None and is_read_name(entry.name):
+                screen.note(Path(entry.path), "a directory, not a file")
+            continue
+        problem = screen.problem(entry) if screen is not None else entry_problem(entry)
+        if problem is None:
+            files.append(entry.name)
+        elif screen is not None and (is_read_name(entry.name) or problem != DIRECTORY):
+            screen.note(Path(entry.path), problem)
     if plain_names:  # for recognising a dump stored gzipped: `kernel_details.csv.gz` counts as its plain name
         files = sorted(f[:-3] if f.endswith(".gz") else f for f in files)
     return dirs, files
+
+
+def _is_real_dir(entry: os.DirEntry) -> bool:
+    try:
+        return entry.is_dir(follow_symlinks=False)
+    except OSError:
+        return False
+
+
+def is_read_name(name: str) -> bool:
+    """True for the file names traceview reads in a dump (gzipped or not)."""
+    name = name[:-3] if name.endswith(".gz") else name
+    return (
+        name in TEXT_EXPORT_FILES
+        or name in ("analysis.db", "profiler_metadata.json", "info.json", "sample.json")
+        or is_db_name(name)
+        or is_kernel_csv_name(name)
+        or is_timeline_name(name)
+        or bool(_PROFILER_INFO.match(name))
+        or _msprof_role(name) is not None
+    )
 
 
 def has_gzipped_files(unit: Path) -> bool:
@@ -135,24 +180,61 @@ def has_gzipped_files(unit: Path) -> bool:
     return unit.is_dir() and any(p.name.endswith(".gz") for p in unit.rglob("*.gz"))
 
 
-def gunzipped_mirror(unit: Path, scratch: Path) -> Path:
-    """A copy of the dump directory in scratch with every `.gz` file decompressed under its plain name.
+@dataclass
+class Mirror:
+    """A dump with its `.gz` files decompressed, in traceview's own scratch directory."""
 
-    Other files are linked, not copied; the dump itself is never written to.
+    root: Path
+    # mirror path -> the dump's file it stands for (for messages)
+    origins: dict[str, Path] = field(default_factory=dict)
+
+
+def gunzipped_mirror(unit: Path, scratch: Path, ignored: list[str]) -> Mirror:
+    """A copy of the dump directory in a fresh directory under `scratch` with every `.gz` file
+    decompressed under its plain name; other files are linked, not copied.
+
+    Nothing is ever written into the dump or through a link: new files only, created exclusively.
+    When both `x` and `x.gz` exist, `x` is read (and noted in `ignored`). The inflated total is
+    capped like one gzip stream of all the compressed bytes (see `parsers.limits`).
     """
-    mirror = scratch / "gunzipped" / unit.name
-    for source in sorted(unit.rglob("*")):
-        if not source.is_file():
+    screen = Screen.of(unit, ignored)
+    name = Path(os.path.realpath(unit)).name or "dump"
+    mirror = Mirror(Path(tempfile.mkdtemp(prefix="gunzipped-", dir=scratch)) / name)
+    mirror.root.mkdir()
+    plan = _mirror_plan(unit, mirror.root, screen)
+    compressed = sum(source.stat().st_size for source, _, gz in plan if gz)
+    inflated = 0
+    for source, target, gz in plan:
+        mirror.origins[str(target)] = source
+        if not gz:
+            os.symlink(os.path.realpath(source), target)
             continue
-        relative = source.relative_to(unit)
-        target = mirror / (str(relative)[:-3] if source.name.endswith(".gz") else relative)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        if source.name.endswith(".gz"):
-            with gzip.open(source, "rb") as src, open(target, "wb") as dst:
-                shutil.copyfileobj(src, dst, 8 << 20)
-        else:
-            os.symlink(source.resolve(), target)
+        inflated += gunzip_to(source, target)
+        if inflated > inflate_cap(compressed):
+            raise InflateLimitError(unit, bomb_message(compressed))
     return mirror
+
+
+def _mirror_plan(unit: Path, mirror: Path, screen: Screen) -> list[tuple[Path, Path, bool]]:
+    """(source, target, is gzipped) for every file of the mirror; creates its directories."""
+    plan: list[tuple[Path, Path, bool]] = []
+    stack = [(unit, mirror)]
+    while stack:
+        source_dir, target_dir = stack.pop()
+        dirs, files = _listdir(source_dir, screen=screen)
+        for name in dirs:
+            (target_dir / name).mkdir()
+            stack.append((source_dir / name, target_dir / name))
+        readable = set(files) | set(dirs)
+        for name in files:
+            gz = name.endswith(".gz")
+            plain = name[:-3] if gz else name
+            if gz and plain in readable:
+                both = f"{screen.label(source_dir / plain)} and {screen.label(source_dir / name)}"
+                screen.ignored.append(f"both {both}: read {plain}")
+                continue
+            plan.append((source_dir / name, target_dir / plain, gz))
+    return plan
 
 
 def _has_known_output(path: Path) -> bool:
@@ -231,13 +313,17 @@ def _msprof_role(name: str) -> str | None:
     return kind
 
 
-def collect(unit: Path, kind: str) -> Sources:
-    """The files of a unit (directory or single file), by role."""
+def collect(unit: Path, kind: str, link_root: Path | None = None) -> Sources:
+    """The files of a unit (directory or single file), by role.
+
+    In a directory, links are read only where they lead to a regular file inside `link_root`
+    (default: the unit); what is left out is listed in `Sources.ignored`.
+    """
     if unit.is_file():
         return _collect_file(unit)
     if kind == MSPROF:
-        return _collect_msprof(unit)
-    return _collect_torch_npu(unit)
+        return _collect_msprof(unit, link_root)
+    return _collect_torch_npu(unit, link_root)
 
 
 def _collect_file(path: Path) -> Sources:
@@ -255,20 +341,22 @@ def _collect_file(path: Path) -> Sources:
     return sources
 
 
-def _collect_torch_npu(unit: Path) -> Sources:
+def _collect_torch_npu(unit: Path, link_root: Path | None) -> Sources:
     sources = Sources(root=unit, kind="torch_npu")
+    screen = Screen.of(unit, sources.ignored, link_root)
     out = unit / OUTPUT_DIR if (unit / OUTPUT_DIR).is_dir() else unit
     # Given ASCEND_PROFILER_OUTPUT itself, the rank's profiler_info_N.json is one level up.
     bases = [unit.parent, unit] if unit.name == OUTPUT_DIR else [unit, out]
     for base in dict.fromkeys(bases):
-        _, files = _listdir(base)
+        base_screen = Screen.of(base, sources.ignored, link_root) if base == unit.parent else screen
+        _, files = _listdir(base, screen=base_screen)
         for name in files:
             path = base / name
             if _PROFILER_INFO.match(name):
                 sources.profiler_info = sources.profiler_info or path
             elif name == "profiler_metadata.json":
                 sources.profiler_metadata = path
-    _, files = _listdir(out)
+    _, files = _listdir(out, screen=screen)
     for name in files:
         path = out / name
         if is_db_name(name):
@@ -284,9 +372,10 @@ def _collect_torch_npu(unit: Path) -> Sources:
     return sources
 
 
-def _collect_msprof(unit: Path) -> Sources:
+def _collect_msprof(unit: Path, link_root: Path | None) -> Sources:
     sources = Sources(root=unit, kind="msprof")
-    dirs, files = _listdir(unit)
+    screen = Screen.of(unit, sources.ignored, link_root)
+    dirs, files = _listdir(unit, screen=screen)
     dbs = [unit / f for f in files if re.match(r"^msprof_\d+\.db$", f)]
     sources.db = newest(dbs)[-1] if dbs else None
     sources.msprof_meta = [unit / f for f in files if f == "info.json" or f.startswith(("info.json.", "sample.json"))]
@@ -294,11 +383,11 @@ def _collect_msprof(unit: Path) -> Sources:
     if not places:  # pre-CANN-8.0: per-device summary/ and timeline/ folders
         for device in (d for d in dirs if re.match(r"^device_\d+$", d)):
             places += [unit / device / "summary", unit / device / "timeline"]
-            _, device_files = _listdir(unit / device)
+            _, device_files = _listdir(unit / device, screen=screen)
             sources.msprof_meta += [unit / device / f for f in device_files if f.startswith("info.json")]
     by_role: dict[str, list[Path]] = {}
     for place in places:
-        _, names = _listdir(place)
+        _, names = _listdir(place, screen=screen)
         for name in names:
             role = _msprof_role(name)
             if role:

@@ -219,7 +219,7 @@ def _info(st: Staging, info: dict) -> None:
     schema = st.scalar("SELECT value FROM db_meta WHERE name = 'SCHEMA_VERSION'")
     if schema:
         info.setdefault("tool_versions", {})["db_schema"] = schema
-    ranks = st.con.execute("SELECT DISTINCT rankId FROM db_rank_map WHERE rankId >= 0").fetchall()
+    ranks = st.con.execute("SELECT DISTINCT rankId FROM db_rank_map WHERE rankId BETWEEN 0 AND 2147483647").fetchall()
     if not info.get("rank_known") and len(ranks) == 1:
         info["rank"] = int(ranks[0][0])
         info["rank_known"] = True
