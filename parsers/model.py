@@ -28,6 +28,9 @@ SLICE_KINDS = (
     "other",
 )
 
+# Ranks and world sizes are int32 columns: a value past this is no rank.
+MAX_RANK = 2**31 - 1
+
 DEVICE_TYPES = ("cpu", "cuda", "rocm", "npu", "mtia", "xpu", "other")
 
 

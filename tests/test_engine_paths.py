@@ -45,3 +45,12 @@ def test_raw_trace_named_like_a_glob(tmp_path: Path) -> None:
     )
     assert result.exit_code == 0, result.output
     assert result.output == "n\n1\n"
+
+
+def test_rank_in_a_file_name_past_int32_is_no_rank(tmp_path: Path) -> None:
+    trace = write_kineto(tmp_path / "rank99999999999999999999.json", small_kineto_events())
+    out = tmp_path / "s.traceview"
+    result = runner.invoke(app, ["ingest", str(trace), "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    result = runner.invoke(app, ["query", str(out), "select rank from traces", "-f", "csv"])
+    assert result.output == "rank\n0\n"

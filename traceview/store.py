@@ -39,7 +39,7 @@ import pyarrow.parquet as pq
 import xxhash
 
 import parsers
-from parsers.model import MODEL_VERSION, TABLES
+from parsers.model import MAX_RANK, MODEL_VERSION, TABLES
 from parsers.parsed import ArrowSource, empty_table, rows_table
 from parsers.stagetime import timed_stage
 from traceview import __version__
@@ -129,8 +129,12 @@ def _reusable(store: Path, files: list[tuple[Path, str]]) -> dict | None:
 
 
 def _rank_hint(path: Path) -> int | None:
+    """The rank a file or directory name gives (`rank3.json`), when it fits the store's int32 rank."""
     match = _RANK_IN_NAME.search(path.name)
-    return int(match.group(1)) if match else None
+    if not match or len(match.group(1)) > 10:
+        return None
+    rank = int(match.group(1))
+    return rank if rank <= MAX_RANK else None
 
 
 def _traces_row(trace_id: str, source: Path, info: dict, warnings: list[str]) -> pa.Table:

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 from parsers.ascend.layout import Sources
+from parsers.model import MAX_RANK
 from parsers.redact import redact
 
 
@@ -24,7 +25,6 @@ def _load_json(path: Path | None, warnings: list[str]) -> dict:
     return value
 
 
-MAX_RANK = (1 << 31) - 1  # ranks and world sizes are int32 in the store
 _UNSET = -1  # what torch_npu writes for `rank_id` outside a distributed run
 
 
