@@ -204,7 +204,10 @@ def _check_reads(sql: str) -> None:
     """Raise QueryRejected when the SELECT reads DuckDB's catalog, settings or files (its syntax tree says)."""
     if not hasattr(_parsers, "con"):
         _parsers.con = duckdb.connect()  # parses only: the SQL is a parameter of json_serialize_sql
-    tree = json.loads(_parsers.con.execute("SELECT json_serialize_sql($1)", [sql]).fetchall()[0][0])
+    try:
+        tree = json.loads(_parsers.con.execute("SELECT json_serialize_sql($1)", [sql]).fetchall()[0][0])
+    except RecursionError as exc:
+        raise QueryRejected("nested too deeply to check (a few hundred levels at most)") from exc
     if tree.get("error"):
         raise QueryRejected(f"cannot check this SELECT: {tree.get('error_message', 'unknown error')}")
     stack: list[object] = [tree]
