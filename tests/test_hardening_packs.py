@@ -270,7 +270,7 @@ def test_a_finding_condition_cannot_read_the_settings(tmp_path: Path, store: Pat
     pack_dir = write_pack(
         tmp_path / "p",
         {
-            "q.sql": "-- finding: n IN (SELECT 9 FROM duckdb_settings()) => info: {n}\nSELECT count(*) AS n FROM slices\n",
+            "q.sql": "-- finding: n IN (SELECT 9 FROM duckdb_settings()) => info: {n}\nSELECT 1 AS n",
         },
     )
     result = run_query(sandboxed_connection(store), load_pack(pack_dir).query("q"))
@@ -344,3 +344,21 @@ def test_a_finding_message_template_is_bounded(tmp_path: Path) -> None:
     path = tmp_path / "q.sql"
     path.write_text("-- finding: n > 0 => info: " + "[{n}" * 1000 + "\nSELECT 1 AS n\n")
     assert problems_of(tmp_path) == {"q": f"{path}:1: finding message longer than 1000 characters"}
+
+
+def test_a_result_past_the_memory_limit_fails_alone(tmp_path: Path, store: Path, monkeypatch) -> None:
+    monkeypatch.setenv(sandbox.ENV_MEMORY_LIMIT, "8MB")
+    rows = "SELECT range AS r FROM range(2000000)\n"
+    pack = load_pack(write_pack(tmp_path / "p", {"a_rows.sql": rows, "b.sql": GOOD}))
+    run = run_pack(sandboxed_connection(store), pack, pack.queries)
+    too_large = "its result is larger than 8000000 bytes, the memory limit for pack queries"
+    assert run.results[0].error == f"{tmp_path / 'p' / 'a_rows.sql'}: {too_large}"
+    assert run.results[1].error is None
+
+
+def test_includes_of_empty_fragments_count_towards_the_size_limit(tmp_path: Path, small_limits: PackLimits) -> None:
+    files = {f"_f{i}.sql": f"-- @include _f{i + 1}.sql\n" * 40 for i in range(4)}
+    files["_f4.sql"] = ""
+    files["bomb.sql"] = "SELECT 1 AS n\n-- @include _f0.sql\n"
+    pack_dir = write_pack(tmp_path / "p", files)
+    assert "the SQL with its includes is longer than 2000 characters" in problems_of(pack_dir)["bomb"]

@@ -267,7 +267,8 @@ def parse_query(path: Path, text: str | None = None) -> Query:
     while body and not body[0].strip():
         body = body[1:]
         body_start += 1
-    expanded = _Includes(path.parent).expand([(line, path, body_start + i + 1) for i, line in enumerate(body)], (path,))
+    numbered = [(line, path, body_start + i + 1) for i, line in enumerate(body)]
+    expanded = _Includes(path.parent).expand(numbered, (path.name,))
     while expanded and not expanded[-1][0].strip():
         expanded.pop()
     sql = "\n".join(line for line, _, _ in expanded).strip().rstrip(";").strip()
@@ -294,38 +295,39 @@ class _Includes:
     def __init__(self, pack_dir: Path) -> None:
         self.pack_dir = pack_dir
         self.chars_left = pack_limits().max_sql_chars
-        self.fragments: dict[Path, list[str]] = {}
+        self.fragments: dict[str, tuple[Path, list[str]]] = {}  # by name as written
 
-    def expand(self, lines: list[tuple[str, Path, int]], chain: tuple[Path, ...]) -> list[tuple[str, Path, int]]:
+    def expand(self, lines: list[tuple[str, Path, int]], chain: tuple[str, ...]) -> list[tuple[str, Path, int]]:
         """`lines` with includes replaced by the fragments' lines, remembering where each came from;
-        `chain` is the files that include these lines, outermost first."""
+        `chain` names the files that include these lines, outermost first."""
         out: list[tuple[str, Path, int]] = []
         for text, file, number in lines:
+            self.chars_left -= len(text) + 1  # an include line too: else empty fragments would expand for free
+            if self.chars_left < 0:
+                limit = pack_limits().max_sql_chars
+                raise PackError(f"{file}:{number}: the SQL with its includes is longer than {limit} characters")
             match = _INCLUDE.match(text)
             if not match:
-                self.chars_left -= len(text) + 1
-                if self.chars_left < 0:
-                    limit = pack_limits().max_sql_chars
-                    raise PackError(f"{file}:{number}: the SQL with its includes is longer than {limit} characters")
                 out.append((text, file, number))
                 continue
-            fragment = self._fragment(match.group(1), file, number, chain)
-            numbered = [(line, fragment, i + 1) for i, line in enumerate(self.fragments[fragment])]
-            out += self.expand(numbered, (*chain, fragment))
+            name = match.group(1)
+            if name in chain:
+                cycle = " -> ".join((*chain[chain.index(name) :], name))
+                raise PackError(f"{file}:{number}: include cycle: {cycle}")
+            if len(chain) > pack_limits().max_include_depth:
+                raise PackError(f"{file}:{number}: includes nested deeper than {pack_limits().max_include_depth}")
+            fragment, fragment_lines = self._fragment(name, file, number)
+            numbered = [(line, fragment, i + 1) for i, line in enumerate(fragment_lines)]
+            out += self.expand(numbered, (*chain, name))
         return out
 
-    def _fragment(self, name: str, file: Path, number: int, chain: tuple[Path, ...]) -> Path:
-        fragment = self.pack_dir / name
-        if not name.startswith("_") or "/" in name or "\\" in name or not fragment.exists():
-            raise PackError(f"{file}:{number}: include {name!r}: no fragment file _*.sql of that name in the pack")
-        if fragment in chain:
-            cycle = " -> ".join(p.name for p in (*chain[chain.index(fragment) :], fragment))
-            raise PackError(f"{file}:{number}: include cycle: {cycle}")
-        if len(chain) > pack_limits().max_include_depth:
-            raise PackError(f"{file}:{number}: includes nested deeper than {pack_limits().max_include_depth}")
-        if fragment not in self.fragments:
-            self.fragments[fragment] = read_pack_text(fragment, self.pack_dir).splitlines()
-        return fragment
+    def _fragment(self, name: str, file: Path, number: int) -> tuple[Path, list[str]]:
+        if name not in self.fragments:
+            fragment = self.pack_dir / name
+            if not name.startswith("_") or "/" in name or "\\" in name or not fragment.exists():
+                raise PackError(f"{file}:{number}: include {name!r}: no fragment file _*.sql of that name in the pack")
+            self.fragments[name] = (fragment, read_pack_text(fragment, self.pack_dir).splitlines())
+        return self.fragments[name]
 
 
 def _parse_param(path: Path, line: int, value: str) -> Param:
@@ -435,7 +437,7 @@ def _shared_relations(pack_dir: Path, problems: list[str]) -> list[SharedRelatio
         if not wanted:
             return
         numbered = [(text, fragment, i + 1) for i, text in enumerate(lines)]
-        expanded = [text for text, _, _ in _Includes(pack_dir).expand(numbered, (fragment,))]
+        expanded = [text for text, _, _ in _Includes(pack_dir).expand(numbered, (fragment.name,))]
         found = []
         for name, number in wanted.items():
             definition = _cte_definition(expanded, name)

@@ -31,6 +31,7 @@ from pathlib import Path
 
 import duckdb
 import polars as pl
+import pyarrow as pa
 
 from traceview.engine import connect
 from traceview.packs import IDENTIFIER, FindingRule, Pack, PackError, Query, SharedRelation, with_shared
@@ -108,6 +109,10 @@ class SharedResult:
 
 class QueryRejected(Exception):
     """The SQL is not a single read-only SELECT."""
+
+
+class ResultTooLarge(Exception):
+    """A query's result would take more memory than pack queries may use."""
 
 
 class RuleFailed(Exception):
@@ -258,8 +263,17 @@ def _time_limit(con: duckdb.DuckDBPyConnection, limit_s: float) -> Iterator[None
 
 
 def _execute(con: duckdb.DuckDBPyConnection, sql: str, params: dict, limit_s: float) -> pl.DataFrame:
+    """The query's rows; its result may take as much memory as DuckDB may (`memory_limit_bytes()`), no more."""
+    cap = memory_limit_bytes()
     with _time_limit(con, limit_s):
-        return pl.from_arrow(con.sql(sql, params=params or None).to_arrow_table())
+        reader = con.sql(sql, params=params or None).to_arrow_reader()
+        batches, size = [], 0
+        for batch in reader:
+            size += batch.nbytes
+            if size > cap:
+                raise ResultTooLarge(f"its result is larger than {cap} bytes, the memory limit for pack queries")
+            batches.append(batch)
+    return pl.from_arrow(pa.Table.from_batches(batches, schema=reader.schema))
 
 
 def format_message(template: str, row: dict) -> str:
@@ -305,7 +319,7 @@ def _findings(con: duckdb.DuckDBPyConnection, query: Query, frame: pl.DataFrame,
             try:
                 check_select(con, sql)
                 rows = _execute(con, sql, {}, limit_s).to_dicts()
-            except (duckdb.Error, QueryRejected) as exc:
+            except (duckdb.Error, QueryRejected, ResultTooLarge) as exc:
                 raise RuleFailed(f"{query.path}:{rule.line}: finding condition: {_first_line(exc)}") from exc
             for row in rows:
                 found.append(Finding(query.name, rule.severity, format_message(rule.message, row), row))
@@ -481,7 +495,7 @@ def _run(
         return QueryResult(query, frame, findings, seconds=time.perf_counter() - start)
     except PackError as exc:  # it names the file already
         return QueryResult(query, None, error=str(exc), seconds=time.perf_counter() - start)
-    except (duckdb.Error, QueryRejected, TimeoutError, ValueError, OverflowError) as exc:
+    except (duckdb.Error, QueryRejected, ResultTooLarge, TimeoutError, ValueError, OverflowError) as exc:
         message = _first_line(exc)
         blamed = _LINE.search(str(exc))
         return QueryResult(
