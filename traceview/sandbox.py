@@ -209,20 +209,18 @@ def _check_reads(sql: str) -> None:
     """Raise QueryRejected when the SELECT reads DuckDB's catalog, settings or files (its syntax tree says)."""
     if not hasattr(_parsers, "con"):
         _parsers.con = duckdb.connect()  # parses only: the SQL is a parameter of json_serialize_sql
+    text = _parsers.con.execute("SELECT json_serialize_sql($1)", [sql]).fetchall()[0][0]
     try:
-        tree = json.loads(_parsers.con.execute("SELECT json_serialize_sql($1)", [sql]).fetchall()[0][0])
+        tree = json.loads(text, object_hook=_checked_node)  # the hook sees every node of the syntax tree
     except RecursionError as exc:
         raise QueryRejected("nested too deeply to check (a few hundred levels at most)") from exc
     if tree.get("error"):
         raise QueryRejected(f"cannot check this SELECT: {tree.get('error_message', 'unknown error')}")
-    stack: list[object] = [tree]
-    while stack:  # iterative: a deeply nested query must not exhaust Python's recursion
-        node = stack.pop()
-        if isinstance(node, dict):
-            _check_node(node)
-            stack.extend(node.values())
-        elif isinstance(node, list):
-            stack.extend(node)
+
+
+def _checked_node(node: dict) -> dict:
+    _check_node(node)
+    return node
 
 
 def _check_node(node: dict) -> None:
