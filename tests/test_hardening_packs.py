@@ -97,7 +97,7 @@ def test_includes_nested_too_deeply(tmp_path: Path) -> None:
     files["_f7.sql"] = "  SELECT 1\n"
     files["q.sql"] = "WITH x AS (\n-- @include _f0.sql\n)\nSELECT 1\n"
     pack_dir = write_pack(tmp_path / "p", files)
-    assert problems_of(pack_dir)["q"] == f"{pack_dir / '_f4.sql'}:1: includes nested deeper than 5"
+    assert problems_of(pack_dir)["q"] == f"{pack_dir / '_f4.sql'}:1: includes nested deeper than 5 (included by q.sql)"
 
 
 def test_an_include_cycle_is_one_line(tmp_path: Path) -> None:
@@ -110,7 +110,8 @@ def test_an_include_cycle_is_one_line(tmp_path: Path) -> None:
             "fine.sql": GOOD,
         },
     )
-    assert problems_of(pack_dir) == {"q": f"{pack_dir / '_b.sql'}:1: include cycle: _a.sql -> _b.sql -> _a.sql"}
+    cycle = "include cycle: _a.sql -> _b.sql -> _a.sql (included by q.sql)"
+    assert problems_of(pack_dir) == {"q": f"{pack_dir / '_b.sql'}:1: {cycle}"}
 
 
 # -- files that are not small UTF-8 regular files ----------------------------------------------------------------

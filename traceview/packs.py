@@ -384,7 +384,8 @@ def _load_query(path: Path) -> Query:
     try:
         return parse_query(path)
     except PackError as exc:
-        return Query(name=path.stem, path=path, sql="", title=path.stem, problem=str(exc))
+        problem = str(exc) if str(exc).startswith(f"{path}:") else f"{exc} (included by {path.name})"
+        return Query(name=path.stem, path=path, sql="", title=path.stem, problem=problem)
 
 
 def _pack_meta(toml_path: Path, problems: list[str]) -> dict[str, str]:
