@@ -10,7 +10,8 @@ the trace model's tables and views: DuckDB's catalog and settings (`duckdb_setti
 
 DuckDB may use `memory_limit()` for the pack's queries (`DEFAULT_MEMORY_SHARE` of RAM, or
 TRACEVIEW_PACK_MEMORY_LIMIT), and spill as much again into a private temporary directory that
-is removed at exit; a query that needs more fails with DuckDB's out-of-memory error, alone.
+is removed at exit; a query's result may take as much again in Python. A query that needs more
+fails with its own error, and the others still run.
 """
 
 from __future__ import annotations
