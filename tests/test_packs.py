@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import textwrap
 from pathlib import Path
 
@@ -24,8 +23,17 @@ from traceview.sandbox import (
 from traceview.store import ingest
 
 CORE_QUERIES = {
-    "hotspots", "launch_gaps", "busy_breakdown", "bandwidth", "kv_cache", "phases", "spikes",
-    "fusion_candidates", "aicpu_fallback", "format_conversion", "dynamic_shape",
+    "hotspots",
+    "launch_gaps",
+    "busy_breakdown",
+    "bandwidth",
+    "kv_cache",
+    "phases",
+    "spikes",
+    "fusion_candidates",
+    "aicpu_fallback",
+    "format_conversion",
+    "dynamic_shape",
 }
 
 
@@ -48,8 +56,10 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_header_params_findings_and_bare_files(tmp_path: Path) -> None:
-    pack = write_pack(tmp_path / "p", {
-        "top_ops.sql": """
+    pack = write_pack(
+        tmp_path / "p",
+        {
+            "top_ops.sql": """
             -- title: Top ops
             -- description: Longest ops.
             -- param: top INTEGER 3 How many
@@ -57,8 +67,10 @@ def test_header_params_findings_and_bare_files(tmp_path: Path) -> None:
             -- finding: dur_ns > 8000 => warning: {name} took {dur_ns} ns
             SELECT name, dur_ns FROM ops WHERE name LIKE $prefix || '%' ORDER BY dur_ns DESC LIMIT $top;
         """,
-        "bare.sql": "SELECT count(*) AS n FROM slices\n",
-    }, toml='name = "mine"\nversion = "1.2"\ndescription = "Team queries"\n')
+            "bare.sql": "SELECT count(*) AS n FROM slices\n",
+        },
+        toml='name = "mine"\nversion = "1.2"\ndescription = "Team queries"\n',
+    )
     loaded = load_pack(pack)
     assert (loaded.name, loaded.version, loaded.description) == ("mine", "1.2", "Team queries")
     top = loaded.query("top_ops")
@@ -92,10 +104,15 @@ def test_bad_headers_name_file_and_line(tmp_path: Path, line: str, message: str)
 
 
 def test_parameters_are_bound_not_pasted(tmp_path: Path, store: Path) -> None:
-    pack = write_pack(tmp_path / "p", {"q.sql": """
+    pack = write_pack(
+        tmp_path / "p",
+        {
+            "q.sql": """
         -- param: name VARCHAR x A name
         SELECT count(*) AS n, $name AS echoed FROM ops WHERE name = $name
-    """})
+    """
+        },
+    )
     query = load_pack(pack).query("q")
     con = sandboxed_connection(store)
     hostile = "x' OR '1'='1"
@@ -107,8 +124,8 @@ def test_parameters_are_bound_not_pasted(tmp_path: Path, store: Path) -> None:
 @pytest.mark.parametrize(
     ("sql", "fragment"),
     [
-        ("SELECT * FROM read_csv('/etc/passwd')", "file system operations are disabled"),
-        ("SELECT * FROM read_text('/etc/hostname')", "file system operations are disabled"),
+        ("SELECT * FROM read_csv('/etc/passwd')", "calls read_csv(): pack queries may call only"),
+        ("SELECT * FROM read_text('/etc/hostname')", "calls read_text(): pack queries may call only"),
         ("COPY (SELECT 1) TO '/tmp/traceview-escape.csv'", "only SELECT queries may run, found COPY"),
         ("ATTACH '/tmp/traceview-escape.db'", "only SELECT queries may run, found ATTACH"),
         ("INSTALL httpfs", "only SELECT queries may run"),
@@ -116,8 +133,10 @@ def test_parameters_are_bound_not_pasted(tmp_path: Path, store: Path) -> None:
         ("SET threads = 1", "only SELECT queries may run"),
         ("CREATE TABLE t AS SELECT 1", "only SELECT queries may run"),
         ("SELECT 1; SELECT 2", "expected one statement, found 2"),
-        ("SELECT current_setting('enable_external_access') AS v; SET enable_external_access = true",
-         "expected one statement, found 2"),
+        (
+            "SELECT current_setting('enable_external_access') AS v; SET enable_external_access = true",
+            "expected one statement, found 2",
+        ),
     ],
 )
 def test_sandbox_refuses_anything_but_reading_the_store(tmp_path: Path, store: Path, sql: str, fragment: str) -> None:
@@ -131,11 +150,14 @@ def test_sandbox_refuses_anything_but_reading_the_store(tmp_path: Path, store: P
 
 
 def test_a_failing_query_does_not_stop_the_others_and_slow_ones_time_out(tmp_path: Path, store: Path) -> None:
-    pack = write_pack(tmp_path / "p", {
-        "a_broken.sql": "SELECT no_such_column FROM slices\n",
-        "b_slow.sql": "SELECT count(*) FROM range(100000000) a, range(100000000) b\n",
-        "c_fine.sql": "SELECT count(*) AS n FROM slices\n",
-    })
+    pack = write_pack(
+        tmp_path / "p",
+        {
+            "a_broken.sql": "SELECT no_such_column FROM slices\n",
+            "b_slow.sql": "SELECT count(*) FROM range(100000000) a, range(100000000) b\n",
+            "c_fine.sql": "SELECT count(*) AS n FROM slices\n",
+        },
+    )
     con = sandboxed_connection(store)
     results = {q.name: run_query(con, q, limit_s=1.0) for q in load_pack(pack).queries}
     assert "no_such_column" in results["a_broken"].error
@@ -163,14 +185,17 @@ def test_builtin_pack_has_every_analysis_and_checks_clean() -> None:
 
 
 def test_packs_check_reports_file_and_line(tmp_path: Path) -> None:
-    pack = write_pack(tmp_path / "p", {
-        "ok.sql": "SELECT count(*) AS n FROM kernels\n",
-        "bad.sql": "-- title: Bad\nSELECT name,\n       nonexistent_column\nFROM slices\n",
-        "rule.sql": "-- finding: nope > 1 => info: x\nSELECT 1 AS n\n",
-    })
+    pack = write_pack(
+        tmp_path / "p",
+        {
+            "ok.sql": "SELECT count(*) AS n FROM kernels\n",
+            "bad.sql": "-- title: Bad\nSELECT name,\n       nonexistent_column\nFROM slices\n",
+            "rule.sql": "-- finding: nope > 1 => info: x\nSELECT 1 AS n\n",
+        },
+    )
     problems = check_pack(pack)
     assert len(problems) == 2
-    assert problems[0].startswith(f"{pack / 'bad.sql'}:3: Binder Error: Referenced column \"nonexistent_column\"")
+    assert problems[0].startswith(f'{pack / "bad.sql"}:3: Binder Error: Referenced column "nonexistent_column"')
     assert problems[1].startswith(f"{pack / 'rule.sql'}:1: finding condition: Binder Error")
 
 
@@ -229,14 +254,14 @@ def test_shared_relations_are_built_once_and_give_the_same_rows(tmp_path: Path, 
         ("kernel_total", "_shared_kernel_total"),
     ]
     # the second relation is built from the first one's table; the first stops at its own definition
-    assert "FROM _shared_kernel_rows" in pack.shared[1].build_sql
+    assert 'FROM "_shared_kernel_rows"' in pack.shared[1].build_sql
     assert "kernel_total AS" not in pack.shared[0].build_sql
     con = sandboxed_connection(store)
     alone = [run_query(con, q) for q in pack.queries]
     built = materialize_shared(con, pack)
     assert [(b.relation.name, b.rows, b.error) for b in built] == [("kernel_rows", 1, None), ("kernel_total", 1, None)]
     relations = [b.relation for b in built]
-    assert "SELECT * FROM _shared_kernel_total" in with_shared(pack.query("total").sql, relations)
+    assert 'SELECT * FROM "_shared_kernel_total"' in with_shared(pack.query("total").sql, relations)
     shared = [run_query(con, q, shared=relations) for q in pack.queries]
     for a, b in zip(alone, shared, strict=True):
         assert a.error is None and b.error is None
@@ -269,8 +294,9 @@ def test_a_failing_shared_relation_leaves_the_queries_as_written(tmp_path: Path,
 )
 def test_bad_materialize_headers_name_file_and_line(tmp_path: Path, fragment: str, message: str) -> None:
     directory = write_pack(tmp_path / "pack", {"_f.sql": fragment, "q.sql": "SELECT 1"})
-    with pytest.raises(PackError, match=re.escape(message)):
-        load_pack(directory)
+    pack = load_pack(directory)
+    assert len(pack.problems) == 1 and message in pack.problems[0]
+    assert pack.shared == [] and pack.query("q").problem is None
 
 
 def test_core_pack_gives_the_same_rows_with_its_shared_relations(tmp_path: Path) -> None:
@@ -299,9 +325,7 @@ def test_packs_check_reports_a_failing_shared_relation(tmp_path: Path) -> None:
     assert "no_such_table" in problems[0] and len(problems) == 2  # and the query itself, located
 
 
-def test_shared_relations_build_side_by_side_and_skip_only_what_needs_a_failed_one(
-    tmp_path: Path, store: Path
-) -> None:
+def test_shared_relations_build_side_by_side_and_skip_only_what_needs_a_failed_one(tmp_path: Path, store: Path) -> None:
     # A relation's SQL holds the CTEs before it in its fragment: it needs the shared ones among them.
     broken = """\
 -- materialize: broken, after_broken
@@ -321,15 +345,22 @@ kernel_count AS (
   SELECT count(*) AS n FROM kernels
 )
 """
-    pack = load_pack(write_pack(tmp_path / "pack", {
-        "_a.sql": broken,
-        "_b.sql": counts,
-        "q.sql": "WITH\n-- @include _b.sql\nSELECT o.n AS ops, k.n AS kernels FROM ops_count o, kernel_count k",
-    }))
+    pack = load_pack(
+        write_pack(
+            tmp_path / "pack",
+            {
+                "_a.sql": broken,
+                "_b.sql": counts,
+                "q.sql": "WITH\n-- @include _b.sql\nSELECT o.n AS ops, k.n AS kernels FROM ops_count o, kernel_count k",
+            },
+        )
+    )
     con = sandboxed_connection(store)
     built = materialize_shared(con, pack)
     assert [(b.relation.name, b.rows, b.error is None) for b in built] == [
-        ("broken", None, False), ("ops_count", 1, True), ("kernel_count", 1, True),
+        ("broken", None, False),
+        ("ops_count", 1, True),
+        ("kernel_count", 1, True),
     ]
     shared = run_query(con, pack.query("q"), shared=[b.relation for b in built if b.error is None])
     alone = run_query(con, pack.query("q"))
@@ -340,21 +371,28 @@ def test_run_pack_runs_queries_beside_the_relations_with_the_results_of_a_plain_
     tmp_path: Path, store: Path
 ) -> None:
     broken = "-- materialize: broken\nbroken AS (\n  SELECT count(*) AS n FROM no_such_table\n)\n"
-    pack = load_pack(write_pack(tmp_path / "pack", {
-        "_a.sql": broken,
-        "_kernels.sql": SHARED_FRAGMENT,
-        "a_total.sql": "WITH\n-- @include _kernels.sql\nSELECT total FROM kernel_total",
-        "b_broken.sql": "WITH\n-- @include _a.sql\nSELECT n FROM broken",
-        "c_plain.sql": "SELECT count(*) AS n FROM slices",
-        "d_share.sql": "WITH\n-- @include _kernels.sql\nSELECT name, dur_ns / total AS share"
-        " FROM kernel_rows, kernel_total ORDER BY name",
-    }))
+    pack = load_pack(
+        write_pack(
+            tmp_path / "pack",
+            {
+                "_a.sql": broken,
+                "_kernels.sql": SHARED_FRAGMENT,
+                "a_total.sql": "WITH\n-- @include _kernels.sql\nSELECT total FROM kernel_total",
+                "b_broken.sql": "WITH\n-- @include _a.sql\nSELECT n FROM broken",
+                "c_plain.sql": "SELECT count(*) AS n FROM slices",
+                "d_share.sql": "WITH\n-- @include _kernels.sql\nSELECT name, dur_ns / total AS share"
+                " FROM kernel_rows, kernel_total ORDER BY name",
+            },
+        )
+    )
     con = sandboxed_connection(store)
     alone = [run_query(con, q) for q in pack.queries]
     for at_once in (1, 2, 3, 5):
         run = run_pack(con, pack, pack.queries, at_once=at_once)
         assert [(b.relation.name, b.error is None) for b in run.shared] == [
-            ("broken", False), ("kernel_rows", True), ("kernel_total", True),
+            ("broken", False),
+            ("kernel_rows", True),
+            ("kernel_total", True),
         ]
         assert [r.query.name for r in run.results] == ["a_total", "b_broken", "c_plain", "d_share"]
         for a, b in zip(alone, run.results, strict=True):

@@ -20,13 +20,20 @@ header may name some of them in `-- materialize: a, b`: when the whole pack runs
 those is computed once into a temporary table, and the queries that include the fragment read
 that table instead of computing the CTE again (their SQL is otherwise unchanged, so a query run
 alone gives the same rows).
+
+Packs come from the internet, so loading one is bounded (see `PackLimits`): only regular files
+of at most `max_file_bytes`, UTF-8 text; includes nested at most `max_include_depth` deep,
+without cycles, and a query at most `max_sql_chars` long with its includes. A file that breaks a
+rule becomes a one-line problem (`Query.problem`, `Pack.problems`) and the others still load.
 """
 
 from __future__ import annotations
 
+import os
 import re
+import stat
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
 
@@ -41,10 +48,70 @@ _PARAM_USE = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)")
 _INCLUDE = re.compile(r"^\s*--\s*@include\s+(\S+)\s*$")
 _MATERIALIZE = re.compile(r"^--\s*materialize\s*:\s*(.*?)\s*$", re.IGNORECASE)
 _CTE_END = re.compile(r"^\),?\s*$")
+IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
+INT_RANGES = {"INTEGER": (-(2**31), 2**31 - 1), "BIGINT": (-(2**63), 2**63 - 1)}
+TOML_TEXT_FIELDS = ("name", "version", "description")
+
+
+@dataclass(frozen=True)
+class PackLimits:
+    """Bounds on what loading one (untrusted) pack may cost; `set_pack_limits` raises them."""
+
+    max_file_bytes: int = 1 << 20  # one .sql file or pack.toml (the core pack's largest is 24 kB)
+    max_files: int = 1000  # .sql files in a pack directory
+    max_include_depth: int = 5  # fragments including fragments
+    max_sql_chars: int = 4 << 20  # one query's SQL once its includes are expanded
+    max_message_chars: int = 1000  # a finding's message template
+    max_toml_text_chars: int = 1000  # pack.toml's name, version and description
+
+
+_limits = PackLimits()
+
+
+def pack_limits() -> PackLimits:
+    """The pack limits in force."""
+    return _limits
+
+
+def set_pack_limits(**changes: int) -> PackLimits:
+    """Change some pack limits for this process; return the new ones."""
+    global _limits
+    _limits = replace(_limits, **changes)
+    return _limits
 
 
 class PackError(UserError):
     """A pack or query file is malformed; the message names the file and line."""
+
+
+def read_pack_text(path: Path, pack_dir: Path | None = None) -> str:
+    """The text of a pack file: a regular file (not a FIFO, device or directory) within the size
+    limit, UTF-8 (a BOM is allowed), without NUL bytes; a link must stay inside `pack_dir`."""
+    limit = pack_limits().max_file_bytes
+    if pack_dir is not None and path.is_symlink() and not path.resolve().is_relative_to(pack_dir.resolve()):
+        raise PackError(f"{path}: a link out of the pack directory")
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))  # a FIFO must not block the open
+    except OSError as exc:
+        raise PackError(f"{path}: cannot read: {exc.strerror}") from exc
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise PackError(f"{path}: not a regular file")
+        with os.fdopen(fd, "rb", closefd=False) as stream:
+            data = stream.read(limit + 1)
+    except OSError as exc:
+        raise PackError(f"{path}: cannot read: {exc.strerror}") from exc
+    finally:
+        os.close(fd)
+    if len(data) > limit:
+        raise PackError(f"{path}: larger than {limit} bytes, the limit for a pack file")
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise PackError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from exc
+    if "\0" in text:
+        raise PackError(f"{path}: not UTF-8 text (it holds NUL bytes; UTF-16?)")
+    return text
 
 
 @dataclass(frozen=True)
@@ -85,6 +152,7 @@ class Query:
     header: dict[str, str] = field(default_factory=dict)
     sql_line: int = 1  # line of the file where the SQL starts
     line_map: list[tuple[Path, int]] = field(default_factory=list)  # SQL line -> (file, line)
+    problem: str | None = None  # why the file could not be loaded (`file[:line]: message`); then no SQL
 
     def source_of(self, sql_line: int) -> tuple[Path, int]:
         """The file and line a line of the (expanded) SQL came from; 1-based."""
@@ -116,9 +184,13 @@ class SharedRelation:
     build_sql: str  # a SELECT computing it (earlier shared relations read from their tables)
     fragment: Path  # the file that defines it
 
+    def __post_init__(self) -> None:
+        if not (IDENTIFIER.match(self.name) and IDENTIFIER.match(self.table)):
+            raise PackError(f"{self.fragment}: materialize {self.name!r}: not a name (letters, digits, _)")
+
     def reference(self) -> str:
         """The CTE that replaces `definition` once the table exists."""
-        return f"{self.name} AS (SELECT * FROM {self.table})"
+        return f'{self.name} AS (SELECT * FROM "{self.table}")'
 
 
 def with_shared(sql: str, shared: list[SharedRelation]) -> str:
@@ -138,6 +210,7 @@ class Pack:
     description: str = ""
     queries: list[Query] = field(default_factory=list)
     shared: list[SharedRelation] = field(default_factory=list)  # in the order they are built
+    problems: list[str] = field(default_factory=list)  # pack.toml or fragments: `file[:line]: message`
 
     def query(self, name: str) -> Query:
         """The query called `name`."""
@@ -156,12 +229,17 @@ def _convert(type_name: str, text: str) -> object:
         return lowered in ("true", "1")
     if kind is str:
         return text.strip('"')
-    return kind(text)
+    value = kind(text)
+    if type_name in INT_RANGES:
+        low, high = INT_RANGES[type_name]
+        if not low <= value <= high:
+            raise ValueError(f"{value} is out of the range of {type_name}")
+    return value
 
 
 def parse_query(path: Path, text: str | None = None) -> Query:
     """Parse one `.sql` file: its header and its SQL."""
-    text = path.read_text(encoding="utf-8") if text is None else text
+    text = read_pack_text(path, path.parent) if text is None else text
     header: dict[str, str] = {}
     params: list[Param] = []
     findings: list[FindingRule] = []
@@ -172,8 +250,8 @@ def parse_query(path: Path, text: str | None = None) -> Query:
         if not stripped:
             body_start = number
             continue
-        if not stripped.startswith("--"):
-            break
+        if not stripped.startswith("--") or _INCLUDE.match(stripped):
+            break  # an include ends the header: it is part of the SQL
         body_start = number
         match = _HEADER_LINE.match(stripped)
         if not match:
@@ -189,7 +267,8 @@ def parse_query(path: Path, text: str | None = None) -> Query:
     while body and not body[0].strip():
         body = body[1:]
         body_start += 1
-    expanded = _expand_includes(path, [(line, path, body_start + i + 1) for i, line in enumerate(body)])
+    numbered = [(line, path, body_start + i + 1) for i, line in enumerate(body)]
+    expanded = _Includes(path.parent).expand(numbered, (path.name,))
     while expanded and not expanded[-1][0].strip():
         expanded.pop()
     sql = "\n".join(line for line, _, _ in expanded).strip().rstrip(";").strip()
@@ -210,23 +289,45 @@ def parse_query(path: Path, text: str | None = None) -> Query:
     )
 
 
-def _expand_includes(path: Path, lines: list[tuple[str, Path, int]], depth: int = 0) -> list[tuple[str, Path, int]]:
-    """Replace `-- @include _name.sql` lines by the fragment's lines, remembering where each came from."""
-    out: list[tuple[str, Path, int]] = []
-    for text, file, number in lines:
-        match = _INCLUDE.match(text)
-        if not match:
-            out.append((text, file, number))
-            continue
-        name = match.group(1)
-        fragment = path.parent / name
-        if not name.startswith("_") or "/" in name or not fragment.is_file():
-            raise PackError(f"{file}:{number}: include {name!r}: no fragment file _*.sql of that name in the pack")
-        if depth > 4:
-            raise PackError(f"{file}:{number}: includes nested too deeply")
-        fragment_lines = fragment.read_text(encoding="utf-8").splitlines()
-        out += _expand_includes(path, [(line, fragment, i + 1) for i, line in enumerate(fragment_lines)], depth + 1)
-    return out
+class _Includes:
+    """Expands `-- @include` lines within the pack's limits, reading each fragment once."""
+
+    def __init__(self, pack_dir: Path) -> None:
+        self.pack_dir = pack_dir
+        self.chars_left = pack_limits().max_sql_chars
+        self.fragments: dict[str, tuple[Path, list[str]]] = {}  # by name as written
+
+    def expand(self, lines: list[tuple[str, Path, int]], chain: tuple[str, ...]) -> list[tuple[str, Path, int]]:
+        """`lines` with includes replaced by the fragments' lines, remembering where each came from;
+        `chain` names the files that include these lines, outermost first."""
+        out: list[tuple[str, Path, int]] = []
+        for text, file, number in lines:
+            self.chars_left -= len(text) + 1  # an include line too: else empty fragments would expand for free
+            if self.chars_left < 0:
+                limit = pack_limits().max_sql_chars
+                raise PackError(f"{file}:{number}: the SQL with its includes is longer than {limit} characters")
+            match = _INCLUDE.match(text)
+            if not match:
+                out.append((text, file, number))
+                continue
+            name = match.group(1)
+            if name in chain:
+                cycle = " -> ".join((*chain[chain.index(name) :], name))
+                raise PackError(f"{file}:{number}: include cycle: {cycle}")
+            if len(chain) > pack_limits().max_include_depth:
+                raise PackError(f"{file}:{number}: includes nested deeper than {pack_limits().max_include_depth}")
+            fragment, fragment_lines = self._fragment(name, file, number)
+            numbered = [(line, fragment, i + 1) for i, line in enumerate(fragment_lines)]
+            out += self.expand(numbered, (*chain, name))
+        return out
+
+    def _fragment(self, name: str, file: Path, number: int) -> tuple[Path, list[str]]:
+        if name not in self.fragments:
+            fragment = self.pack_dir / name
+            if not name.startswith("_") or "/" in name or "\\" in name or not fragment.exists():
+                raise PackError(f"{file}:{number}: include {name!r}: no fragment file _*.sql of that name in the pack")
+            self.fragments[name] = (fragment, read_pack_text(fragment, self.pack_dir).splitlines())
+        return self.fragments[name]
 
 
 def _parse_param(path: Path, line: int, value: str) -> Param:
@@ -249,58 +350,95 @@ def _parse_finding(path: Path, line: int, value: str) -> FindingRule:
     if not match:
         raise PackError(f"{path}:{line}: finding needs 'CONDITION => SEVERITY: MESSAGE', got {value!r}")
     condition, severity, message = match.groups()
+    if len(message) > pack_limits().max_message_chars:
+        raise PackError(f"{path}:{line}: finding message longer than {pack_limits().max_message_chars} characters")
     if severity not in SEVERITIES:
         raise PackError(f"{path}:{line}: finding severity {severity!r} is not one of {', '.join(SEVERITIES)}")
     return FindingRule(condition, severity, message, line)
 
 
 def load_pack(path: Path) -> Pack:
-    """Load a pack directory."""
+    """Load a pack directory; a file that cannot be loaded becomes a problem, not an error."""
     if not path.is_dir():
         raise PackError(f"{path}: not a directory of .sql files")
-    meta: dict = {}
-    toml_path = path / "pack.toml"
-    if toml_path.is_file():
-        try:
-            meta = tomllib.loads(toml_path.read_text(encoding="utf-8"))
-        except tomllib.TOMLDecodeError as exc:
-            raise PackError(f"{toml_path}: {exc}") from exc
+    problems: list[str] = []
+    meta = _pack_meta(path / "pack.toml", problems)
     files = sorted(p for p in path.glob("*.sql") if not p.name.startswith("_"))
     if not files:
         raise PackError(f"{path}: no .sql files")
+    if len(files) > pack_limits().max_files:
+        raise PackError(f"{path}: more than {pack_limits().max_files} .sql files")
     return Pack(
-        name=str(meta.get("name", path.name)),
+        name=meta.get("name", path.name),
         path=path,
-        version=str(meta.get("version", "")),
-        description=str(meta.get("description", "")),
-        queries=[parse_query(file) for file in files],
-        shared=_shared_relations(path),
+        version=meta.get("version", ""),
+        description=meta.get("description", ""),
+        queries=[_load_query(file) for file in files],
+        shared=_shared_relations(path, problems),
+        problems=problems,
     )
 
 
-def _shared_relations(pack_dir: Path) -> list[SharedRelation]:
-    """The `-- materialize:` CTEs of the pack's fragments, each after those it may depend on."""
+def _load_query(path: Path) -> Query:
+    """The query in `path`, or a query that only carries the reason it could not be loaded."""
+    try:
+        return parse_query(path)
+    except PackError as exc:
+        problem = str(exc) if str(exc).startswith(f"{path}:") else f"{exc} (included by {path.name})"
+        return Query(name=path.stem, path=path, sql="", title=path.stem, problem=problem)
+
+
+def _pack_meta(toml_path: Path, problems: list[str]) -> dict[str, str]:
+    """pack.toml's name, version and description (short texts); the others are left at their defaults."""
+    if not toml_path.exists() and not toml_path.is_symlink():
+        return {}
+    try:
+        meta = tomllib.loads(read_pack_text(toml_path, toml_path.parent))
+    except PackError as exc:
+        problems.append(str(exc))
+        return {}
+    except (tomllib.TOMLDecodeError, RecursionError) as exc:
+        problems.append(f"{toml_path}: not TOML: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}")
+        return {}
+    found = {}
+    for key in TOML_TEXT_FIELDS:
+        value = meta.get(key)
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, str | int | float):
+            problems.append(f"{toml_path}: {key} must be a string, not {type(value).__name__}")
+        elif len(str(value)) > pack_limits().max_toml_text_chars:
+            problems.append(f"{toml_path}: {key} longer than {pack_limits().max_toml_text_chars} characters")
+        else:
+            found[key] = str(value)
+    return found
+
+
+def _shared_relations(pack_dir: Path, problems: list[str]) -> list[SharedRelation]:
+    """The `-- materialize:` CTEs of the pack's fragments, each after those it may depend on.
+
+    A fragment that cannot be read or names a relation wrongly adds a problem and shares nothing.
+    """
     shared: list[SharedRelation] = []
     seen: set[Path] = set()
 
     def visit(fragment: Path, depth: int = 0) -> None:
-        if fragment in seen or depth > 4:
+        if fragment in seen or depth > pack_limits().max_include_depth:
             return
         seen.add(fragment)
-        lines = fragment.read_text(encoding="utf-8").splitlines()
+        lines = read_pack_text(fragment, pack_dir).splitlines()
         for line in lines:  # included fragments first: their relations may be used here
-            if (match := _INCLUDE.match(line)) and (pack_dir / match.group(1)).is_file():
-                visit(pack_dir / match.group(1), depth + 1)
-        wanted: dict[str, int] = {}
-        for number, line in enumerate(lines, start=1):
-            if not line.strip().startswith("--"):
-                break
-            if match := _MATERIALIZE.match(line.strip()):
-                wanted.update({name.strip(): number for name in match.group(1).split(",") if name.strip()})
+            if (match := _INCLUDE.match(line)) and match.group(1).startswith("_") and "/" not in match.group(1):
+                if (pack_dir / match.group(1)).is_file():
+                    try:
+                        visit(pack_dir / match.group(1), depth + 1)
+                    except PackError as exc:
+                        problems.append(str(exc))
+        wanted = _materialized_names(fragment, lines)
         if not wanted:
             return
         numbered = [(text, fragment, i + 1) for i, text in enumerate(lines)]
-        expanded = [text for text, _, _ in _expand_includes(fragment, numbered)]
+        expanded = [text for text, _, _ in _Includes(pack_dir).expand(numbered, (fragment.name,))]
         found = []
         for name, number in wanted.items():
             definition = _cte_definition(expanded, name)
@@ -311,7 +449,11 @@ def _shared_relations(pack_dir: Path) -> list[SharedRelation]:
             if _PARAM_USE.search(definition):
                 raise PackError(f"{fragment}:{number}: materialize {name}: uses a $parameter (they are per query)")
             found.append((expanded.index(definition.splitlines()[0]), name, definition))
+        taken = {relation.name for relation in shared}
         for position, name, definition in sorted(found):
+            if name in taken:
+                problems.append(f"{fragment}:{wanted[name]}: materialize {name}: already named by another fragment")
+                continue
             # A CTE reads only the CTEs before it: the SQL that builds it stops at its own definition, so
             # it holds (and waits for) none of the shared relations after it.
             head = "\n".join(expanded[:position])
@@ -319,12 +461,26 @@ def _shared_relations(pack_dir: Path) -> list[SharedRelation]:
             shared.append(SharedRelation(name, f"_shared_{name}", definition, with_shared(select, shared), fragment))
 
     for fragment in sorted(pack_dir.glob("_*.sql")):
-        visit(fragment)
-    names = [relation.name for relation in shared]
-    duplicates = sorted({name for name in names if names.count(name) > 1})
-    if duplicates:
-        raise PackError(f"{pack_dir}: materialize names {', '.join(duplicates)} in more than one fragment")
+        try:
+            visit(fragment)
+        except PackError as exc:
+            problems.append(str(exc))
     return shared
+
+
+def _materialized_names(fragment: Path, lines: list[str]) -> dict[str, int]:
+    """The names in the header's `-- materialize:` lines, with their line; each must be an identifier."""
+    wanted: dict[str, int] = {}
+    for number, line in enumerate(lines, start=1):
+        if not line.strip().startswith("--"):
+            break
+        if match := _MATERIALIZE.match(line.strip()):
+            for name in (part.strip() for part in match.group(1).split(",")):
+                if name and not IDENTIFIER.match(name):
+                    raise PackError(f"{fragment}:{number}: materialize {name!r}: not a name (letters, digits, _)")
+                if name:
+                    wanted[name] = number
+    return wanted
 
 
 def _cte_definition(lines: list[str], name: str) -> str | None:
@@ -341,7 +497,7 @@ def _cte_definition(lines: list[str], name: str) -> str | None:
 
 def fragment_sql(pack: Pack, name: str) -> str:
     """A pack fragment's SQL without its comment lines (e.g. the core pack's `_family_rules.sql`)."""
-    text = (pack.path / name).read_text(encoding="utf-8")
+    text = read_pack_text(pack.path / name, pack.path)
     return "\n".join(line for line in text.splitlines() if not line.lstrip().startswith("--")).strip()
 
 

@@ -1,14 +1,27 @@
-"""Running untrusted pack queries: read-only, no file or network access, with a time limit.
+"""Running untrusted pack queries: read-only, no file or network access, with time and memory limits.
 
 The connection gets the store's views first; then external access is disabled (except the
 store's own directory), and the configuration is locked, so a query cannot read or write
 other files, attach databases, install or load extensions, or change settings. Each query
-must be a single SELECT (WITH included), as DuckDB's own parser classifies it.
+must be a single SELECT (WITH included), as DuckDB's own parser classifies it, that reads only
+the trace model's tables and views: DuckDB's catalog and settings (`duckdb_settings()`,
+`information_schema`, `current_setting()`...) and table functions other than `range`,
+`generate_series` and `unnest` are refused, as they would show local paths and settings.
+
+DuckDB may use `memory_limit()` for the pack's queries (`DEFAULT_MEMORY_SHARE` of RAM, or
+TRACEVIEW_PACK_MEMORY_LIMIT), and spill as much again into a private temporary directory that
+is removed at exit; a query's result may take as much again in Python. A query that needs more
+fails with its own error, and the others still run.
 """
 
 from __future__ import annotations
 
+import atexit
+import json
+import os
 import re
+import shutil
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -19,11 +32,39 @@ from pathlib import Path
 
 import duckdb
 import polars as pl
+import pyarrow as pa
 
 from traceview.engine import connect
-from traceview.packs import FindingRule, Pack, Query, SharedRelation, with_shared
+from traceview.packs import IDENTIFIER, FindingRule, Pack, PackError, Query, SharedRelation, with_shared
 
 DEFAULT_TIME_LIMIT_S = 60.0
+DEFAULT_MEMORY_SHARE = 0.5
+"""The share of the machine's memory (or of the process's cgroup limit) DuckDB may use for packs."""
+ENV_MEMORY_LIMIT = "TRACEVIEW_PACK_MEMORY_LIMIT"
+"""Overrides the memory limit: a DuckDB size (`24GB`) or a share of memory (`80%`)."""
+MAX_FORMAT_NUMBER = 100
+"""The largest width or precision a finding message's `{field:spec}` may ask for."""
+MAX_MESSAGE_CHARS = 2000
+"""A rendered finding message is cut to this many characters."""
+TABLE_FUNCTIONS = frozenset({"range", "generate_series", "unnest"})
+"""The table functions pack SQL may call; the others read files or DuckDB's catalog and settings."""
+_HIDDEN_FUNCTIONS = frozenset(
+    {
+        "current_setting",
+        "getenv",
+        "getvariable",
+        "current_schemas",
+        "col_description",
+        "obj_description",
+        "shobj_description",
+        "pg_sleep",
+        "write_log",
+        "json_execute_serialized_sql",
+    }
+)
+_HIDDEN_PREFIXES = ("duckdb_", "pragma_", "pg_get_", "sqlite_")
+_HIDDEN_SCHEMAS = frozenset({"information_schema", "pg_catalog"})
+_HIDDEN_CATALOGS = frozenset({"system", "temp"})
 _SHARED_AT_ONCE = 2  # shared relations built side by side (DuckDB's threads serve both)
 # A pack's relations and queries running at once, each on a cursor: DuckDB's threads serve them all, and
 # one fills the moments another leaves a thread idle (single-threaded sorts, result conversion, findings).
@@ -71,8 +112,65 @@ class QueryRejected(Exception):
     """The SQL is not a single read-only SELECT."""
 
 
+class ResultTooLarge(Exception):
+    """A query's result would take more memory than pack queries may use."""
+
+
 class RuleFailed(Exception):
     """A finding rule's condition does not run; the message is located at the rule's line."""
+
+
+def memory_limit_bytes() -> int:
+    """What DuckDB may use for pack queries: TRACEVIEW_PACK_MEMORY_LIMIT, else `DEFAULT_MEMORY_SHARE` of memory."""
+    raw = os.environ.get(ENV_MEMORY_LIMIT, "").strip()
+    total = _memory_bytes()
+    if raw.endswith("%"):
+        try:
+            return max(1 << 20, int(total * float(raw[:-1]) / 100))
+        except ValueError:
+            pass
+    elif raw:
+        try:
+            return max(1 << 20, _size(raw))
+        except ValueError:
+            pass
+    return int(total * DEFAULT_MEMORY_SHARE)
+
+
+def _size(text: str) -> int:
+    """Bytes in a size like `24GB`, `512MiB` or `1000000`."""
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([KMGT]?)(i?)B?\s*", text, re.IGNORECASE)
+    if not match:
+        raise ValueError(f"not a size: {text!r}")
+    number, unit, binary = match.groups()
+    power = "KMGT".find(unit.upper()) + 1 if unit else 0
+    return int(float(number) * ((1024 if binary else 1000) ** power))
+
+
+def _memory_bytes() -> int:
+    """Physical memory, or the cgroup's limit when lower."""
+    total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    for limit_file in ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"):
+        try:
+            text = Path(limit_file).read_text().strip()
+        except OSError:
+            continue
+        if text.isdigit():
+            total = min(total, int(text))
+    return total
+
+
+_spill_root: list[Path] = []
+_spill_lock = threading.Lock()
+
+
+def _spill_directory() -> Path:
+    """A new directory, private to this process, for DuckDB to spill into (all removed at exit)."""
+    with _spill_lock:
+        if not _spill_root:
+            _spill_root.append(Path(tempfile.mkdtemp(prefix="traceview-spill-")))
+            atexit.register(shutil.rmtree, _spill_root[0], True)
+        return Path(tempfile.mkdtemp(dir=_spill_root[0]))
 
 
 def sandboxed_connection(stores: Path | list[Path]) -> duckdb.DuckDBPyConnection:
@@ -80,6 +178,11 @@ def sandboxed_connection(stores: Path | list[Path]) -> duckdb.DuckDBPyConnection
     stores = [stores] if isinstance(stores, Path) else list(stores)
     con = connect(stores)
     allowed = ", ".join("'" + str(s.resolve()).replace("'", "''") + "/'" for s in stores)
+    memory = memory_limit_bytes()
+    spill = str(_spill_directory() / "duckdb").replace("'", "''")
+    con.execute(f"SET memory_limit = '{memory}B'")
+    con.execute(f"SET temp_directory = '{spill}'")
+    con.execute(f"SET max_temp_directory_size = '{memory}B'")
     con.execute(f"SET allowed_directories = [{allowed}]")
     con.execute("SET enable_external_access = false")
     con.execute("SET lock_configuration = true")
@@ -97,6 +200,47 @@ def check_select(con: duckdb.DuckDBPyConnection, sql: str) -> None:
     kind = statements[0].type
     if kind != duckdb.StatementType.SELECT:
         raise QueryRejected(f"only SELECT queries may run, found {kind.name}")
+    _check_reads(sql)
+
+
+_parsers = threading.local()
+
+
+def _check_reads(sql: str) -> None:
+    """Raise QueryRejected when the SELECT reads DuckDB's catalog, settings or files (its syntax tree says)."""
+    if not hasattr(_parsers, "con"):
+        _parsers.con = duckdb.connect()  # parses only: the SQL is a parameter of json_serialize_sql
+    text = _parsers.con.execute("SELECT json_serialize_sql($1)", [sql]).fetchall()[0][0]
+    try:
+        tree = json.loads(text, object_hook=_checked_node)  # the hook sees every node of the syntax tree
+    except RecursionError as exc:
+        raise QueryRejected("nested too deeply to check (a few hundred levels at most)") from exc
+    if tree.get("error"):
+        raise QueryRejected(f"cannot check this SELECT: {tree.get('error_message', 'unknown error')}")
+
+
+def _checked_node(node: dict) -> dict:
+    _check_node(node)
+    return node
+
+
+def _check_node(node: dict) -> None:
+    if node.get("type") == "BASE_TABLE":
+        name = str(node.get("table_name", ""))
+        if (
+            name.lower().startswith(_HIDDEN_PREFIXES)
+            or str(node.get("schema_name", "")).lower() in _HIDDEN_SCHEMAS
+            or str(node.get("catalog_name", "")).lower() in _HIDDEN_CATALOGS
+        ):
+            raise QueryRejected(f"reads {name}: pack queries read only the trace model's tables and views")
+    elif node.get("type") == "TABLE_FUNCTION" and isinstance(node.get("function"), dict):
+        name = str(node["function"].get("function_name", ""))
+        if name.lower() not in TABLE_FUNCTIONS:
+            raise QueryRejected(f"calls {name}(): pack queries may call only {', '.join(sorted(TABLE_FUNCTIONS))}")
+    elif node.get("class") == "FUNCTION":
+        name = str(node.get("function_name", "")).lower()
+        if name in _HIDDEN_FUNCTIONS or name.startswith(_HIDDEN_PREFIXES) or node.get("schema") or node.get("catalog"):
+            raise QueryRejected(f"calls {name}(): not available to pack queries (it shows settings or the catalog)")
 
 
 def _first_line(exc: BaseException) -> str:
@@ -118,8 +262,17 @@ def _time_limit(con: duckdb.DuckDBPyConnection, limit_s: float) -> Iterator[None
 
 
 def _execute(con: duckdb.DuckDBPyConnection, sql: str, params: dict, limit_s: float) -> pl.DataFrame:
+    """The query's rows; its result may take as much memory as DuckDB may (`memory_limit_bytes()`), no more."""
+    cap = memory_limit_bytes()
     with _time_limit(con, limit_s):
-        return pl.from_arrow(con.sql(sql, params=params or None).to_arrow_table())
+        reader = con.sql(sql, params=params or None).to_arrow_reader()
+        batches, size = [], 0
+        for batch in reader:
+            size += batch.nbytes
+            if size > cap:
+                raise ResultTooLarge(f"its result is larger than {cap} bytes, the memory limit for pack queries")
+            batches.append(batch)
+    return pl.from_arrow(pa.Table.from_batches(batches, schema=reader.schema))
 
 
 def format_message(template: str, row: dict) -> str:
@@ -142,13 +295,16 @@ def format_message(template: str, row: dict) -> str:
         value = row[name]
         if value is None:
             return "n/a"
+        if any(int(number) > MAX_FORMAT_NUMBER for number in re.findall(r"\d+", spec)):
+            spec = ""  # a width or precision that would take gigabytes
         try:
-            return format(value, spec)
-        except (TypeError, ValueError):
-            return str(value)
+            return format(value, spec)[:MAX_MESSAGE_CHARS]
+        except (TypeError, ValueError, OverflowError):
+            return str(value)[:MAX_MESSAGE_CHARS]
 
     template = _OPTIONAL.sub(optional, template)
-    return _FIELD.sub(fill, template)
+    message = _FIELD.sub(fill, template)
+    return message if len(message) <= MAX_MESSAGE_CHARS else message[: MAX_MESSAGE_CHARS - 1] + "…"
 
 
 def _findings(con: duckdb.DuckDBPyConnection, query: Query, frame: pl.DataFrame, limit_s: float) -> list[Finding]:
@@ -162,7 +318,7 @@ def _findings(con: duckdb.DuckDBPyConnection, query: Query, frame: pl.DataFrame,
             try:
                 check_select(con, sql)
                 rows = _execute(con, sql, {}, limit_s).to_dicts()
-            except (duckdb.Error, QueryRejected) as exc:
+            except (duckdb.Error, QueryRejected, ResultTooLarge) as exc:
                 raise RuleFailed(f"{query.path}:{rule.line}: finding condition: {_first_line(exc)}") from exc
             for row in rows:
                 found.append(Finding(query.name, rule.severity, format_message(rule.message, row), row))
@@ -261,7 +417,8 @@ def _relation_needs(pack: Pack) -> dict[str, set[str]]:
     """For each shared relation, the relations whose tables its build SQL reads."""
     return {
         relation.name: {
-            other.name for other in pack.shared
+            other.name
+            for other in pack.shared
             if other is not relation and re.search(rf"\b{re.escape(other.table)}\b", relation.build_sql)
         }
         for relation in pack.shared
@@ -270,13 +427,18 @@ def _relation_needs(pack: Pack) -> dict[str, set[str]]:
 
 def _build_shared(con: duckdb.DuckDBPyConnection, relation: SharedRelation, limit_s: float) -> SharedResult:
     start = time.perf_counter()
+    table = _quoted(relation.table)
     with con.cursor() as cursor:
         try:
             check_select(cursor, relation.build_sql)
+            # a table of the database, not a TEMP one: queries run on cursors, which see the former only
+            create = f"CREATE OR REPLACE TABLE {table} AS\n{relation.build_sql}"
+            statements = cursor.extract_statements(create)
+            if len(statements) != 1 or statements[0].type != duckdb.StatementType.CREATE:
+                raise QueryRejected("the relation's SQL does not stay inside its CREATE TABLE")
             with _time_limit(cursor, limit_s):
-                # a table of the database, not a TEMP one: queries run on cursors, which see the former only
-                cursor.execute(f"CREATE OR REPLACE TABLE {relation.table} AS\n{relation.build_sql}")
-            rows = int(cursor.execute(f"SELECT count(*) FROM {relation.table}").fetchall()[0][0])
+                cursor.execute(create)
+            rows = int(cursor.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0])
             return SharedResult(relation, rows, time.perf_counter() - start)
         except (duckdb.Error, QueryRejected, TimeoutError) as exc:
             return SharedResult(relation, None, time.perf_counter() - start, f"{relation.name}: {_first_line(exc)}")
@@ -285,7 +447,14 @@ def _build_shared(con: duckdb.DuckDBPyConnection, relation: SharedRelation, limi
 def drop_shared(con: duckdb.DuckDBPyConnection, results: list[SharedResult]) -> None:
     """Drop the tables `materialize_shared` made."""
     for result in results:
-        con.execute(f"DROP TABLE IF EXISTS {result.relation.table}")
+        con.execute(f"DROP TABLE IF EXISTS {_quoted(result.relation.table)}")
+
+
+def _quoted(name: str) -> str:
+    """A validated name as a quoted SQL identifier."""
+    if not IDENTIFIER.match(name):
+        raise ValueError(f"not a name: {name!r}")
+    return f'"{name}"'
 
 
 def run_query(
@@ -301,6 +470,8 @@ def run_query(
     computing the same CTEs again; should that fail other than by its time limit, it runs again
     as written, so the result and any error are those of the query itself.
     """
+    if query.problem:
+        return QueryResult(query, None, error=query.problem)
     sql = with_shared(query.sql, shared or [])
     if sql != query.sql:
         result = _run(con, query, sql, overrides, limit_s)
@@ -321,7 +492,9 @@ def _run(
         except RuleFailed as exc:
             return QueryResult(query, frame, [], error=str(exc), seconds=time.perf_counter() - start)
         return QueryResult(query, frame, findings, seconds=time.perf_counter() - start)
-    except (duckdb.Error, QueryRejected, TimeoutError, ValueError) as exc:
+    except PackError as exc:  # it names the file already
+        return QueryResult(query, None, error=str(exc), seconds=time.perf_counter() - start)
+    except (duckdb.Error, QueryRejected, ResultTooLarge, TimeoutError, ValueError, OverflowError) as exc:
         message = _first_line(exc)
         blamed = _LINE.search(str(exc))
         return QueryResult(

@@ -91,5 +91,5 @@ def run_analyze(
     findings = sorted(
         (f for r in results for f in r.findings), key=lambda f: (SEVERITY_ORDER.get(f.severity, 9), f.query)
     )
-    errors = [r.error for r in results if r.error]
+    errors = [problem for pack in packs for problem in pack.problems] + [r.error for r in results if r.error]
     return AnalysisReport(traces, results, findings, errors, shared=shared)

@@ -31,6 +31,8 @@ def show_pack(pack: Pack) -> str:
     lines = [f"{pack.name} {pack.version}".rstrip(), pack.description, ""]
     for query in pack.queries:
         lines.append(f"{query.name}: {query.title}")
+        if query.problem:
+            lines.append(f"    cannot be loaded: {query.problem}")
         if query.description:
             lines.append(f"    {query.description}")
         for param in query.params:
@@ -73,7 +75,7 @@ def check_pack(directory: Path) -> list[str]:
         pack = load_pack(directory)
     except PackError as exc:
         return [str(exc)]
-    problems = []
+    problems = list(pack.problems)
     with tempfile.TemporaryDirectory(prefix="traceview-check-") as tmp:
         store = empty_store(Path(tmp))
         con = sandboxed_connection(store)
@@ -82,6 +84,9 @@ def check_pack(directory: Path) -> list[str]:
             problems += [f"{item.relation.fragment}: materialize {item.error}" for item in built if item.error]
             drop_shared(con, built)
             for query in pack.queries:
+                if query.problem:
+                    problems.append(query.problem)
+                    continue
                 result = run_query(con, query, limit_s=30)
                 if result.error and result.frame is not None:  # the query ran; a finding rule did not
                     problems.append(result.error)
