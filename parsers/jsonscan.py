@@ -285,7 +285,8 @@ def extract_events(path: Path, scratch: Path, pieces: int = 1) -> ExtractedEvent
     An uncompressed object whose array end is found is copied straight into up to `pieces` pieces
     (`split`); anything else is copied whole, for `split_events` or the tolerant path.
     """
-    warnings: list[str] = []
+    warnings: list[str] = []  # damage of the gzip stream: the array may be cut
+    notes: list[str] = []  # what was wrong around the array
     gzipped = is_gzip(path)
     chunks = _raw_chunks(path, warnings)
     buf = bytearray()
@@ -317,7 +318,7 @@ def extract_events(path: Path, scratch: Path, pieces: int = 1) -> ExtractedEvent
                 raise TraceFormatError(path, f"{expected} in its first {limit}, found none (jsonscan.HEADER_LIMIT)")
             raise TraceFormatError(path, f"{expected}, found {_what_object(buf)}")
         array_start, key_start = found
-        header = _parse_header(buf[lead:key_start], warnings)
+        header = _parse_header(buf[lead:key_start], notes)
         start = array_start
     else:
         start = lead
@@ -332,8 +333,8 @@ def extract_events(path: Path, scratch: Path, pieces: int = 1) -> ExtractedEvent
             _check_first_event(path, events_path)
             return ExtractedEvents(
                 events_path=events_path,
-                top_level=clean_top_level({**header, **end[1]}, warnings),
-                warnings=warnings,
+                top_level=clean_top_level({**header, **end[1]}, notes),
+                warnings=notes,
                 form=form,
                 array_offset=start,
                 source_bytes=size,
@@ -369,7 +370,7 @@ def extract_events(path: Path, scratch: Path, pieces: int = 1) -> ExtractedEvent
             fh.seek(max(0, size - 4096))
             if fh.read().rstrip()[-1:] != b"]":
                 complete = False
-    top_level = clean_top_level({**header, **trailer}, warnings)
+    top_level = clean_top_level({**header, **trailer}, notes)
     return ExtractedEvents(
         events_path=events_path,
         top_level=top_level,
@@ -378,7 +379,7 @@ def extract_events(path: Path, scratch: Path, pieces: int = 1) -> ExtractedEvent
         source_bytes=path.stat().st_size,
         json_bytes=json_bytes,
         complete=complete,
-        warnings=warnings,
+        warnings=warnings + notes,
     )
 
 
