@@ -239,7 +239,7 @@ def _find_array_end(tail: bytes) -> tuple[int, dict] | None:
             if invalid_after_valid > 64:
                 break
         if budget < 0:
-            break
+            return None  # an adversarial tail: leave it to the tolerant path rather than guess
     if best is None:
         return None
     rest = tail[best + 1 :].strip()
