@@ -36,6 +36,7 @@ from parsers.steps import device_steps, host_steps
 PARSER_VERSION = "2"
 FORMAT = "kineto"
 _INT64_MAX = (1 << 63) - 1
+_TOO_LARGE = "expected ts and dur that fit int64 nanoseconds (under 292 years), found larger ones"
 FLOWS_ORDER = "dst_slice_id NULLS LAST, src_slice_id NULLS LAST, kind, flow_id"  # the stored order of `flows`
 _STREAM_BATCH_ROWS = ROW_GROUP_ROWS  # batches of the DuckDB queries that feed the slices write
 
@@ -240,11 +241,13 @@ class _Builder:
         """Turn matched B/E pairs into X events in place (the B row becomes the slice)."""
         # ts in thousandths of a µs (DECIMAL(38,3) times 1000: an exact integer)
         rows = self.con.sql(
-            "SELECT rowid, ph, pid, tid, CAST(ts * 1000 AS BIGINT) FROM ev"
+            "SELECT rowid, ph, pid, tid, TRY_CAST(ts * 1000 AS BIGINT) FROM ev"
             " WHERE ph IN ('B', 'E') AND ts IS NOT NULL ORDER BY rowid"
         ).fetchall()
         if not rows:
             return
+        if any(row[4] is None for row in rows):
+            raise TraceFormatError(self.path, _TOO_LARGE)
         open_by_track: dict[tuple, list] = {}
         paired = []
         unmatched_end = 0
@@ -286,9 +289,7 @@ class _Builder:
             if base and len(ns) and not (-_INT64_MAX - base <= int(ns.min()) and int(ns.max()) <= _INT64_MAX - base):
                 raise ValueError("shifted by the base time beyond the int64 range")
         except ValueError:
-            raise TraceFormatError(
-                self.path, "expected ts and dur that fit int64 nanoseconds (under 292 years), found larger ones"
-            ) from None
+            raise TraceFormatError(self.path, _TOO_LARGE) from None
         return ns + base if base else ns
 
     def build_links(self) -> None:

@@ -234,3 +234,13 @@ def test_unusable_ts_and_dur_are_counted(tmp_path: Path) -> None:
             f"Warning: {path}: 1 slices have a negative duration (kept as written)",
         ],
     )
+
+
+def test_begin_end_beyond_int64_ns_is_one_error_line(tmp_path: Path) -> None:
+    path = tmp_path / "be.json"
+    begin_end = '{"ph": "B", "name": "r", "pid": 1, "tid": 1, "ts": 5}, {"ph": "E", "pid": 1, "tid": 1, "ts": 1e30}'
+    path.write_text('{"traceEvents": [' + EVENT + ", " + begin_end + "]}")
+    assert _ingest(path) == (
+        2,
+        [f"Error: {path}: expected ts and dur that fit int64 nanoseconds (under 292 years), found larger ones"],
+    )
