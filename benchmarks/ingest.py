@@ -39,6 +39,9 @@ One run of this script:
    and the store's ``sum(ts_ns)``, ``min``/``max(ts_ns)`` and ``sum(dur_ns)`` equal the exact values
    computed from the decimal text while generating.
 
+``--truncated`` adds a run of traceview on the same trace cut at 60% (a crashed job's dump): its
+throughput should be at least half of that of the complete trace (the cut is recovered in one pass).
+
 ``--json FILE`` writes every figure as JSON; ``--profile`` adds a run of traceview's ingest under
 cProfile that also times each SQL statement of the Kineto parser (stats in ``benchmarks/output``).
 The stage timing wraps functions of ``parsers`` and ``traceview`` at run time and skips any that
@@ -911,6 +914,7 @@ def bench_generation(gen: Generation, args: argparse.Namespace, contenders: list
         }
     verdict = evaluate(runs, meta, args.hta_timeout)
     print(report(gen, trace, meta, runs, verdict), flush=True)
+    truncated = _bench_truncated(trace, runs.get("traceview"), args, log_dir) if args.truncated else {}
     if profile.get("stages_s"):
         print(f"\n  traceview under the profiler ({_fmt(profile['wall_s'], '.2f')} s), stages and SQL statements:")
         for stage, seconds in profile["stages_s"].items():
@@ -928,6 +932,40 @@ def bench_generation(gen: Generation, args: argparse.Namespace, contenders: list
         "runs": {name: asdict(run) for name, run in runs.items()},
         **verdict,
         "profile": profile,
+        "truncated": truncated,
+    }
+
+
+TRUNCATE_AT = 0.6
+TRUNCATED_TARGET = 0.5  # of the complete trace's throughput
+
+
+def _bench_truncated(trace: Path, complete: Run | None, args: argparse.Namespace, log_dir: Path) -> dict:
+    """traceview on the trace cut at TRUNCATE_AT of its bytes (written once beside it); its MB/s
+    against the complete trace's."""
+    cut = trace.parent / "truncated" / trace.name
+    size = int(trace.stat().st_size * TRUNCATE_AT)
+    if not cut.is_file() or cut.stat().st_size != size:
+        cut.parent.mkdir(exist_ok=True)
+        with open(trace, "rb") as src, open(cut, "wb") as out:
+            os.copy_file_range(src.fileno(), out.fileno(), size, 0)
+    warm_cache(cut)
+    store = OUTPUT / f"store-truncated-{trace.parent.name}"
+    run = run_contender("traceview", cut, store, args.timeout, 0.0, log_dir)
+    ratio = run.mb_per_s / complete.mb_per_s if run.mb_per_s and complete and complete.mb_per_s else None
+    print(
+        f"\n  traceview on the trace cut at {TRUNCATE_AT:.0%} ({size / MB:.0f} MB): {run.status},"
+        f" wall {_fmt(run.wall_s, '.2f')} s, {_fmt(run.mb_per_s, '.0f')} MB/s,"
+        f" peak RSS {_fmt(run.peak_rss_mb, '.0f')} MB;"
+        f" {_fmt(ratio, '.2f')} of the complete trace's MB/s (target >= {TRUNCATED_TARGET})",
+        flush=True,
+    )
+    warnings = run.details.get("warnings", [])
+    return {
+        "run": asdict(run),
+        "throughput_ratio": ratio,
+        "met": ratio is not None and ratio >= TRUNCATED_TARGET,
+        "warnings": warnings,
     }
 
 
@@ -940,6 +978,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--json", type=Path, help="write the figures to this JSON file")
     parser.add_argument("--profile", action="store_true", help="also run traceview under cProfile")
+    parser.add_argument("--truncated", action="store_true", help="also run traceview on the trace cut at 60%%")
     parser.add_argument("--floor-runs", type=int, default=3, help="runs of the floor; the fastest counts")
     parser.add_argument("--traceview-runs", type=int, default=1, help="runs of traceview; the fastest counts")
     parser.add_argument("--timeout", type=float, default=1200.0, help="time limit of floor and traceview (s)")

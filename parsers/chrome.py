@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -35,6 +36,7 @@ from parsers.steps import device_steps, host_steps
 PARSER_VERSION = "2"
 FORMAT = "kineto"
 _INT64_MAX = (1 << 63) - 1
+_TOO_LARGE = "expected ts and dur that fit int64 nanoseconds (under 292 years), found larger ones"
 FLOWS_ORDER = "dst_slice_id NULLS LAST, src_slice_id NULLS LAST, kind, flow_id"  # the stored order of `flows`
 _STREAM_BATCH_ROWS = ROW_GROUP_ROWS  # batches of the DuckDB queries that feed the slices write
 
@@ -98,7 +100,7 @@ def _vendor(top_level: dict, con: duckdb.DuckDBPyConnection) -> str:
     keys = set(top_level)
     if keys & {"roctracer_version", "hip_runtime_version", "hip_driver_version"}:
         return "rocm"
-    names = " ".join(str(d.get("name", "")) for d in top_level.get("deviceProperties", []) if isinstance(d, dict))
+    names = " ".join(str(d.get("name", "")) for d in _as_list(top_level.get("deviceProperties")) if isinstance(d, dict))
     if any(word in names for word in ("AMD", "Instinct", "Radeon", "gfx")):
         return "rocm"
     hip = con.sql(
@@ -107,31 +109,73 @@ def _vendor(top_level: dict, con: duckdb.DuckDBPyConnection) -> str:
     return "rocm" if hip else "cuda"
 
 
-def _trace_info(top_level: dict, rank_hint: int | None) -> dict:
+_WHOLE_NUMBER = re.compile(r"-?[0-9]{1,19}")
+_RANK_MAX = (1 << 31) - 1
+
+
+def _whole_number(value: object, low: int, high: int) -> int | None:
+    """`value` as an int in [low, high] when it is a whole number (or its ASCII decimal text), else None."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, str) and _WHOLE_NUMBER.fullmatch(value.strip()):
+        value = int(value.strip())
+    return value if isinstance(value, int) and low <= value <= high else None
+
+
+def _top_level_number(
+    top_level: dict, where: str, value: object, low: int, high: int, warnings: list[str]
+) -> int | None:
+    """A whole number from the top-level keys; a warning where it is there but not usable."""
+    if value is None or value == "":
+        return None
+    number = _whole_number(value, low, high)
+    if number is None:
+        shown = json.dumps(value)[:40] if isinstance(value, (str, int, float)) else type(value).__name__
+        warnings.append(f"ignored {where} {shown}: expected a whole number from {low} to {high}")
+    return number
+
+
+def _trace_info(top_level: dict, rank_hint: int | None, warnings: list[str]) -> dict:
     dist = top_level.get("distributedInfo") if isinstance(top_level.get("distributedInfo"), dict) else {}
-    devices = [d for d in top_level.get("deviceProperties", []) or [] if isinstance(d, dict)]
+    devices = [d for d in _as_list(top_level.get("deviceProperties")) if isinstance(d, dict)]
     versions = {
         k: v
         for k, v in top_level.items()
         if (k.endswith("_version") or k in ("schemaVersion",)) and isinstance(v, (str, int, float))
     }
     host = top_level.get("host_name") or top_level.get("hostname")
+    rank = _top_level_number(top_level, "distributedInfo.rank", dist.get("rank"), 0, _RANK_MAX, warnings)
+    world = _top_level_number(top_level, "distributedInfo.world_size", dist.get("world_size"), 1, _RANK_MAX, warnings)
+    base = _top_level_number(
+        top_level, "baseTimeNanoseconds", top_level.get("baseTimeNanoseconds"), 0, _INT64_MAX, warnings
+    )
     return {
-        "rank": int(dist["rank"]) if str(dist.get("rank", "")).lstrip("-").isdigit() else (rank_hint or 0),
-        "world_size": int(dist["world_size"]) if str(dist.get("world_size", "")).isdigit() else None,
+        "rank": rank if rank is not None else (rank_hint or 0),
+        "world_size": world,
         "host": str(host) if host else None,
         "device_names": [str(d.get("name")) for d in devices if d.get("name")],
         "tool_versions": json.dumps(versions, sort_keys=True),
-        "base_time_ns": int(top_level.get("baseTimeNanoseconds") or 0),
+        "base_time_ns": base or 0,
     }
+
+
+def _as_list(value: object) -> list:
+    return value if isinstance(value, list) else []
+
+
+def _profiler_errors(top_level: dict) -> list[str]:
+    """The profiler's own ERROR lines: a list of strings, or one string."""
+    lines = top_level.get("ERROR")
+    lines = [lines] if isinstance(lines, str) else _as_list(lines)
+    return [f"profiler reported: {redact(line)[:200]}" for line in lines if isinstance(line, str)]
 
 
 class _Builder:
     """Runs the SQL that turns the raw event table `ev` into the model's tables."""
 
-    def __init__(
-        self, con: duckdb.DuckDBPyConnection, path: Path, base_ns: int, vendor: str, workers: int = 1
-    ) -> None:
+    def __init__(self, con: duckdb.DuckDBPyConnection, path: Path, base_ns: int, vendor: str, workers: int = 1) -> None:
         self.con = con
         self.path = path
         self.workers = workers
@@ -197,11 +241,13 @@ class _Builder:
         """Turn matched B/E pairs into X events in place (the B row becomes the slice)."""
         # ts in thousandths of a µs (DECIMAL(38,3) times 1000: an exact integer)
         rows = self.con.sql(
-            "SELECT rowid, ph, pid, tid, CAST(ts * 1000 AS BIGINT) FROM ev"
+            "SELECT rowid, ph, pid, tid, TRY_CAST(ts * 1000 AS BIGINT) FROM ev"
             " WHERE ph IN ('B', 'E') AND ts IS NOT NULL ORDER BY rowid"
         ).fetchall()
         if not rows:
             return
+        if any(row[4] is None for row in rows):
+            raise TraceFormatError(self.path, _TOO_LARGE)
         open_by_track: dict[tuple, list] = {}
         paired = []
         unmatched_end = 0
@@ -243,9 +289,7 @@ class _Builder:
             if base and len(ns) and not (-_INT64_MAX - base <= int(ns.min()) and int(ns.max()) <= _INT64_MAX - base):
                 raise ValueError("shifted by the base time beyond the int64 range")
         except ValueError:
-            raise TraceFormatError(
-                self.path, "expected ts and dur that fit int64 nanoseconds (under 292 years), found larger ones"
-            ) from None
+            raise TraceFormatError(self.path, _TOO_LARGE) from None
         return ns + base if base else ns
 
     def build_links(self) -> None:
@@ -306,8 +350,14 @@ class _Builder:
             """
         ).to_arrow_table()
         bound = bind_points(
-            track, column["ts_ns"], column["dur_ns"], column["slice_id"], parent,
-            numpy_column(points.column("track")).astype(np.uint64).view(np.int64), self._ns(points.column("ts")), order,
+            track,
+            column["ts_ns"],
+            column["dur_ns"],
+            column["slice_id"],
+            parent,
+            numpy_column(points.column("track")).astype(np.uint64).view(np.int64),
+            self._ns(points.column("ts")),
+            order,
         )
         self.flow_pairs = _paired_flows(points, bound)
         if self.flow_pairs is None:
@@ -381,12 +431,19 @@ class _Builder:
         Joining them in SQL needs a POSITIONAL JOIN, which runs on one thread; as Arrow streams they
         are read in parallel with the encoding of the row groups before them.
         """
-        strings = self.con.cursor().sql(
-            "SELECT rowid AS slice_id, name, cat, CAST(coalesce(args, '{}') AS VARCHAR) AS args FROM ev WHERE ph = 'X'"
-        ).to_arrow_reader(_STREAM_BATCH_ROWS)
-        numbers = self.con.cursor().sql(
-            f"SELECT *, NULL::VARCHAR AS core, {GROUP_SQL} AS slice_group FROM slices0"
-        ).to_arrow_reader(_STREAM_BATCH_ROWS)
+        strings = (
+            self.con.cursor()
+            .sql(
+                "SELECT rowid AS slice_id, name, cat, CAST(coalesce(args, '{}') AS VARCHAR) AS args"
+                " FROM ev WHERE ph = 'X'"
+            )
+            .to_arrow_reader(_STREAM_BATCH_ROWS)
+        )
+        numbers = (
+            self.con.cursor()
+            .sql(f"SELECT *, NULL::VARCHAR AS core, {GROUP_SQL} AS slice_group FROM slices0")
+            .to_arrow_reader(_STREAM_BATCH_ROWS)
+        )
         rows = zip_rows([strings, numbers, self.nested], "slice_id")
         return row_groups(rows, "slice_group", self.group_rows)
 
@@ -426,7 +483,7 @@ class _Builder:
               SELECT rid, ts, pid, tid, json_extract_string(args, {paths}) AS av
               FROM small_ev WHERE ph IN ('i', 'I') AND name = '[memory]' AND ts IS NOT NULL
             )
-            SELECT {self.base} + {_ns('ts')} AS ts_ns,
+            SELECT {self.base} + {_ns("ts")} AS ts_ns,
                    CASE TRY_CAST(av[5] AS INTEGER)
                      WHEN 0 THEN 'cpu' WHEN 1 THEN '{self.vendor}' WHEN 6 THEN 'rocm' WHEN 12 THEN 'xpu'
                      WHEN 19 THEN 'mtia' WHEN 20 THEN 'npu' ELSE 'other' END AS device_type,
@@ -439,7 +496,7 @@ class _Builder:
 
     def counters_query(self) -> str:
         return f"""
-            SELECT {self.base} + {_ns('e.ts')} AS ts_ns, e.pid, e.name, j.key AS series,
+            SELECT {self.base} + {_ns("e.ts")} AS ts_ns, e.pid, e.name, j.key AS series,
                    TRY_CAST(j.value AS DOUBLE) AS value
             FROM small_ev e, json_each(e.args) j
             WHERE e.ph = 'C' AND e.ts IS NOT NULL
@@ -448,7 +505,7 @@ class _Builder:
 
     def instants_query(self) -> str:
         return f"""
-            SELECT {self.base} + {_ns('ts')} AS ts_ns, name, cat, pid, tid, coalesce(s, 't') AS scope,
+            SELECT {self.base} + {_ns("ts")} AS ts_ns, name, cat, pid, tid, coalesce(s, 't') AS scope,
                    CAST(coalesce(args, '{{}}') AS VARCHAR) AS args
             FROM small_ev WHERE ph IN ('i', 'I', 'R') AND coalesce(name, '') <> '[memory]' AND ts IS NOT NULL
             ORDER BY rid
@@ -534,6 +591,62 @@ def _load_events(con: duckdb.DuckDBPyConnection, events_paths: list[Path]) -> No
     )
 
 
+def _load_damaged(
+    con: duckdb.DuckDBPyConnection, path: Path, extracted: jsonscan.ExtractedEvents, scratch: Path, workers: int
+) -> list[str]:
+    """Load an events array that is cut or damaged; return the warnings that say what was kept.
+
+    A cut array is read fast up to an event boundary near its end and event by event after it
+    (`_load_cut`); where that does not hold (damage before the boundary), the whole array is walked.
+    """
+    loaded = _load_cut(con, extracted.events_path, scratch, workers) if not extracted.complete else None
+    if loaded is None:
+        rec = jsonscan.recover_events(extracted.events_path, scratch / "recovered.json")
+        _load_events(con, [rec.events_path])
+        rec.events_path.unlink(missing_ok=True)
+        kept, damage = rec.kept, rec.damage_offset
+    else:
+        rec, kept, damage = loaded
+    warnings = []
+    unit = "decompressed JSON" if jsonscan.is_gzip(path) else "file"
+    if damage is not None:
+        offset = extracted.array_offset + damage
+        warnings.append(f"trace is truncated or damaged at byte {offset} of the {unit}: kept {kept} complete events")
+    elif not extracted.complete and extracted.form == "object":
+        warnings.append(
+            f"trace is cut or damaged after its events, in the top-level keys that follow them: kept all {kept} events,"
+            " skipped those keys"
+        )
+    if rec.repaired:
+        warnings.append(f"{rec.repaired} events had malformed strings and were repaired")
+    if rec.skipped:
+        warnings.append(f"{rec.skipped} malformed events could not be repaired and were skipped")
+    return warnings
+
+
+def _load_cut(
+    con: duckdb.DuckDBPyConnection, events_path: Path, scratch: Path, workers: int
+) -> tuple[jsonscan.Recovery, int, int | None] | None:
+    """Load a cut events array: the events before a boundary near the cut with the JSON reader,
+    those after it event by event. (The tail's recovery, the complete events kept, where the damage
+    is in the events array) or None where the head does not read (the caller walks the whole array)."""
+    cut = jsonscan.split_truncated(events_path, workers, scratch / "tail.json")
+    if cut is None:
+        return None
+    rec = jsonscan.recover_events(cut.tail, scratch / "tail.recovered.json")
+    try:
+        _load_events(con, [*cut.head.parts, rec.events_path])
+    except duckdb.InvalidInputException:
+        return None
+    finally:
+        for part in (*cut.head.parts, cut.tail, rec.events_path):
+            part.unlink(missing_ok=True)
+    tail_rows = rec.kept + rec.skipped
+    kept = int(con.sql("SELECT count(*) FROM ev").fetchall()[0][0]) - tail_rows + rec.kept
+    damage = None if rec.damage_offset is None else cut.tail_start + rec.damage_offset - 1
+    return rec, kept, damage
+
+
 def parse(
     path: Path, scratch: Path, trace_id: str, rank_hint: int | None = None, threads: int | None = None
 ) -> ParsedTrace:
@@ -542,12 +655,11 @@ def parse(
         return _parse(path, scratch, trace_id, rank_hint, threads)
     except duckdb.Error as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        first = first.replace(str(scratch), "<scratch>")  # never show where the scratch files are
         raise TraceFormatError(path, f"could not be read as a Chrome/Kineto trace ({first})") from exc
 
 
-def _parse(
-    path: Path, scratch: Path, trace_id: str, rank_hint: int | None, threads: int | None
-) -> ParsedTrace:
+def _parse(path: Path, scratch: Path, trace_id: str, rank_hint: int | None, threads: int | None) -> ParsedTrace:
     """Parse one Kineto/Chrome trace file.
 
     `scratch` is a private directory for temporary files; `rank_hint` is used when the trace
@@ -565,11 +677,11 @@ def _parse(
             "threads": workers,
             "temp_directory": str(scratch),
             "memory_limit": _memory_limit(path),
-        }
+        },
     )
     con.execute("SET preserve_insertion_order = true")
     events_path = extracted.events_path
-    recovery = None
+    recovery = not extracted.complete
     if extracted.complete:
         split = extracted.split or jsonscan.split_events(events_path, workers)
         try:
@@ -580,23 +692,9 @@ def _parse(
             jsonscan.join_events(split)  # the tolerant path reads the array whole
         for part in split.parts[1:]:
             part.unlink(missing_ok=True)
-    else:
-        recovery = True
     if recovery:
-        rec = jsonscan.recover_events(events_path, scratch / "recovered.json")
-        events_path.unlink(missing_ok=True)
-        events_path = rec.events_path
-        _load_events(con, [events_path])
-        if rec.damage_offset is not None:
-            offset = extracted.array_offset + rec.damage_offset
-            unit = "decompressed JSON" if jsonscan.is_gzip(path) else "file"
-            warnings.append(
-                f"trace is truncated or damaged at byte {offset} of the {unit}: kept {rec.kept} complete events"
-            )
-        if rec.repaired:
-            warnings.append(f"{rec.repaired} events had malformed strings and were repaired")
-        if rec.skipped:
-            warnings.append(f"{rec.skipped} malformed events could not be repaired and were skipped")
+        with timed_stage(timings, "recover"):
+            warnings += _load_damaged(con, path, extracted, scratch, workers)
     events_path.unlink(missing_ok=True)
 
     event_count = int(con.sql("SELECT count(*) FROM ev").fetchall()[0][0])
@@ -610,15 +708,13 @@ def _parse(
     if unmodelled[1]:
         warnings.append(f"{unmodelled[1]} events of phases {unmodelled[0]} are not modelled and were skipped")
 
-    info = _trace_info(extracted.top_level, rank_hint)
+    info = _trace_info(extracted.top_level, rank_hint, warnings)
     builder = _Builder(con, path, info["base_time_ns"], _vendor(extracted.top_level, con), workers)
     for stage in (builder.build_slices, builder.build_links, builder.settle_event_tables):
         with timed_stage(timings, stage.__name__):
             stage()
     warnings += builder.warnings
-    for line in extracted.top_level.get("ERROR", []) or []:
-        if isinstance(line, str):
-            warnings.append(f"profiler reported: {redact(line)[:200]}")
+    warnings += _profiler_errors(extracted.top_level)
 
     slice_count = int(con.sql("SELECT count(*) FROM slices0").fetchall()[0][0])
     con.execute("CREATE TABLE top_level (kind VARCHAR, pid VARCHAR, tid VARCHAR, key VARCHAR, value VARCHAR)")

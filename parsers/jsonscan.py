@@ -14,17 +14,21 @@ import json
 import mmap
 import os
 import re
-import zlib
+from array import array
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
 from parsers.errors import TraceFormatError
+from parsers.inflate import InflateState, inflate_with_state
 
 CHUNK = 8 << 20
 GZIP_MAGIC = b"\x1f\x8b"
-HEADER_LIMIT = 256 << 20
+# The top-level keys before traceEvents are read whole (Kineto's are a few kB): past this many
+# bytes without the array the file is refused. Raise it by setting jsonscan.HEADER_LIMIT.
+HEADER_LIMIT = 64 << 20
 # The keys after traceEvents are small (traceName, INFO logs); look at growing tails of the file.
 TAIL_WINDOWS = (1 << 20, 16 << 20, 128 << 20)
 
@@ -74,39 +78,24 @@ def _copy_range(src: Path, offset: int, out: BinaryIO) -> None:
     _copy_span(src, offset, src.stat().st_size, out)
 
 
-def _raw_chunks(path: Path, warnings: list[str]):
-    """Yield the decompressed bytes of `path`."""
+def _raw_chunks(path: Path, warnings: list[str]) -> Iterator[bytes]:
+    """Yield the bytes of `path`, inflated when it is gzip (bounded: see `parsers.inflate`).
+
+    A damaged or cut gzip stream ends the bytes early with a warning; one that inflates past the
+    limit raises InflateLimitError.
+    """
     with open(path, "rb") as raw:
-        first = raw.read(CHUNK)
-        if first[:2] != GZIP_MAGIC:
-            yield first
+        if raw.read(2) != GZIP_MAGIC:
+            raw.seek(0)
             while chunk := raw.read(CHUNK):
                 yield chunk
             return
-        inflater = zlib.decompressobj(wbits=31)
-        chunk = first
-        while True:
-            try:
-                out = inflater.decompress(chunk)
-            except zlib.error as exc:
-                warnings.append(f"gzip stream is damaged ({exc}); kept the bytes before the damage")
-                return
-            if out:
-                yield out
-            if inflater.eof and inflater.unused_data:
-                # Concatenated gzip members are legal; start a new inflater on the rest.
-                rest = inflater.unused_data
-                inflater = zlib.decompressobj(wbits=31)
-                chunk = rest
-                continue
-            chunk = raw.read(CHUNK)
-            if not chunk:
-                break
-        tail = inflater.flush()
-        if tail:
-            yield tail
-        if not inflater.eof:
-            warnings.append("gzip stream ends early (file truncated); kept the bytes before the cut")
+        raw.seek(0)
+        state = InflateState()
+        yield from inflate_with_state(raw, path, path.stat().st_size, state, strict=False)
+        if state.damage is not None:
+            kept = "the cut" if "ends early" in state.damage else "the damage"
+            warnings.append(f"{state.damage}; kept the bytes before {kept}")
 
 
 def _describe_start(data: bytes) -> str:
@@ -118,39 +107,111 @@ def _describe_start(data: bytes) -> str:
     return "binary data"
 
 
-def _find_events_key(buf: bytes) -> tuple[int, int] | None:
-    """Return (offset of the '[' of traceEvents, offset where its key starts), or None."""
-    depth = 0
-    pending_key = False
-    key_start = -1
-    for match in _TOKEN.finditer(buf):
-        tok = match.group()
-        if tok[:1] == b'"':
-            if depth == 1 and tok == b'"traceEvents"':
-                after = buf[match.end() : match.end() + 64].lstrip()
-                if after[:1] == b":":
-                    pending_key = True
-                    key_start = match.start()
-            continue
-        if pending_key and depth == 1:
-            if tok == b"[":
-                return match.start(), key_start
-            pending_key = False
-        depth += 1 if tok in (b"{", b"[") else -1
-        if depth == 0:
+_HEADER_TOKEN = re.compile(rb'["\[\]{}]')
+_STRING_STOP = re.compile(rb'["\\]')
+_WHITESPACE = re.compile(rb"[ \t\r\n]*")
+_EVENTS_KEY = b'"traceEvents"'
+
+
+class _HeaderScan:
+    """Finds the '[' of the top-level `traceEvents` array in a buffer that grows between calls.
+
+    One pass over the bytes, its state kept between calls: a long header (a huge string, deep
+    nesting) costs linear time and no memory beyond the buffer itself.
+    """
+
+    def __init__(self, start: int) -> None:
+        self.pos = start
+        self.depth = 0
+        self.in_string = False
+        self.string_start = -1
+        self.key_start = -1
+        self.expect: bytes | None = None  # b":" after the key, b"[" after its colon
+        self.closed = False  # the top-level object ended without the array
+
+    def feed(self, buf: bytes | bytearray) -> tuple[int, int] | None:
+        """(offset of the array's '[', offset where its key starts) once found, else None."""
+        end = len(buf)
+        while self.pos < end and not self.closed:
+            if self.in_string:
+                if not self._skip_string(buf):
+                    break
+                continue
+            if self.expect is not None:
+                found = self._after_key(buf)
+                if found is not None or self.pos >= end:
+                    return found
+                continue
+            match = _HEADER_TOKEN.search(buf, self.pos)
+            if match is None:
+                self.pos = end
+                break
+            self.pos = match.end()
+            token = match.group()
+            if token == b'"':
+                self.in_string, self.string_start = True, match.start()
+                continue
+            self.depth += 1 if token in (b"{", b"[") else -1
+            self.closed = self.depth == 0
+        return None
+
+    def _skip_string(self, buf: bytes | bytearray) -> bool:
+        """Move past the next quote or escape of the open string; False when the buffer ends first."""
+        match = _STRING_STOP.search(buf, self.pos)
+        if match is None or match.end() >= len(buf) and match.group() == b"\\":
+            self.pos = len(buf) if match is None else match.start()
+            return False
+        if match.group() == b"\\":
+            self.pos = match.end() + 1
+            return True
+        self.in_string = False
+        self.pos = match.end()
+        if self.depth == 1 and buf[self.string_start : self.pos] == _EVENTS_KEY:
+            self.expect, self.key_start = b":", self.string_start
+        return True
+
+    def _after_key(self, buf: bytes | bytearray) -> tuple[int, int] | None:
+        """Past `"traceEvents"`: the colon, then the '[' (anything else: it was not the array's key)."""
+        self.pos = _WHITESPACE.match(buf, self.pos).end()  # type: ignore[union-attr]
+        if self.pos >= len(buf):
             return None
-    return None
+        char = buf[self.pos : self.pos + 1]
+        if char != self.expect:
+            self.expect = None
+            return None
+        if char == b"[":
+            return self.pos, self.key_start
+        self.expect = b"["
+        self.pos += 1
+        return None
 
 
-def _parse_header(header: bytes) -> dict:
+def _loads_top_level(text: bytes | bytearray) -> object:
+    """json.loads for the keys around the array; ValueError also for nesting too deep to parse."""
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise ValueError("nested too deeply") from None
+
+
+def _parse_header(header: bytes | bytearray, warnings: list[str]) -> dict:
     text = header.rstrip()
     if text.endswith(b","):
         text = text[:-1]
     try:
-        parsed = json.loads(text + b"}")
-    except ValueError:
+        parsed = _loads_top_level(text + b"}")
+    except ValueError as exc:
+        if str(exc) == "nested too deeply":
+            warnings.append("the top-level keys before traceEvents are nested too deeply to read; skipped them")
         return {}
     return parsed if isinstance(parsed, dict) else {}
+
+
+_TRAILER_CANDIDATE = re.compile(r"[}\[][ \t\r\n]*\](?=[ \t\r\n]*[,}])")
+_JSON_SPACE = re.compile(r"[ \t\r\n]*")
+_DECODER = json.JSONDecoder()
+# How many characters the trailer checks may read, per character of the tail: keeps the search linear.
+_TRAILER_WORK = 8
 
 
 def _find_array_end(tail: bytes) -> tuple[int, dict] | None:
@@ -158,29 +219,64 @@ def _find_array_end(tail: bytes) -> tuple[int, dict] | None:
 
     The trailer after it must be exactly the rest of the top-level object (`}` or `, "k": v ... }`).
     Several ']' can satisfy that (a later array of objects); the leftmost valid one is the answer.
+    Each candidate is checked in place, reading only as far as its trailer parses, and the reading
+    of all of them together is bounded: linear in the tail.
     """
-    best: tuple[int, dict] | None = None
+    if tail.rstrip()[-1:] != b"}":
+        return None  # cut or damaged: no trailer can end here
+    text = tail.decode("latin-1")  # one character per byte: offsets stay byte offsets
+    candidates = array("q", (match.end() - 1 for match in _TRAILER_CANDIDATE.finditer(text)))
+    budget = _TRAILER_WORK * len(text) + (1 << 20)
+    best: int | None = None
     invalid_after_valid = 0
-    for match in reversed(list(_TRAILER_END.finditer(tail))):
-        pos = match.end() - 1
-        rest = tail[pos + 1 :].strip()
-        parsed: dict | None = None
-        if rest == b"}":
-            parsed = {}
-        elif rest[:1] == b",":
-            try:
-                value = json.loads(b"{" + rest[1:])
-                parsed = value if isinstance(value, dict) else None
-            except ValueError:
-                parsed = None
-        if parsed is not None:
-            best = (pos, parsed)
-            invalid_after_valid = 0
+    for pos in reversed(candidates):
+        valid, read = _trailer_fits(text, pos + 1)
+        budget -= read
+        if valid:
+            best, invalid_after_valid = pos, 0
         elif best is not None:
             invalid_after_valid += 1
             if invalid_after_valid > 64:
                 break
-    return best
+        if budget < 0:
+            return None  # an adversarial tail: leave it to the tolerant path rather than guess
+    if best is None:
+        return None
+    rest = tail[best + 1 :].strip()
+    try:
+        parsed = {} if rest == b"}" else _loads_top_level(b"{" + rest[1:])
+    except ValueError:
+        return None
+    return (best, parsed) if isinstance(parsed, dict) else None
+
+
+def _trailer_fits(text: str, pos: int) -> tuple[bool, int]:
+    """Whether text[pos:] is `}` or `, "key": value, ... }` then whitespace; and how many characters were read."""
+    start = pos
+    pos = _JSON_SPACE.match(text, pos).end()  # type: ignore[union-attr]
+    if text.startswith(",", pos):
+        while True:
+            pos = _JSON_SPACE.match(text, pos + 1).end()  # type: ignore[union-attr]
+            try:
+                key, pos = _DECODER.raw_decode(text, pos)
+                if not isinstance(key, str):
+                    return False, pos - start
+                pos = _JSON_SPACE.match(text, pos).end()  # type: ignore[union-attr]
+                if not text.startswith(":", pos):
+                    return False, pos - start
+                pos = _JSON_SPACE.match(text, pos + 1).end()  # type: ignore[union-attr]
+                _, pos = _DECODER.raw_decode(text, pos)
+            except json.JSONDecodeError as exc:
+                return False, max(exc.pos, pos) - start
+            except RecursionError:
+                return False, pos - start
+            pos = _JSON_SPACE.match(text, pos).end()  # type: ignore[union-attr]
+            if not text.startswith(",", pos):
+                break
+    if not text.startswith("}", pos):
+        return False, pos - start
+    after = _JSON_SPACE.match(text, pos + 1).end()  # type: ignore[union-attr]
+    return after == len(text), after - start
 
 
 def extract_events(path: Path, scratch: Path, pieces: int = 1) -> ExtractedEvents:
@@ -189,13 +285,14 @@ def extract_events(path: Path, scratch: Path, pieces: int = 1) -> ExtractedEvent
     An uncompressed object whose array end is found is copied straight into up to `pieces` pieces
     (`split`); anything else is copied whole, for `split_events` or the tolerant path.
     """
-    warnings: list[str] = []
+    warnings: list[str] = []  # damage of the gzip stream: the array may be cut
+    notes: list[str] = []  # what was wrong around the array
     gzipped = is_gzip(path)
     chunks = _raw_chunks(path, warnings)
-    buf = b""
+    buf = bytearray()
     for chunk in chunks:
         buf += chunk
-        if buf.strip():
+        if chunk.strip():
             break
     stripped = buf.lstrip(b"\xef\xbb\xbf \t\r\n")
     lead = len(buf) - len(stripped)
@@ -207,20 +304,21 @@ def extract_events(path: Path, scratch: Path, pieces: int = 1) -> ExtractedEvent
     form = "object" if stripped[:1] == b"{" else "array"
     header: dict = {}
     if form == "object":
-        found = None
-        while True:
-            found = _find_events_key(buf)
-            if found is not None or len(buf) > HEADER_LIMIT:
-                break
+        buf = bytearray(buf)
+        scan = _HeaderScan(lead)
+        while (found := scan.feed(buf)) is None and not scan.closed and len(buf) <= HEADER_LIMIT:
             more = next(chunks, None)
             if more is None:
                 break
             buf += more
         if found is None:
             expected = "expected a Chrome/Kineto JSON trace with traceEvents"
+            if len(buf) > HEADER_LIMIT:
+                limit = f"{HEADER_LIMIT >> 20} MiB"
+                raise TraceFormatError(path, f"{expected} in its first {limit}, found none (jsonscan.HEADER_LIMIT)")
             raise TraceFormatError(path, f"{expected}, found {_what_object(buf)}")
         array_start, key_start = found
-        header = _parse_header(buf[lead:key_start])
+        header = _parse_header(buf[lead:key_start], notes)
         start = array_start
     else:
         start = lead
@@ -235,7 +333,8 @@ def extract_events(path: Path, scratch: Path, pieces: int = 1) -> ExtractedEvent
             _check_first_event(path, events_path)
             return ExtractedEvents(
                 events_path=events_path,
-                top_level={**header, **end[1]},
+                top_level=clean_top_level({**header, **end[1]}, notes),
+                warnings=notes,
                 form=form,
                 array_offset=start,
                 source_bytes=size,
@@ -271,7 +370,7 @@ def extract_events(path: Path, scratch: Path, pieces: int = 1) -> ExtractedEvent
             fh.seek(max(0, size - 4096))
             if fh.read().rstrip()[-1:] != b"]":
                 complete = False
-    top_level = {**header, **trailer}
+    top_level = clean_top_level({**header, **trailer}, notes)
     return ExtractedEvents(
         events_path=events_path,
         top_level=top_level,
@@ -280,8 +379,54 @@ def extract_events(path: Path, scratch: Path, pieces: int = 1) -> ExtractedEvent
         source_bytes=path.stat().st_size,
         json_bytes=json_bytes,
         complete=complete,
-        warnings=warnings,
+        warnings=warnings + notes,
     )
+
+
+# The top-level keys are stored as JSON text and walked recursively (redaction): deeper ones are dropped.
+TOP_LEVEL_DEPTH = 64
+
+
+def clean_top_level(top_level: dict, warnings: list[str]) -> dict:
+    """The top-level keys without those nested deeper than TOP_LEVEL_DEPTH, and with lone UTF-16
+    surrogates (from `\\ud800` escapes; no UTF-8 text holds them) in their strings replaced by U+FFFD."""
+    deep = [key for key, value in top_level.items() if _deeper_than(value, TOP_LEVEL_DEPTH)]
+    if deep:
+        warnings.append(f"{len(deep)} top-level keys nested deeper than {TOP_LEVEL_DEPTH} levels were skipped")
+    counter = [0]
+    clean = {_clean_text(str(k), counter): _clean_value(v, counter) for k, v in top_level.items() if k not in deep}
+    if counter[0]:
+        warnings.append(
+            f"{counter[0]} strings of the top-level keys held lone surrogates (invalid text), replaced with U+FFFD"
+        )
+    return clean
+
+
+def _deeper_than(value: object, limit: int) -> bool:
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, (dict, list)):
+            if depth > limit:
+                return True
+            stack.extend((child, depth + 1) for child in (item.values() if isinstance(item, dict) else item))
+    return False
+
+
+def _clean_value(value: object, counter: list[int]) -> object:
+    if isinstance(value, str):
+        return _clean_text(value, counter)
+    if isinstance(value, dict):
+        return {_clean_text(str(k), counter): _clean_value(v, counter) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_clean_value(v, counter) for v in value]
+    return value
+
+
+def _clean_text(text: str, counter: list[int]) -> str:
+    clean = _LONE_SURROGATE.sub("\ufffd", text)
+    counter[0] += clean != text
+    return clean
 
 
 def _source_array_end(path: Path, start: int, size: int) -> tuple[int, dict] | None:
@@ -299,10 +444,10 @@ def _source_array_end(path: Path, start: int, size: int) -> tuple[int, dict] | N
     return None
 
 
-def _what_object(buf: bytes) -> str:
+def _what_object(buf: bytes | bytearray) -> str:
     """Describe a top-level JSON object that has no usable traceEvents array."""
     try:
-        value = json.loads(buf)
+        value = _loads_top_level(buf)
     except ValueError:
         return "a JSON object"
     if not isinstance(value, dict):
@@ -328,8 +473,7 @@ def _check_first_event(path: Path, events_path: Path) -> None:
     if body[:1] == b"[":
         raise TraceFormatError(
             path,
-            "expected trace events (JSON objects), found a JSON array of arrays"
-            " (a PyTorch memory-timeline export?)",
+            "expected trace events (JSON objects), found a JSON array of arrays (a PyTorch memory-timeline export?)",
         )
     kinds = {b'"': "strings", b"t": "booleans", b"f": "booleans", b"n": "nulls"}
     what = kinds.get(body[:1], "numbers" if body[:1] in b"-0123456789" else None)
@@ -362,14 +506,49 @@ def _escape_inner_quotes(span: bytes) -> bytes:
     return _VALUE_WITH_QUOTES.sub(fix, span)
 
 
-def _repair(span: bytes) -> bytes | None:
-    for candidate in (_escape_controls(span), _escape_controls(_escape_inner_quotes(span))):
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _replace_lone_surrogates(span: bytes) -> bytes:
+    """The strings of `span` with escapes of lone UTF-16 surrogates (which no UTF-8 text can hold)
+    replaced by U+FFFD; other strings keep their bytes."""
+
+    def fix(match: re.Match[bytes]) -> bytes:
+        token = match.group()
+        if not _SURROGATE_ESCAPE.search(token):
+            return token
         try:
-            if isinstance(json.loads(candidate), dict):
-                return candidate
+            text = json.loads(token)
         except ValueError:
-            continue
+            return token
+        clean = _LONE_SURROGATE.sub("\ufffd", text)
+        return token if clean == text else json.dumps(clean).encode()
+
+    return _STRING.sub(fix, span)
+
+
+def _repair(span: bytes) -> bytes | None:
+    escaped = _escape_controls(span)
+    candidates = (
+        escaped,
+        _escape_controls(_escape_inner_quotes(span)),
+        _replace_lone_surrogates(escaped),
+        _replace_lone_surrogates(escaped.decode("utf-8", "replace").encode()),
+    )
+    for candidate in candidates:
+        if _is_clean_event(candidate):
+            return candidate
     return None
+
+
+def _is_clean_event(span: bytes) -> bool:
+    """A JSON object in UTF-8 that DuckDB can read too (no escape of a lone surrogate)."""
+    try:
+        good = isinstance(json.loads(span), dict)
+    except (ValueError, RecursionError):
+        return False
+    return good and not (_SURROGATE_ESCAPE.search(span) and _replace_lone_surrogates(span) != span)
 
 
 def recover_events(events_path: Path, out_path: Path) -> Recovery:
@@ -400,11 +579,7 @@ def recover_events(events_path: Path, out_path: Path) -> Recovery:
                     break
                 span = bytes(data[pos:end])
                 pos = end
-                try:
-                    good = isinstance(json.loads(span), dict)
-                except ValueError:
-                    good = False
-                if not good:
+                if not _is_clean_event(span):
                     fixed = _repair(span)
                     if fixed is None:
                         skipped += 1
@@ -474,9 +649,7 @@ def split_events(events_path: Path, pieces: int, min_bytes: int | None = None) -
     return split
 
 
-def split_range(
-    src: Path, start: int, end: int, pieces: int, first: Path, min_bytes: int | None = None
-) -> SplitEvents:
+def split_range(src: Path, start: int, end: int, pieces: int, first: Path, min_bytes: int | None = None) -> SplitEvents:
     """Write the complete events array `src[start:end]` as up to `pieces` arrays cut at event
     boundaries, the first at `first`: `split_events` without first copying the array whole."""
     cuts = []
@@ -557,6 +730,45 @@ def join_events(split: SplitEvents) -> Path:
             _copy_span(part, 1, size - 1 if n < last else size, out)
             part.unlink()
     return first
+
+
+# A cut trace is read fast up to an event boundary this far before its end; only the events after
+# it go through the event-by-event path (`split_truncated`).
+TRUNCATED_TAIL = 1 << 20
+
+
+@dataclass
+class TruncatedSplit:
+    """A cut events array: `head` holds the events before `tail_start`, as complete arrays; `tail` is
+    the array of the rest (from `tail_start` of the events file, after a '[' of its own), to recover."""
+
+    head: SplitEvents
+    tail: Path
+    tail_start: int
+
+
+def split_truncated(events_path: Path, pieces: int, tail: Path) -> TruncatedSplit | None:
+    """Cut an events array that never closes at an event boundary shortly before its end.
+
+    The boundary is the least indented `},\n{` in the last TRUNCATED_TAIL bytes (the array's own
+    events: see `_find_cuts`); a guess that the JSON reader checks, since a cut inside an event
+    leaves the head's brackets unbalanced. None where the array is small or has no such boundary.
+    The events file is left as it was.
+    """
+    size = events_path.stat().st_size
+    if size < 2 * TRUNCATED_TAIL:
+        return None
+    cuts = _find_cuts(events_path, size - TRUNCATED_TAIL, size, 2)
+    if not cuts:
+        return None
+    head_end, tail_start = cuts[0]
+    with open(tail, "wb", buffering=0) as out:
+        out.write(b"[")
+        _copy_span(events_path, tail_start, size, out)
+    head = split_range(events_path, 0, head_end, pieces, tail.with_name(tail.name + ".head"))
+    with open(head.parts[-1], "ab") as last:
+        last.write(b"\n]")
+    return TruncatedSplit(head, tail, tail_start)
 
 
 def _copy_span(src: Path, start: int, end: int, out: BinaryIO) -> None:

@@ -1,0 +1,246 @@
+"""Hostile and damaged Kineto/Chrome JSON: bounded work and memory, one-line errors, warnings with counts."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import zlib
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+import parsers.limits
+from parsers import jsonscan
+from traceview.cli import app
+
+runner = CliRunner()
+EVENT = '{"ph": "X", "cat": "cpu_op", "name": "a", "pid": 1, "tid": 1, "ts": 10, "dur": 1}'
+
+
+def _kineto(events: int) -> bytes:
+    """A trace in Kineto's layout (one event per line block), about 230 bytes an event."""
+    lines = []
+    for i in range(events):
+        event = {
+            "ph": "X",
+            "cat": "cpu_op",
+            "name": f"aten::op{i % 7}",
+            "pid": 1,
+            "tid": 1 + i % 3,
+            "ts": 1000 + 3 * i,
+            "dur": 2,
+            "args": {"External id": i, "Input Dims": [[4, 8], [], [i % 5]]},
+        }
+        lines.append("  " + json.dumps(event))
+    head = '{\n  "schemaVersion": 1,\n  "distributedInfo": {"rank": 0},\n  "traceEvents": [\n'
+    return (head + ",\n".join(lines) + '\n  ],\n  "traceName": "t.json",\n  "x": [{"a": [1]}]\n}\n').encode()
+
+
+def _ingest(path: Path, *extra: str) -> tuple[int, list[str]]:
+    result = runner.invoke(app, ["ingest", str(path), "-o", str(path.with_suffix(".traceview")), *extra])
+    assert "Traceback" not in result.output
+    return result.exit_code, result.stderr.splitlines()
+
+
+def _complete_events_before(data: bytes, start: int) -> int:
+    """Complete events of the array in a prefix, by an independent event-by-event parse."""
+    text, decoder, pos, kept = data.decode("latin-1"), json.JSONDecoder(), start + 1, 0
+    while True:
+        while pos < len(text) and text[pos] in " \t\r\n,":
+            pos += 1
+        try:
+            _, pos = decoder.raw_decode(text, pos)
+        except ValueError:
+            return kept
+        kept += 1
+
+
+@pytest.mark.parametrize("fraction", [0.6, 0.999])
+def test_cut_trace_reads_all_but_the_last_mib_in_bulk(fraction: float, tmp_path: Path, monkeypatch) -> None:
+    """A cut trace keeps every complete event (>= 99.9%), and only the bytes near the cut go event by event."""
+    monkeypatch.setattr(jsonscan, "TRUNCATED_TAIL", 1 << 18)
+    data = _kineto(20_000)
+    total = data.count(b'"ph": "X"')
+    start = data.index(b"[", data.index(b'"traceEvents"'))
+    prefix = data[: int(len(data) * fraction)]
+    path = tmp_path / "cut.json"
+    path.write_bytes(prefix)
+    walked: list[int] = []
+    recover = jsonscan.recover_events
+    monkeypatch.setattr(
+        jsonscan, "recover_events", lambda src, out: walked.append(src.stat().st_size) or recover(src, out)
+    )
+    code, lines = _ingest(path)
+    expected = _complete_events_before(prefix, start)
+    assert code == 0
+    assert len(lines) == 1 and f": kept {expected} complete events" in lines[0]
+    assert expected >= 0.999 * prefix.count(b'"ph": "X"') and total == 20_000
+    assert walked and max(walked) <= jsonscan.TRUNCATED_TAIL + 1
+
+
+def test_find_array_end_reads_a_cut_tail_in_linear_work(monkeypatch) -> None:
+    """Many `]` candidates and no valid end: the trailer checks read each byte a bounded number of times."""
+    tail = _kineto(3000)[:-40] + b"}"  # ends in '}' but the trailer is cut
+    read = [0]
+    decode = jsonscan._DECODER.raw_decode
+
+    def counting(text: str, pos: int) -> tuple[object, int]:
+        try:
+            value, end = decode(text, pos)
+        except json.JSONDecodeError as exc:
+            read[0] += exc.pos - pos
+            raise
+        read[0] += end - pos
+        return value, end
+
+    monkeypatch.setattr(jsonscan._DECODER, "raw_decode", counting)
+    assert jsonscan._find_array_end(tail) is None
+    assert read[0] <= 4 * len(tail)
+
+
+def test_cut_inside_the_trailer_warns(tmp_path: Path) -> None:
+    path = tmp_path / "t.json"
+    path.write_text('{"traceEvents": [' + EVENT + '], "traceName": "ab')
+    assert _ingest(path) == (
+        0,
+        [
+            f"Warning: {path}: trace is cut or damaged after its events, in the top-level keys that follow them:"
+            " kept all 1 events, skipped those keys"
+        ],
+    )
+
+
+def test_gzip_bomb_is_one_error_line(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setattr(parsers.limits, "_current", replace(parsers.limits.limits(), inflate_floor_bytes=1 << 20))
+    packer = zlib.compressobj(9, zlib.DEFLATED, 31)
+    body = packer.compress(b'{"traceEvents": [') + b"".join(packer.compress(b" " * (1 << 20)) for _ in range(16))
+    path = tmp_path / "bomb.json.gz"
+    path.write_bytes(body + packer.compress(b"]}") + packer.flush())
+    code, lines = _ingest(path)
+    assert code == 2
+    size = path.stat().st_size
+    assert lines == [
+        f"Error: {path}: gzip data inflates past {size * 200:,} bytes, the limit for {size:,} compressed bytes (200x,"
+        f" at least {1 << 20:,}); a decompression bomb? Raise the limit with --max-inflate-ratio or"
+        " TRACEVIEW_MAX_INFLATE_RATIO"
+    ]
+
+
+def test_huge_header_string_is_refused_past_the_header_limit(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setattr(jsonscan, "HEADER_LIMIT", 1 << 20)
+    monkeypatch.setattr(jsonscan, "CHUNK", 1 << 16)
+    path = tmp_path / "h.json"
+    path.write_bytes(b'{"x": "' + b"a" * (4 << 20) + b'", "traceEvents": [' + EVENT.encode() + b"]}")
+    assert _ingest(path) == (
+        2,
+        [
+            f"Error: {path}: expected a Chrome/Kineto JSON trace with traceEvents in its first 1 MiB, found none"
+            " (jsonscan.HEADER_LIMIT)"
+        ],
+    )
+
+
+@pytest.mark.parametrize("size", [1, 2, 3, 7, 64])
+def test_header_scan_in_pieces_finds_only_the_top_level_array(size: int) -> None:
+    """Escapes, keys and brackets split across reads; a traceEvents key in a string or deeper is not it."""
+    text = (
+        b'{"a": "\\"traceEvents\\": [", "b": {"traceEvents": [1]}, "traceEvents" : "x", '
+        b'"c": ["\\\\"], "traceEvents"\n:\n [{}]}'
+    )
+    scan, buf, found = jsonscan._HeaderScan(0), bytearray(), None
+    for i in range(0, len(text), size):
+        buf += text[i : i + size]
+        found = scan.feed(buf) or found
+        if found:
+            break
+    assert found == (text.rindex(b"["), text.rindex(b'"traceEvents"'))
+
+
+TOP_LEVEL_CASES = {
+    "rank_huge": (
+        '"distributedInfo": {"rank": 1e30}',
+        "ignored distributedInfo.rank 1e+30: expected a whole number from 0 to 2147483647",
+    ),
+    "rank_superscript": (
+        '"distributedInfo": {"rank": "\u00b2"}',
+        'ignored distributedInfo.rank "\\u00b2": expected a whole number from 0 to 2147483647',
+    ),
+    "base_text": (
+        '"baseTimeNanoseconds": "abc"',
+        'ignored baseTimeNanoseconds "abc": expected a whole number from 0 to 9223372036854775807',
+    ),
+    "base_nan": (
+        '"baseTimeNanoseconds": NaN',
+        "ignored baseTimeNanoseconds NaN: expected a whole number from 0 to 9223372036854775807",
+    ),
+    "device_surrogate": (
+        '"deviceProperties": [{"name": "\\ud800"}]',
+        "1 strings of the top-level keys held lone surrogates (invalid text), replaced with U+FFFD",
+    ),
+    "deep_header": (
+        '"x": ' + "[" * 1000 + "]" * 1000,
+        "the top-level keys before traceEvents are nested too deeply to read; skipped them",
+    ),
+    "deep_but_parsed": ('"x": ' + "[" * 100 + "]" * 100, "1 top-level keys nested deeper than 64 levels were skipped"),
+    "error_string": ('"ERROR": "boom"', "profiler reported: boom"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(TOP_LEVEL_CASES))
+def test_bad_top_level_value_is_one_warning(case: str, tmp_path: Path) -> None:
+    key, warning = TOP_LEVEL_CASES[case]
+    path = tmp_path / f"{case}.json"
+    path.write_text("{" + key + ', "traceEvents": [' + EVENT + "]}")
+    assert _ingest(path) == (0, [f"Warning: {path}: {warning}"])
+
+
+@pytest.mark.parametrize("value", ["5", '"H100"', "null", '{"a": 1}'])
+def test_device_properties_of_another_type_are_ignored(value: str, tmp_path: Path) -> None:
+    path = tmp_path / "d.json"
+    path.write_text('{"deviceProperties": ' + value + ', "distributedInfo": [1], "traceEvents": [' + EVENT + "]}")
+    assert _ingest(path) == (0, [])
+
+
+@pytest.mark.parametrize("compress", [False, True])
+def test_lone_surrogate_in_an_event_is_repaired(compress: bool, tmp_path: Path) -> None:
+    """One bad escape no longer rejects the trace (nor shows a scratch path): the event is repaired."""
+    bad = EVENT.replace('"name": "a"', '"name": "\\ud800x"')
+    text = ('{"traceEvents": [' + EVENT + ", " + bad + "]}").encode()
+    path = tmp_path / ("s.json.gz" if compress else "s.json")
+    path.write_bytes(gzip.compress(text, mtime=0) if compress else text)
+    code, lines = _ingest(path)
+    assert (code, lines) == (0, [f"Warning: {path}: 1 events had malformed strings and were repaired"])
+    store = path.with_suffix(".traceview")
+    from conftest import store_rows
+
+    assert sorted(row[0] for row in store_rows(store, "slices", "name")) == ["a", "\ufffdx"]
+
+
+def test_unusable_ts_and_dur_are_counted(tmp_path: Path) -> None:
+    events = [
+        EVENT,
+        '{"ph": "X", "name": "b", "pid": 1, "tid": 1, "ts": "abc", "dur": "x"}',
+        '{"ph": "X", "name": "c", "pid": 1, "tid": 1, "ts": NaN, "dur": 1e400}',
+        '{"ph": "X", "name": "d", "pid": 1, "tid": 1, "ts": -5, "dur": -3}',
+    ]
+    path = tmp_path / "ts.json"
+    path.write_text('{"traceEvents": [' + ", ".join(events) + "]}")
+    assert _ingest(path) == (
+        0,
+        [
+            f"Warning: {path}: 2 complete events had no usable ts and were skipped",
+            f"Warning: {path}: 1 slices have a negative duration (kept as written)",
+        ],
+    )
+
+
+def test_begin_end_beyond_int64_ns_is_one_error_line(tmp_path: Path) -> None:
+    path = tmp_path / "be.json"
+    begin_end = '{"ph": "B", "name": "r", "pid": 1, "tid": 1, "ts": 5}, {"ph": "E", "pid": 1, "tid": 1, "ts": 1e30}'
+    path.write_text('{"traceEvents": [' + EVENT + ", " + begin_end + "]}")
+    assert _ingest(path) == (
+        2,
+        [f"Error: {path}: expected ts and dur that fit int64 nanoseconds (under 292 years), found larger ones"],
+    )
