@@ -24,7 +24,7 @@ from parsers import jsonscan
 from parsers.arrownp import arrow_array, decimal_array, decimal_units, numpy_column
 from parsers.errors import TraceFormatError
 from parsers.flowbind import bind_points, pair_flows
-from parsers.model import TABLES
+from parsers.model import MAX_RANK, TABLES
 from parsers.nesting import nest
 from parsers.parsed import DuckDBSource, ParsedTrace, RowGroupSource, TableSource, table_row_groups
 from parsers.redact import redact
@@ -110,7 +110,6 @@ def _vendor(top_level: dict, con: duckdb.DuckDBPyConnection) -> str:
 
 
 _WHOLE_NUMBER = re.compile(r"-?[0-9]{1,19}")
-_RANK_MAX = (1 << 31) - 1
 
 
 def _whole_number(value: object, low: int, high: int) -> int | None:
@@ -146,8 +145,8 @@ def _trace_info(top_level: dict, rank_hint: int | None, warnings: list[str]) -> 
         if (k.endswith("_version") or k in ("schemaVersion",)) and isinstance(v, (str, int, float))
     }
     host = top_level.get("host_name") or top_level.get("hostname")
-    rank = _top_level_number(top_level, "distributedInfo.rank", dist.get("rank"), 0, _RANK_MAX, warnings)
-    world = _top_level_number(top_level, "distributedInfo.world_size", dist.get("world_size"), 1, _RANK_MAX, warnings)
+    rank = _top_level_number(top_level, "distributedInfo.rank", dist.get("rank"), 0, MAX_RANK, warnings)
+    world = _top_level_number(top_level, "distributedInfo.world_size", dist.get("world_size"), 1, MAX_RANK, warnings)
     base = _top_level_number(
         top_level, "baseTimeNanoseconds", top_level.get("baseTimeNanoseconds"), 0, _INT64_MAX, warnings
     )
