@@ -1,0 +1,113 @@
+"""Mutation fuzzing: damaged real traces end in a result or one `Error:` line, and touch nothing else.
+
+Each case (see `fuzz_mutations`) mutates a small real trace or dump from the shared corpus or
+sample_traces/, then runs `traceview ingest` (or `analyze --json`) on it in-process. Per case: exit code 0
+or 2; no traceback or internal error; on 2 exactly one `Error: ` line; the input files byte-identical and
+no file added beside them; nothing left in the output, working or temp directories but what was asked
+for. A watchdog fails a case that runs past FUZZ_CASE_TIMEOUT seconds (default 30).
+
+FUZZ_CASES (default 300) and FUZZ_SEED (the first case seed, default 0) pick other cases; a failing case
+is rebuilt with `python -m tests.fuzz_mutations --case '<its test id>' --out DIR`.
+"""
+
+from __future__ import annotations
+
+import faulthandler
+import hashlib
+import os
+import signal
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+from fuzz_mutations import CORPUS, DEFAULT_CASES, Case, build_case, command_args, plan_cases
+from typer.testing import CliRunner, Result
+
+from traceview.cli import app
+
+CASE_TIMEOUT_S = float(os.environ.get("FUZZ_CASE_TIMEOUT", "30"))
+CASES = plan_cases(int(os.environ.get("FUZZ_CASES", DEFAULT_CASES)), int(os.environ.get("FUZZ_SEED", "0")))
+ALLOWED_OUTPUTS = {"ingest": {"store"}, "analyze": {"cache", "report.json"}}
+runner = CliRunner()
+
+
+class CaseTimeout(BaseException):
+    """Raised in the test by the watchdog; a BaseException so that the CLI's error mapping lets it through."""
+
+
+@contextmanager
+def watchdog(seconds: float, label: str) -> Iterator[None]:
+    """Fail the case after `seconds`; if Python code never runs again (a hang in C), dump stacks and exit."""
+
+    def on_alarm(signum: int, frame: object) -> None:
+        raise CaseTimeout(f"{label}: still running after {seconds:g} s")
+
+    previous = signal.signal(signal.SIGALRM, on_alarm)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    faulthandler.dump_traceback_later(seconds * 3, exit=True)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+        faulthandler.cancel_dump_traceback_later()
+
+
+def snapshot(root: Path) -> dict[str, str]:
+    """Every entry under `root`: relative path to the sha256 of its bytes (or its kind)."""
+    entries = {}
+    for path in sorted(root.rglob("*")):
+        rel = path.relative_to(root).as_posix()
+        if path.is_symlink() or not path.is_file():
+            entries[rel] = "link" if path.is_symlink() else "dir"
+        else:
+            entries[rel] = hashlib.sha256(path.read_bytes()).hexdigest()
+    return entries
+
+
+def _staging_left(root: Path) -> list[str]:
+    return sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.name.endswith(".tmp"))
+
+
+def _describe(case: Case, note: str, result: Result) -> str:
+    return (
+        f"{case.id} ({note}); reproduce: python -m tests.fuzz_mutations --case '{case.id}' --out DIR\n"
+        f"exit {result.exit_code}, output:\n{result.output[-3000:]}"
+    )
+
+
+def test_the_corpus_seeds_are_there() -> None:
+    """The corpus seeds run where the corpus is; without it only sample_traces/ seeds run (CI=true: a failure)."""
+    if not CORPUS.is_dir():
+        message = f"corpus not found at {CORPUS}: the fuzz test ran on sample_traces/ seeds only"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    assert any(not case.seed_name.startswith("sample_traces/") for case in CASES)
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda case: case.id)
+def test_mutated_input_ends_cleanly(case: Case, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Exit 0 or 2 with one `Error:` line; inputs untouched; nothing written but what was asked for."""
+    inputs, out, cwd, system_tmp = (tmp_path / name for name in ("in", "out", "cwd", "tmp"))
+    for folder in (out, cwd, system_tmp):
+        folder.mkdir()
+    target, note = build_case(case, inputs)
+    before = snapshot(inputs)
+    monkeypatch.chdir(cwd)
+    monkeypatch.setattr(tempfile, "tempdir", str(system_tmp))
+    with watchdog(CASE_TIMEOUT_S, case.id):
+        result = runner.invoke(app, command_args(case, target, out))
+
+    about = _describe(case, note, result)
+    assert result.exit_code in (0, 2), about
+    assert "Traceback" not in result.output and "internal error" not in result.output, about
+    if result.exit_code == 2:
+        errors = [line for line in result.stderr.splitlines() if not line.startswith("Warning: ")]
+        assert len(errors) == 1 and errors[0].startswith("Error: "), about
+    assert snapshot(inputs) == before, f"the input changed or got company: {about}"
+    assert {p.name for p in out.iterdir()} <= ALLOWED_OUTPUTS[case.command], about
+    assert _staging_left(out) == [], about
+    assert list(cwd.iterdir()) == [] and list(system_tmp.iterdir()) == [], about
