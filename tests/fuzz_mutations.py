@@ -3,26 +3,36 @@
 A case is (seed file or dump, mutation, case seed): `build_case` writes the mutated input into a
 directory, deterministically (`random.Random(case seed)`). To rebuild one failing case by hand:
 
-    python -m tests.fuzz_mutations --case 'ingest:kineto/hta/call_stack/backward_thread.json|truncate|17' --out /tmp/c
+    python -m tests.fuzz_mutations --case 'ingest:kineto/hta/call_stack/backward_thread.json|truncate|17' \\
+        --out /tmp/c --run
     python -m tests.fuzz_mutations --list          # every case of the default plan
 
-It prints the input it wrote and the traceview command the test runs on it.
+It prints the input it wrote and the traceview command the test runs on it; `--run` runs that command
+in-process under the test's limits and prints the exit code, the output and any traceback.
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import dataclasses
 import gzip
 import io
 import os
 import re
+import traceback
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from random import Random
+
+from typer.testing import CliRunner, Result
+
+from parsers.limits import limits, set_limits
+from traceview.cli import app
 
 REPO = Path(__file__).resolve().parents[1]
 CORPUS = REPO.parent / "shared" / "corpus"
@@ -33,8 +43,10 @@ DEFAULT_CASES = 300
 # bigger JSON files are left out, so that each case stays small. Databases are kept whole.
 MAX_SEED_FILE_BYTES = 256 * 1024
 NESTING_DEPTH = 2000
-# A gzip member of this many spaces follows a valid prefix in `gzip_bomb`: past the 64 MiB inflate floor.
-BOMB_PADDING_BYTES = 80 * 1024 * 1024
+# The fuzz runs lower the inflate floor (64 MiB by default, parsers/limits.py) so that a gzip bomb costs
+# little: `gzip_bomb` follows a valid prefix with a member of BOMB_PADDING_BYTES spaces, past that floor.
+FUZZ_INFLATE_FLOOR_BYTES = 4 << 20
+BOMB_PADDING_BYTES = 8 << 20
 ANALYZE_EVERY = 7  # every 7th case runs `analyze` (with --json) instead of `ingest`
 
 CORPUS_SEEDS = (
@@ -255,7 +267,7 @@ def _gzip(data: bytes) -> bytes:
 
 @cache
 def _bomb_padding() -> bytes:
-    """One gzip member of BOMB_PADDING_BYTES spaces (about 80 KB), built once."""
+    """One gzip member of BOMB_PADDING_BYTES spaces (about 8 KB), built once."""
     packer = zlib.compressobj(9, zlib.DEFLATED, 31)
     block = b" " * (1 << 20)
     body = b"".join(packer.compress(block) for _ in range(BOMB_PADDING_BYTES >> 20))
@@ -471,6 +483,23 @@ def command_args(case: Case, target: Path, out: Path) -> list[str]:
     return ["ingest", str(target), "-o", str(out / "store")]
 
 
+@contextmanager
+def fuzz_limits() -> Iterator[None]:
+    """The limits the fuzz cases run under (a lower inflate floor), restored after."""
+    previous = limits()
+    set_limits(inflate_floor_bytes=FUZZ_INFLATE_FLOOR_BYTES)
+    try:
+        yield
+    finally:
+        set_limits(**dataclasses.asdict(previous))
+
+
+def run_case(case: Case, target: Path, out: Path) -> Result:
+    """Run the case's traceview command in-process, as the fuzz test does."""
+    with fuzz_limits():
+        return CliRunner().invoke(app, command_args(case, target, out))
+
+
 def main(argv: list[str] | None = None) -> None:
     """Rebuild one case's input (or list the plan) from the command line."""
     parser = argparse.ArgumentParser(prog="python -m tests.fuzz_mutations", description=__doc__.splitlines()[0])
@@ -480,6 +509,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, help="case seed")
     parser.add_argument("--command", choices=("ingest", "analyze"), default="ingest")
     parser.add_argument("--out", type=Path, help="an empty or new directory to write the input into")
+    parser.add_argument("--run", action="store_true", help="also run the command in-process and show its result")
     parser.add_argument("--list", action="store_true", help="list the cases of the plan (FUZZ_CASES, FUZZ_SEED)")
     args = parser.parse_args(argv)
     if args.list:
@@ -499,6 +529,13 @@ def main(argv: list[str] | None = None) -> None:
     target, note = build_case(case, args.out / "in")
     print(f"{case.id}: {note}")
     print("traceview " + " ".join(command_args(case, target, args.out / "out")))
+    print(f"(the test runs it in-process, with the inflate floor lowered to {FUZZ_INFLATE_FLOOR_BYTES >> 20} MiB)")
+    if args.run:
+        os.environ["TRACEVIEW_DEBUG"] = "1"  # an internal error raises, so its traceback is shown
+        result = run_case(case, target, args.out / "out")
+        print(f"exit {result.exit_code}\n{result.output}", end="")
+        if result.exc_info and not isinstance(result.exception, SystemExit):
+            traceback.print_exception(*result.exc_info)
 
 
 if __name__ == "__main__":

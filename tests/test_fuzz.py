@@ -4,10 +4,10 @@ Each case (see `fuzz_mutations`) mutates a small real trace or dump from the sha
 sample_traces/, then runs `traceview ingest` (or `analyze --json`) on it in-process. Per case: exit code 0
 or 2; no traceback or internal error; on 2 exactly one `Error: ` line; the input files byte-identical and
 no file added beside them; nothing left in the output, working or temp directories but what was asked
-for. A watchdog fails a case that runs past FUZZ_CASE_TIMEOUT seconds (default 30).
+for. A watchdog fails a case that runs past FUZZ_CASE_TIMEOUT seconds (default 15).
 
 FUZZ_CASES (default 300) and FUZZ_SEED (the first case seed, default 0) pick other cases; a failing case
-is rebuilt with `python -m tests.fuzz_mutations --case '<its test id>' --out DIR`.
+is rebuilt (and rerun) with `python -m tests.fuzz_mutations --case '<its test id>' --out DIR --run`.
 """
 
 from __future__ import annotations
@@ -22,15 +22,12 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from fuzz_mutations import CORPUS, DEFAULT_CASES, Case, build_case, command_args, plan_cases
-from typer.testing import CliRunner, Result
+from fuzz_mutations import CORPUS, DEFAULT_CASES, Case, build_case, plan_cases, run_case
+from typer.testing import Result
 
-from traceview.cli import app
-
-CASE_TIMEOUT_S = float(os.environ.get("FUZZ_CASE_TIMEOUT", "30"))
+CASE_TIMEOUT_S = float(os.environ.get("FUZZ_CASE_TIMEOUT", "15"))
 CASES = plan_cases(int(os.environ.get("FUZZ_CASES", DEFAULT_CASES)), int(os.environ.get("FUZZ_SEED", "0")))
 ALLOWED_OUTPUTS = {"ingest": {"store"}, "analyze": {"cache", "report.json"}}
-runner = CliRunner()
 
 
 class CaseTimeout(BaseException):
@@ -73,7 +70,7 @@ def _staging_left(root: Path) -> list[str]:
 
 def _describe(case: Case, note: str, result: Result) -> str:
     return (
-        f"{case.id} ({note}); reproduce: python -m tests.fuzz_mutations --case '{case.id}' --out DIR\n"
+        f"{case.id} ({note}); reproduce: python -m tests.fuzz_mutations --case '{case.id}' --out DIR --run\n"
         f"exit {result.exit_code}, output:\n{result.output[-3000:]}"
     )
 
@@ -99,7 +96,7 @@ def test_mutated_input_ends_cleanly(case: Case, tmp_path: Path, monkeypatch: pyt
     monkeypatch.chdir(cwd)
     monkeypatch.setattr(tempfile, "tempdir", str(system_tmp))
     with watchdog(CASE_TIMEOUT_S, case.id):
-        result = runner.invoke(app, command_args(case, target, out))
+        result = run_case(case, target, out)
 
     about = _describe(case, note, result)
     assert result.exit_code in (0, 2), about
