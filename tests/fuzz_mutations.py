@@ -47,7 +47,7 @@ NESTING_DEPTH = 2000
 # little: `gzip_bomb` follows a valid prefix with a member of BOMB_PADDING_BYTES spaces, past that floor.
 FUZZ_INFLATE_FLOOR_BYTES = 4 << 20
 BOMB_PADDING_BYTES = 8 << 20
-ANALYZE_EVERY = 7  # every 7th case runs `analyze` (with --json) instead of `ingest`
+ANALYZE_EVERY = 10  # every 10th case runs `analyze` (with --json) instead of `ingest`
 
 CORPUS_SEEDS = (
     "kineto/hta/trace_compare/base/base.json.gz",
@@ -373,10 +373,20 @@ def add_gz_sibling(rng: Random, root: Path) -> str:
     return f"added {original.relative_to(root)}.gz ({how} content)"
 
 
+def symlink_loop(rng: Random, root: Path) -> str:
+    """Add a link to the dump's own folder (or its parent) inside one of its folders."""
+    folders = sorted({p.parent for p in _files(root)})
+    where = rng.choice(folders)
+    pointee = rng.choice([".", "..", str(root)])
+    (where / "loop").symlink_to(pointee, target_is_directory=True)
+    return f"linked {(where / 'loop').relative_to(root)} -> {pointee}"
+
+
 DIR_MUTATIONS: dict[str, Callable[[Random, Path], str]] = {
     "delete_file": delete_file,
     "empty_file": empty_file,
     "add_gz_sibling": add_gz_sibling,
+    "symlink_loop": symlink_loop,
 }
 
 
@@ -534,8 +544,19 @@ def main(argv: list[str] | None = None) -> None:
         os.environ["TRACEVIEW_DEBUG"] = "1"  # an internal error raises, so its traceback is shown
         result = run_case(case, target, args.out / "out")
         print(f"exit {result.exit_code}\n{result.output}", end="")
-        if result.exc_info and not isinstance(result.exception, SystemExit):
+        if result.exc_info and result.exception is not None and not isinstance(result.exception, SystemExit):
             traceback.print_exception(*result.exc_info)
+        elif result.exit_code not in (0, 2):
+            _rerun_for_traceback(case, target, args.out / "rerun")
+
+
+def _rerun_for_traceback(case: Case, target: Path, out: Path) -> None:
+    """Run the command again outside click's standalone mode, which turns EOFError into a bare `Aborted!`."""
+    try:
+        with fuzz_limits():
+            app(command_args(case, target, out), standalone_mode=False)
+    except Exception:  # noqa: BLE001 - the point is to show it
+        traceback.print_exc()
 
 
 if __name__ == "__main__":
