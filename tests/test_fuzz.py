@@ -22,7 +22,16 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from fuzz_mutations import CORPUS, DEFAULT_CASES, Case, build_case, plan_cases, run_case
+from fuzz_mutations import (
+    CORPUS,
+    DEFAULT_CASES,
+    Case,
+    applicable_mutations,
+    available_seeds,
+    build_case,
+    plan_cases,
+    run_case,
+)
 from typer.testing import Result
 
 CASE_TIMEOUT_S = float(os.environ.get("FUZZ_CASE_TIMEOUT", "15"))
@@ -83,6 +92,22 @@ def test_the_corpus_seeds_are_there() -> None:
             pytest.fail(message)
         pytest.skip(message)
     assert any(not case.seed_name.startswith("sample_traces/") for case in CASES)
+
+
+def test_the_default_plan_covers_every_mutation_of_every_seed() -> None:
+    """DEFAULT_CASES is enough to try each mutation on each seed once."""
+    planned = {(case.seed_name, case.mutation) for case in plan_cases(DEFAULT_CASES)}
+    assert planned == {(seed, mutation) for seed in available_seeds() for mutation in applicable_mutations(seed)}
+
+
+def test_a_case_rebuilds_byte_for_byte(tmp_path: Path) -> None:
+    """Building a case twice writes the same input (what the reproduction helper relies on), for each mutation."""
+    first_of_each = {case.mutation: case for case in reversed(CASES)}
+    for case in first_of_each.values():
+        once, twice = tmp_path / f"{case.case_seed}-1", tmp_path / f"{case.case_seed}-2"
+        build_case(case, once)
+        build_case(case, twice)
+        assert snapshot(once) == snapshot(twice), case.id
 
 
 @pytest.mark.parametrize("case", CASES, ids=lambda case: case.id)
