@@ -17,6 +17,7 @@ import argparse
 import csv
 import dataclasses
 import gzip
+import hashlib
 import io
 import os
 import re
@@ -493,6 +494,18 @@ def command_args(case: Case, target: Path, out: Path) -> list[str]:
     return ["ingest", str(target), "-o", str(out / "store")]
 
 
+def snapshot(root: Path) -> dict[str, str]:
+    """Every entry under `root`: relative path to the sha256 of its bytes (or `link` / `dir`)."""
+    entries = {}
+    for path in sorted(root.rglob("*")):
+        rel = path.relative_to(root).as_posix()
+        if path.is_symlink() or not path.is_file():
+            entries[rel] = "link" if path.is_symlink() else "dir"
+        else:
+            entries[rel] = hashlib.sha256(path.read_bytes()).hexdigest()
+    return entries
+
+
 @contextmanager
 def fuzz_limits() -> Iterator[None]:
     """The limits the fuzz cases run under (a lower inflate floor), restored after."""
@@ -542,8 +555,12 @@ def main(argv: list[str] | None = None) -> None:
     print(f"(the test runs it in-process, with the inflate floor lowered to {FUZZ_INFLATE_FLOOR_BYTES >> 20} MiB)")
     if args.run:
         os.environ["TRACEVIEW_DEBUG"] = "1"  # an internal error raises, so its traceback is shown
+        before = snapshot(args.out / "in")
         result = run_case(case, target, args.out / "out")
         print(f"exit {result.exit_code}\n{result.output}", end="")
+        after = snapshot(args.out / "in")
+        changed = sorted(rel for rel in before.keys() | after.keys() if before.get(rel) != after.get(rel))
+        print(f"input entries changed, added or removed: {changed}" if changed else "inputs unchanged")
         if result.exc_info and result.exception is not None and not isinstance(result.exception, SystemExit):
             traceback.print_exception(*result.exc_info)
         elif result.exit_code not in (0, 2):

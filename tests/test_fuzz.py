@@ -13,7 +13,6 @@ is rebuilt (and rerun) with `python -m tests.fuzz_mutations --case '<its test id
 from __future__ import annotations
 
 import faulthandler
-import hashlib
 import os
 import signal
 import tempfile
@@ -31,6 +30,7 @@ from fuzz_mutations import (
     build_case,
     plan_cases,
     run_case,
+    snapshot,
 )
 from typer.testing import Result
 
@@ -59,18 +59,6 @@ def watchdog(seconds: float, label: str) -> Iterator[None]:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
         faulthandler.cancel_dump_traceback_later()
-
-
-def snapshot(root: Path) -> dict[str, str]:
-    """Every entry under `root`: relative path to the sha256 of its bytes (or its kind)."""
-    entries = {}
-    for path in sorted(root.rglob("*")):
-        rel = path.relative_to(root).as_posix()
-        if path.is_symlink() or not path.is_file():
-            entries[rel] = "link" if path.is_symlink() else "dir"
-        else:
-            entries[rel] = hashlib.sha256(path.read_bytes()).hexdigest()
-    return entries
 
 
 def _staging_left(root: Path) -> list[str]:
