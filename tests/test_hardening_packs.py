@@ -303,7 +303,12 @@ def test_the_sandbox_limits_memory_and_spills_to_a_private_directory(store: Path
     assert expected == int(sandbox._memory_bytes() * sandbox.DEFAULT_MEMORY_SHARE)
     assert abs(_duckdb_size(limit) - expected) <= expected / 100
     (spill,) = con.sql("SELECT current_setting('temp_directory')").fetchall()[0]
-    assert Path(spill).parent.parent.name.startswith("traceview-spill-")
+    spill_dir = Path(spill).parent
+    assert spill_dir.name.startswith("traceview-spill-") and spill_dir.is_dir()
+    assert spill_dir.stat().st_mode & 0o077 == 0
+    con.close()
+    del con
+    assert not spill_dir.exists()  # removed with its connection
     monkeypatch.setenv(sandbox.ENV_MEMORY_LIMIT, "300MiB")
     assert sandbox.memory_limit_bytes() == 300 << 20
     small = sandboxed_connection(store)

@@ -16,7 +16,6 @@ fails with its own error, and the others still run.
 
 from __future__ import annotations
 
-import atexit
 import json
 import os
 import re
@@ -24,6 +23,7 @@ import shutil
 import tempfile
 import threading
 import time
+import weakref
 from collections.abc import Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager
@@ -160,26 +160,16 @@ def _memory_bytes() -> int:
     return total
 
 
-_spill_root: list[Path] = []
-_spill_lock = threading.Lock()
-
-
-def _spill_directory() -> Path:
-    """A new directory, private to this process, for DuckDB to spill into (all removed at exit)."""
-    with _spill_lock:
-        if not _spill_root:
-            _spill_root.append(Path(tempfile.mkdtemp(prefix="traceview-spill-")))
-            atexit.register(shutil.rmtree, _spill_root[0], True)
-        return Path(tempfile.mkdtemp(dir=_spill_root[0]))
-
-
 def sandboxed_connection(stores: Path | list[Path]) -> duckdb.DuckDBPyConnection:
     """A connection to one or more stores that untrusted SQL can use safely."""
     stores = [stores] if isinstance(stores, Path) else list(stores)
     con = connect(stores)
     allowed = ", ".join("'" + str(s.resolve()).replace("'", "''") + "/'" for s in stores)
     memory = memory_limit_bytes()
-    spill = str(_spill_directory() / "duckdb").replace("'", "''")
+    # A private directory for DuckDB to spill into, removed with the connection (or at exit).
+    spill_dir = tempfile.mkdtemp(prefix="traceview-spill-")
+    weakref.finalize(con, shutil.rmtree, spill_dir, True)
+    spill = str(Path(spill_dir) / "duckdb").replace("'", "''")
     con.execute(f"SET memory_limit = '{memory}B'")
     con.execute(f"SET temp_directory = '{spill}'")
     con.execute(f"SET max_temp_directory_size = '{memory}B'")
