@@ -359,6 +359,10 @@ ODD_INFO: dict[str, tuple[object, str | None]] = {
         {"rank_id": "abc"},
         "profiler_info_0.json: rank_id 'abc' is not a rank (a whole number from 0 to 2147483647); ignored",
     ),
+    "rank_superscript": (
+        {"rank_id": "²"},
+        "profiler_info_0.json: rank_id '²' is not a rank (a whole number from 0 to 2147483647); ignored",
+    ),
     "rank_bool": (
         {"rank_id": True},
         "profiler_info_0.json: rank_id 'True' is not a rank (a whole number from 0 to 2147483647); ignored",
@@ -394,3 +398,35 @@ def test_huge_rank_in_a_database_is_not_used(tmp_path: Path) -> None:
     con.close()
     result = ingest([path], tmp_path / "s.traceview")
     assert query(result.store, "SELECT DISTINCT rank FROM traces") == [(0,)]
+
+
+@pytest.mark.parametrize("depth", [65, 3000])
+def test_deeply_nested_profiler_info_is_a_warning(depth: int, tmp_path: Path) -> None:
+    dump = _dump(tmp_path / "in", {"kernel_details.csv": KERNELS.encode()})
+    (dump / "profiler_info_0.json").write_text('{"rank_id": 3, "config": ' + "[" * depth + "]" * depth + "}")
+    result = _ingest_cli(dump, tmp_path)
+    assert result.exit_code == 0, result.output
+    assert "profiler_info_0.json is nested more than 64 levels deep; ignored" in result.output
+
+
+# An id past BIGINT sends the file to the DuckDB text reader; a device id past INTEGER stays on the Arrow one.
+# Such an id is no id: null, or for the device its fallback, the device of the task (0 here).
+ODD_IDS = {
+    "task_id_past_bigint": ("Task ID", "-9223372036854775809", "task_id", None),
+    "device_id_past_integer": ("Device_id", "99999999999", "device_id", 0),
+}
+
+
+@pytest.mark.parametrize("case", sorted(ODD_IDS))
+def test_kernel_ids_out_of_range_are_null(case: str, tmp_path: Path) -> None:
+    header, value, column, expected = ODD_IDS[case]
+    text = (
+        f"{header},Name,Type,Accelerator Core,Start Time(us),Duration(us)\n"
+        f"{value},a,MatMul,AI_CORE,1736405443881410.320,50.621\n7,b,Add,AI_CORE,1736405443881500,2\n"
+    )
+    path = tmp_path / "kernel_details.csv"
+    path.write_text(text)
+    result = _ingest_cli(path, tmp_path)
+    assert result.exit_code == 0, result.output
+    store = tmp_path / "out.traceview"
+    assert query(store, f"SELECT name, {column} FROM npu_kernel_metrics ORDER BY name") == [("a", expected), ("b", 7)]

@@ -105,8 +105,8 @@ def bytes_sql(col: str, factor: int) -> str:
 
 
 def int_sql(col: str) -> str:
-    """An integer field; the invalid-id sentinel 4294967295 becomes NULL."""
-    return f"NULLIF({_number(col, 'BIGINT', 'DECIMAL(38,0)')}, {UINT32_MAX})"
+    """An integer field; the invalid-id sentinel 4294967295, and a value past BIGINT, become NULL."""
+    return f"NULLIF(TRY_CAST({_number(col, 'BIGINT', 'DECIMAL(38,0)')} AS BIGINT), {UINT32_MAX})"
 
 
 def float_sql(col: str) -> str:

@@ -4,20 +4,39 @@ profiler_metadata.json, msprof info.json)."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 from parsers.ascend.layout import Sources
 from parsers.model import MAX_RANK
 from parsers.redact import redact
 
+# A dump's own description is a few KB; anything past these is not one.
+MAX_INFO_BYTES = 16 << 20
+MAX_INFO_DEPTH = 64
+
 
 def _load_json(path: Path | None, warnings: list[str]) -> dict:
     if path is None:
         return {}
     try:
-        value = json.loads(path.read_text(encoding="utf-8", errors="replace"))
-    except (OSError, ValueError) as exc:
+        with open(path, "rb") as fh:
+            raw = fh.read(MAX_INFO_BYTES + 1)
+    except OSError as exc:
+        warnings.append(f"{path.name} cannot be read ({exc.strerror or exc}); ignored")
+        return {}
+    if len(raw) > MAX_INFO_BYTES:
+        warnings.append(f"{path.name} is larger than {MAX_INFO_BYTES:,} bytes; ignored")
+        return {}
+    try:
+        value = json.loads(raw.decode("utf-8", errors="replace"))
+    except RecursionError:
+        value = None
+    except ValueError as exc:
         warnings.append(f"{path.name} is not valid JSON ({str(exc)[:80]}); ignored")
+        return {}
+    if value is None or _depth(value) > MAX_INFO_DEPTH:
+        warnings.append(f"{path.name} is nested more than {MAX_INFO_DEPTH} levels deep; ignored")
         return {}
     if not isinstance(value, dict):
         warnings.append(f"{path.name} is not a JSON object; ignored")
@@ -25,6 +44,23 @@ def _load_json(path: Path | None, warnings: list[str]) -> dict:
     return value
 
 
+def _depth(value: object) -> int:
+    """How deeply lists and objects nest in a parsed JSON value (without recursion)."""
+    deepest = 0
+    stack = [(value, 1)]
+    while stack:
+        item, level = stack.pop()
+        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else ()
+        for child in children:
+            if isinstance(child, (dict, list)):
+                if level + 1 > MAX_INFO_DEPTH:
+                    return level + 1
+                stack.append((child, level + 1))
+        deepest = max(deepest, level)
+    return deepest
+
+
+_WHOLE_NUMBER = re.compile(r"-?[0-9]{1,19}")
 _UNSET = -1  # what torch_npu writes for `rank_id` outside a distributed run
 
 
@@ -33,7 +69,7 @@ def _int(value: object) -> int | None:
     if isinstance(value, bool):
         return None
     text = str(value).strip() if isinstance(value, (int, str)) else ""
-    return int(text) if text.lstrip("-").isdigit() and len(text) <= 20 else None
+    return int(text) if _WHOLE_NUMBER.fullmatch(text) else None
 
 
 def _rank(value: object, source: str, warnings: list[str]) -> int | None:

@@ -39,6 +39,7 @@ from parsers.ascend.csv_util import UINT32_MAX
 from parsers.ascend.kernel_columns import COMM_CORES, KERNEL_COLUMNS, METRIC_PREFIX, KernelColumn
 
 _TEXT = pa.dictionary(pa.int32(), pa.string())
+_INT32_MIN, _INT32_MAX = -(2**31), 2**31 - 1
 _START = pa.decimal128(38, 3)  # absolute µs: 16 integer digits and more
 _STRIP = ' \t\r\n"'
 # µs durations as doubles: exact as whole ns for up to 3 decimals (`whole_ns_array`) and cheaper
@@ -114,7 +115,10 @@ def _convert(kind: str, values: pa.ChunkedArray | None, rows: int) -> pa.Array |
         return pa.nulls(rows, _NULLS.get(kind, pa.int64()))
     if kind in ("int", "int32"):
         numbers = null_where(values, pc.equal(values, _INVALID_ID))  # the profilers' invalid id
-        return numbers.cast(pa.int32()) if kind == "int32" else numbers
+        if kind == "int32":  # a value past INTEGER is no id either
+            outside = pc.or_(pc.less(numbers, _INT32_MIN), pc.greater(numbers, _INT32_MAX))
+            return null_where(numbers, outside).cast(pa.int32())
+        return numbers
     if kind == "start":
         return decimal_units_array(pc.cast(pc.utf8_trim(values, _STRIP), _START))
     if kind == "ns":

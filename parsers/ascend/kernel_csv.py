@@ -105,7 +105,7 @@ def _convert_sql(kind: str, col: str) -> str:
     if kind == "int":
         return int_sql(col)
     if kind == "int32":
-        return f"CAST({int_sql(col)} AS INTEGER)"
+        return f"TRY_CAST({int_sql(col)} AS INTEGER)"
     if kind == "start":
         return ns_sql(col)
     if kind == "ns":
