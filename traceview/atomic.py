@@ -7,16 +7,8 @@ import stat
 import tempfile
 from pathlib import Path
 
+from parsers.filekind import kind_name
 from traceview.errors import UserError
-
-_KINDS = {
-    stat.S_IFDIR: "a directory",
-    stat.S_IFLNK: "a symbolic link",
-    stat.S_IFIFO: "a FIFO",
-    stat.S_IFSOCK: "a socket",
-    stat.S_IFCHR: "a character device",
-    stat.S_IFBLK: "a block device",
-}
 
 
 def write_text_atomic(path: Path, text: str) -> None:
@@ -51,5 +43,5 @@ def _check_replaceable(path: Path) -> None:
     except OSError as exc:
         raise UserError(f"{path}: cannot be written ({exc.strerror or exc})") from exc
     if not stat.S_ISREG(mode):
-        kind = _KINDS.get(stat.S_IFMT(mode), "not a regular file")
+        kind = kind_name(mode)
         raise UserError(f"{path}: exists and is {kind}; refusing to replace it with the output file")

@@ -39,6 +39,7 @@ import pyarrow.parquet as pq
 import xxhash
 
 import parsers
+from parsers.filekind import kind_name
 from parsers.model import MAX_RANK, MODEL_VERSION, TABLES
 from parsers.parsed import ArrowSource, empty_table, rows_table
 from parsers.stagetime import timed_stage
@@ -339,16 +340,6 @@ def _write_parsed(
     }
 
 
-_FILE_KINDS = {
-    stat.S_IFREG: "a regular file",
-    stat.S_IFLNK: "a symbolic link",
-    stat.S_IFIFO: "a FIFO",
-    stat.S_IFSOCK: "a socket",
-    stat.S_IFCHR: "a character device",
-    stat.S_IFBLK: "a block device",
-}
-
-
 def _check_target(out: Path) -> None:
     """Refuse a store path that is not a directory (links included) or is a directory of someone else's."""
     try:
@@ -358,7 +349,7 @@ def _check_target(out: Path) -> None:
     except OSError as exc:
         raise UserError(f"{out}: cannot be used as a store ({exc.strerror or exc})") from exc
     if not stat.S_ISDIR(mode):
-        kind = _FILE_KINDS.get(stat.S_IFMT(mode), "not a directory")
+        kind = kind_name(mode)
         raise UserError(f"{out}: exists and is {kind}, not a traceview store; refusing to write there")
     if _our_manifest(out) is None and any(out.iterdir()):
         raise UserError(f"{out}: exists and is not a traceview store; refusing to overwrite it")

@@ -12,12 +12,8 @@ import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
-_SPECIAL = (
-    (stat.S_ISFIFO, "a FIFO"),
-    (stat.S_ISSOCK, "a socket"),
-    (stat.S_ISCHR, "a character device"),
-    (stat.S_ISBLK, "a block device"),
-)
+from parsers.filekind import kind_name
+
 DIRECTORY = "a directory, not a file"
 OUTSIDE = "leads outside the dump (through a link)"
 
@@ -36,8 +32,7 @@ def file_problem(path: Path | str) -> str | None:
         return None
     if stat.S_ISDIR(mode):
         return DIRECTORY
-    kind = next((what for test, what in _SPECIAL if test(mode)), "a special file")
-    return f"not a regular file ({kind})"
+    return f"not a regular file ({kind_name(mode)})"
 
 
 def is_inside(path: Path | str, root: Path) -> bool:
