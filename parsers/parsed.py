@@ -15,6 +15,7 @@ import pyarrow.parquet as pq
 
 from parsers.arrownp import arrow_array, repeated_string
 from parsers.prefetch import read_ahead
+from parsers.redact import duckdb_redacted, redact_array, redact_columns, register_duckdb
 
 _DUCK_TYPES = {
     pa.string(): "VARCHAR",
@@ -69,8 +70,9 @@ class ArrowSource:
 
     def reader(self) -> pa.RecordBatchReader:
         if isinstance(self.data, pa.Table):
-            return pa.RecordBatchReader.from_batches(self.schema, self.data.cast(self.schema).to_batches())
-        return self.data()
+            return pa.RecordBatchReader.from_batches(self.schema, _redacted(self.data.cast(self.schema)).to_batches())
+        batches = self.data()
+        return pa.RecordBatchReader.from_batches(batches.schema, (_redacted(batch) for batch in batches))
 
     def write_parquet(self, path: Path) -> int:
         rows = 0
@@ -107,10 +109,7 @@ class DuckDBSource:
     background: bool = False
 
     def _select(self) -> str:
-        casts = [
-            f"CAST({_quote_ident(f.name)} AS {_DUCK_TYPES[f.type]}) AS {_quote_ident(f.name)}"
-            for f in list(self.schema)[2:]
-        ]
+        casts = [f"{_cast(f)} AS {_quote_ident(f.name)}" for f in list(self.schema)[2:]]
         trace_id = self.trace_id.replace("'", "''")
         return (
             f"SELECT '{trace_id}'::VARCHAR AS trace_id, {int(self.rank)}::INTEGER AS rank, {', '.join(casts)}"
@@ -118,6 +117,7 @@ class DuckDBSource:
         )
 
     def reader(self) -> pa.RecordBatchReader:
+        register_duckdb(self.con)
         return arrow_cursor(self.con, self.arrow).sql(self._select()).to_arrow_reader()
 
     def write_parquet(self, path: Path) -> int:
@@ -127,9 +127,21 @@ class DuckDBSource:
             options += f", ROW_GROUP_SIZE {int(self.row_group_rows)}"
         if not self.keep_order:
             options += ", PRESERVE_ORDER false"
+        register_duckdb(self.con)
         cursor = arrow_cursor(self.con, self.arrow)
         copy = f"COPY ({self._select()}) TO {target} ({options})"
         return int(cursor.execute(copy).fetchall()[0][0])
+
+
+def _cast(column_field: pa.Field) -> str:
+    """SQL for a column cast to its schema type; text with secrets redacted (`parsers.redact`)."""
+    cast = f"CAST({_quote_ident(column_field.name)} AS {_DUCK_TYPES[column_field.type]})"
+    return duckdb_redacted(cast) if column_field.type == pa.string() else cast
+
+
+def _redacted(data: pa.Table | pa.RecordBatch) -> pa.Table | pa.RecordBatch:
+    """`data` with secrets redacted in every text column but `trace_id` (which the store made)."""
+    return redact_columns(data, skip=("trace_id",))
 
 
 @dataclass
@@ -167,6 +179,7 @@ class RowGroupSource:
             if column.type != column_field.type and not (keep_dictionaries and _is_dictionary_of(column, column_field)):
                 column = column.cast(column_field.type)
             columns.append(column)
+        columns[2:] = [redact_array(column) for column in columns[2:]]
         schema = self.schema
         if keep_dictionaries:  # the schema's fields, with the dictionary types where kept
             fields = [f.with_type(c.type) for f, c in zip(self.schema, columns, strict=True)]

@@ -1,44 +1,214 @@
-"""Redaction of secrets in trace metadata (environment dumps can hold tokens and keys)."""
+"""Redaction of secrets in everything a trace puts in the store or a report.
+
+Dumps come from the internet and from users' machines: environment dumps, command lines, log
+lines, op args and kernel names can hold tokens, passwords and keys. One function, `redact_text`,
+cleans a string wherever it comes from (metadata, args, names, warnings, error lines); `redact`
+walks JSON-like values and also redacts by key.
+
+What is redacted (the value only; the key, quoting and the rest of the text are kept):
+
+* `KEY=value`, `KEY: value`, `"KEY": "value"` (JSON, also JSON escaped inside a JSON string),
+  `'KEY': 'value'` and `--KEY value`, where KEY ends with a secret word: token, secret(s),
+  password, passwd, passphrase, pass, pwd, auth, authorization, credential(s), cookie,
+  session_id, or api/access/secret/private/client/auth/... key; with or without a separator
+  (`MYTOKEN`, `GITHUBTOKEN`, `SECRETKEY`, `DBPASS`, `GPG_PASSPHRASE`);
+* `Bearer <token>`, credentials in URLs (`scheme://user:<redacted>@host`), PEM private keys, and
+  tokens known by their prefix (`hf_`, `ghp_`, `github_pat_`, `glpat-`, `nvapi-`, `sk-`, `xox?-`,
+  `AKIA`, `AIza`) when long enough to be one (`sk-layer` stays).
+
+What stays: counts and names that merely contain such a word (`num_tokens=128`, `max_tokens: 4096`,
+`input_tokens`, `tokenizer`, `token_ids`, `passes`, `password_hash_algo` (an algorithm's name),
+`PWD`/`OLDPWD` (the working directory)).
+
+Every string that `redact_text` would change matches `CANDIDATE_PATTERN` (checked first, so this
+holds by construction): callers filter millions of values with it in RE2 (pyarrow, DuckDB) and run
+`redact_text` on the matches only.
+"""
 
 from __future__ import annotations
 
 import re
 from typing import Any
 
+import duckdb
+import pyarrow as pa
+import pyarrow.compute as pc
+
 REDACTED = "<redacted>"
 
-# A secret-looking word in a key, not inside a longer word (TOKEN in HF_TOKEN, not in tokenizer).
-_SECRET_KEY = re.compile(
-    r"(?<![a-z])(?:tokens?|secrets?|passw(?:or)?d|pwd|api[_-]?key|access[_-]?key|private[_-]?key|credentials?"
-    r"|auth(?:orization)?|cookies?|session[_-]?id)(?![a-z])",
+# Case-insensitive; valid in Python's re and in RE2. Every redaction below needs one of these.
+CANDIDATE_PATTERN = (
+    r"token|secret|pass|pwd|key|cred|cookie|session|auth|bearer|://"
+    r"|hf_|gh[pousr]_|github_pat_|glpat-|nvapi-|sk-|xox[abpr]-|akia|aiza"
+)
+_CANDIDATE = re.compile(CANDIDATE_PATTERN, re.IGNORECASE)
+
+# A key (or flag) is secret when it ends with a secret word, after a separator or not.
+_SECRET_WORD = (
+    r"(?:token|secrets?|passw(?:or)?d|passphrase|(?<!by)(?<!com)pass|pwd|auth|authorization|credentials?"
+    r"|cookies?|session[_.-]?id"
+    r"|(?:api|access|secret|private|client|auth|encryption|signing|master|ssh|gpg|deploy|account|app)[_.-]?key)"
+    r"(?:[_.-](?:base|value|b64|base64|string|str|raw))?"
+)
+_SECRET_KEY = re.compile(_SECRET_WORD + "$", re.IGNORECASE)
+# Look-alikes of secret keys: the working directory.
+_PLAIN_KEYS = frozenset({"pwd", "oldpwd"})
+# Quoted values longer than this are redacted up to it (a bound on the work per key; no secret is longer).
+_MAX_VALUE = 4096
+
+_PEM = re.compile(
+    r"-----BEGIN ([A-Z0-9 ]*)PRIVATE KEY-----[\s\S]*?(?:-----END \1PRIVATE KEY-----|(?=[\"'])|\Z)",
     re.IGNORECASE,
 )
-_SECRET_VALUE = re.compile(
-    r"\b(?:hf_[A-Za-z0-9]{20,}|gh[pousr]_[A-Za-z0-9]{20,}|github_pat_[A-Za-z0-9_]{20,}|sk-[A-Za-z0-9_-]{20,}"
-    r"|xox[abpr]-[A-Za-z0-9-]{10,}|AKIA[0-9A-Z]{16}|AIza[0-9A-Za-z_-]{30,})"
+_PREFIXED_TOKEN = re.compile(
+    r"(?<![A-Za-z0-9])(?:hf_[A-Za-z0-9]{20,}|gh[pousr]_[A-Za-z0-9]{20,}|github_pat_[A-Za-z0-9_]{20,}"
+    r"|glpat-[A-Za-z0-9_-]{20,}|nvapi-[A-Za-z0-9_-]{20,}|sk-[A-Za-z0-9_-]{20,}|xox[abpr]-[A-Za-z0-9-]{10,}"
+    r"|AKIA[0-9A-Z]{16}|AIza[0-9A-Za-z_-]{30,})"
 )
-# KEY=value pairs inside log lines or command lines, where KEY looks secret.
-_ASSIGNMENT = re.compile(r"\b([A-Za-z_][A-Za-z0-9_]*)=(\S+)")
+_BEARER = re.compile(r"\b(bearer\s++)[A-Za-z0-9._~+/=-]{8,}", re.IGNORECASE)
+_URL_CREDENTIALS = re.compile(r"(?<![a-z0-9+.-])([a-z][a-z0-9+.-]*+://[^\s/@:\"']++:)[^\s/@\"']++(@)", re.IGNORECASE)
+# KEY=value, KEY: value, "KEY": "value", \\"KEY\\": \\"value\\" (JSON in a JSON string), 'KEY': 'value',
+# where KEY is secret (an object or array value is left to the pairs inside it). Possessive and
+# bounded: the work stays linear in the text whatever it holds.
+_PAIR = re.compile(
+    r"(?<![A-Za-z0-9_.-])(?P<quote>\\\"|[\"']?)(?P<key>-*+(?:[A-Za-z_][A-Za-z0-9_.-]*?)?SECRET)"
+    r"(?P=quote)(?P<sep>\s*+(?P<op>[:=])\s*+)"
+    r"(?P<value>\\\"(?:[^\\]|\\[^\"]){0,MAX}+(?:\\\")?|\"(?:[^\"\\]|\\.){0,MAX}+\"?|'[^']{0,MAX}+'?"
+    r"|[^\s\"'\\,;&}\])\[{][^\s\"'\\,;&}\])]*+)".replace("MAX", str(_MAX_VALUE)).replace("SECRET", _SECRET_WORD),
+    re.IGNORECASE,
+)
+# A colon-separated bare value runs to the end of the clause (`password: two words`, `Authorization: Basic x`).
+_CLAUSE = re.compile(r"[^\r\n\"'\\,;}\]]*+")
+# --KEY value (a flag and its argument, separated by white space).
+_FLAG = re.compile(r"(?<![\w-])--(?P<key>[A-Za-z][A-Za-z0-9_-]*+)(?P<sep>\s++)(?P<value>[^\s-]\S*+)")
+
+
+def is_secret_key(key: str) -> bool:
+    """True when a key, env var or flag name names a secret (`HF_TOKEN`, `DBPASS`; not `num_tokens`)."""
+    name = key.strip().lstrip("-")
+    return bool(_SECRET_KEY.search(name)) and name.lower() not in _PLAIN_KEYS
+
+
+def _redact_pair(match: re.Match[str]) -> str:
+    if not is_secret_key(match.group("key")):
+        return match.group()
+    quote, value = match.group("quote"), match.group("value")
+    head = match.group()[: match.start("value") - match.start()]
+    if value.startswith(('\\"', '"', "'")):
+        opening = '\\"' if value.startswith('\\"') else value[0]
+        return f"{head}{opening}{REDACTED}{opening}"
+    if quote:  # a bare value (number, true) after a quoted key: keep the JSON valid
+        return f"{head}{quote}{REDACTED}{quote}"
+    return head + REDACTED
+
+
+def _redact_pairs(text: str) -> str:
+    pieces = []
+    position = 0
+    while match := _PAIR.search(text, position):
+        pieces.append(text[position : match.start()] + _redact_pair(match))
+        position = match.end()
+        bare = not match.group("value").startswith(("'", '"', "\\"))
+        if bare and match.group("op") == ":" and not match.group("quote") and is_secret_key(match.group("key")):
+            position = _CLAUSE.match(text, position).end()
+    pieces.append(text[position:])
+    return "".join(pieces)
+
+
+def _redact_flag(match: re.Match[str]) -> str:
+    if not is_secret_key(match.group("key")):
+        return match.group()
+    return match.group()[: match.start("value") - match.start()] + REDACTED
 
 
 def redact_text(text: str) -> str:
-    """`text` with secret-looking values and KEY=value pairs replaced by `<redacted>`."""
-    text = _SECRET_VALUE.sub(REDACTED, text)
-
-    def assignment(match: re.Match[str]) -> str:
-        return f"{match.group(1)}={REDACTED}" if _SECRET_KEY.search(match.group(1)) else match.group()
-
-    return _ASSIGNMENT.sub(assignment, text)
+    """`text` with secret values replaced by `<redacted>` (see the module docstring for the forms)."""
+    if not _CANDIDATE.search(text):
+        return text
+    text = _PEM.sub(REDACTED, text)
+    text = _PREFIXED_TOKEN.sub(REDACTED, text)
+    text = _BEARER.sub(lambda m: m.group(1) + REDACTED, text)
+    text = _URL_CREDENTIALS.sub(lambda m: m.group(1) + REDACTED + m.group(2), text)
+    text = _redact_pairs(text)
+    return _FLAG.sub(_redact_flag, text)
 
 
 def redact(value: Any, key: str = "") -> Any:
-    """Return `value` with secret-looking keys and values replaced by `<redacted>`."""
-    if key and _SECRET_KEY.search(key) and not isinstance(value, (dict, list)):
+    """`value` (JSON-like) with secrets replaced by `<redacted>`: under a secret key, by `redact_text`,
+    and after a secret flag in a list (`["--token", "abc"]`)."""
+    if key and is_secret_key(key) and not isinstance(value, (dict, list)):
         return REDACTED
     if isinstance(value, dict):
         return {k: redact(v, str(k)) for k, v in value.items()}
     if isinstance(value, list):
-        return [redact(v) for v in value]
+        return _redact_list(value)
     if isinstance(value, str):
         return redact_text(value)
     return value
+
+
+def _redact_list(values: list) -> list:
+    cleaned = []
+    after_flag = False
+    for item in values:
+        cleaned.append(REDACTED if after_flag and isinstance(item, str) else redact(item))
+        after_flag = isinstance(item, str) and item.startswith("--") and "=" not in item and is_secret_key(item)
+    return cleaned
+
+
+def redact_array(array: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
+    """A string (or dictionary of strings) column with `redact_text` applied: the candidates are found
+    by RE2 over the whole column, and only they go through Python."""
+    if isinstance(array, pa.ChunkedArray):
+        return pa.chunked_array([redact_array(chunk) for chunk in array.chunks], type=array.type)
+    if pa.types.is_dictionary(array.type):
+        return pa.DictionaryArray.from_arrays(array.indices, redact_array(array.dictionary))
+    if not (pa.types.is_string(array.type) or pa.types.is_large_string(array.type)) or not len(array):
+        return array
+    candidates = pc.fill_null(pc.match_substring_regex(array, CANDIDATE_PATTERN, ignore_case=True), False)
+    if not pc.any(candidates).as_py():
+        return array
+    found = pc.filter(array, candidates).to_pylist()
+    cleaned = [redact_text(text) for text in found]
+    if cleaned == found:
+        return array
+    return pc.replace_with_mask(array, candidates, pa.array(cleaned, type=array.type))
+
+
+def redact_columns(data: pa.Table | pa.RecordBatch, skip: tuple[str, ...] = ()) -> pa.Table | pa.RecordBatch:
+    """`data` with every string column but `skip` passed through `redact_array`."""
+    for index, column_field in enumerate(data.schema):
+        if column_field.name not in skip and _is_text(column_field.type):
+            column = data.column(index)
+            cleaned = redact_array(column)
+            if cleaned is not column:
+                data = data.set_column(index, column_field, cleaned)
+    return data
+
+
+def _is_text(data_type: pa.DataType) -> bool:
+    if pa.types.is_dictionary(data_type):
+        data_type = data_type.value_type
+    return pa.types.is_string(data_type) or pa.types.is_large_string(data_type)
+
+
+DUCKDB_FUNCTION = "traceview_redact_text"
+
+
+def duckdb_redacted(column_sql: str) -> str:
+    """SQL for a VARCHAR expression with `redact_text` applied to the RE2 candidates only (the
+    connection needs `register_duckdb` first)."""
+    pattern = CANDIDATE_PATTERN.replace("'", "''")
+    candidate = f"regexp_matches({column_sql}, '{pattern}', 'i')"
+    return f"CASE WHEN {candidate} THEN {DUCKDB_FUNCTION}({column_sql}) ELSE {column_sql} END"
+
+
+def register_duckdb(con: duckdb.DuckDBPyConnection) -> None:
+    """Make `duckdb_redacted` usable on `con` and its cursors (the function is in the database's catalog)."""
+    registered = con.execute("SELECT count(*) FROM duckdb_functions() WHERE function_name = ?", [DUCKDB_FUNCTION])
+    if registered.fetchall()[0][0]:
+        return
+    try:
+        con.create_function(DUCKDB_FUNCTION, redact_text, ["VARCHAR"], "VARCHAR", side_effects=False)
+    except duckdb.CatalogException:  # registered meanwhile by another thread's cursor
+        pass
