@@ -179,7 +179,10 @@ class RowGroupSource:
             if column.type != column_field.type and not (keep_dictionaries and _is_dictionary_of(column, column_field)):
                 column = column.cast(column_field.type)
             columns.append(column)
-        columns[2:] = [redact_array(column) for column in columns[2:]]
+        columns[2:] = [
+            redact_array(column, repetitive=name not in self.free_text)
+            for name, column in zip(self.schema.names[2:], columns[2:], strict=True)
+        ]
         schema = self.schema
         if keep_dictionaries:  # the schema's fields, with the dictionary types where kept
             fields = [f.with_type(c.type) for f, c in zip(self.schema, columns, strict=True)]

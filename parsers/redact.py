@@ -156,15 +156,22 @@ def _redact_list(values: list) -> list:
     return cleaned
 
 
-def redact_array(array: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
+def redact_array(array: pa.Array | pa.ChunkedArray, repetitive: bool = False) -> pa.Array | pa.ChunkedArray:
     """A string (or dictionary of strings) column with `redact_text` applied: the candidates are found
-    by RE2 over the whole column, and only they go through Python."""
+    by RE2 over the whole column, and only they go through Python. A `repetitive` column (few distinct
+    values: names, categories, ids) is searched once per distinct value (700 k slices: 0.006 instead
+    of 0.023 CPU-s a column)."""
     if isinstance(array, pa.ChunkedArray):
-        return pa.chunked_array([redact_array(chunk) for chunk in array.chunks], type=array.type)
+        return pa.chunked_array([redact_array(chunk, repetitive) for chunk in array.chunks], type=array.type)
     if pa.types.is_dictionary(array.type):
-        return pa.DictionaryArray.from_arrays(array.indices, redact_array(array.dictionary))
+        dictionary = redact_array(array.dictionary)
+        return array if dictionary is array.dictionary else pa.DictionaryArray.from_arrays(array.indices, dictionary)
     if not (pa.types.is_string(array.type) or pa.types.is_large_string(array.type)) or not len(array):
         return array
+    if repetitive:
+        encoded = array.dictionary_encode()
+        redacted = redact_array(encoded)
+        return array if redacted is encoded else redacted.cast(array.type)
     candidates = pc.fill_null(pc.match_substring_regex(array, CANDIDATE_PATTERN, ignore_case=True), False)
     if not pc.any(candidates).as_py():
         return array

@@ -261,6 +261,7 @@ def test_vectorised_redaction_agrees_with_redact_text() -> None:
     plain = pa.array(texts, pa.string())
     assert redact_array(plain).to_pylist() == expected
     assert redact_array(plain.dictionary_encode()).to_pylist() == expected
+    assert redact_array(plain, repetitive=True).to_pylist() == expected
     assert redact_array(pa.chunked_array([plain[:5], plain[5:]])).to_pylist() == expected
     assert redact_columns(pa.table({"a": plain, "n": range(len(texts))})).column("a").to_pylist() == expected
     with duckdb.connect() as con:
