@@ -15,7 +15,7 @@ import pyarrow.parquet as pq
 
 from parsers.arrownp import arrow_array, repeated_string
 from parsers.prefetch import read_ahead
-from parsers.redact import duckdb_redacted, redact_array, redact_columns, register_duckdb
+from parsers.redact import DictionaryCache, duckdb_redacted, redact_array, redact_columns, register_duckdb
 
 _DUCK_TYPES = {
     pa.string(): "VARCHAR",
@@ -171,7 +171,7 @@ class RowGroupSource:
     # The columns given min/max statistics (None: all but `free_text`).
     statistics: tuple[str, ...] | None = None
 
-    def _complete(self, table: pa.Table, keep_dictionaries: bool = False) -> pa.Table:
+    def _complete(self, table: pa.Table, dictionaries: DictionaryCache, keep_dictionaries: bool = False) -> pa.Table:
         rows = table.num_rows
         columns = [repeated_string(self.trace_id, rows), arrow_array(np.full(rows, self.rank, dtype=np.int32))]
         for column_field in list(self.schema)[2:]:
@@ -180,7 +180,7 @@ class RowGroupSource:
                 column = column.cast(column_field.type)
             columns.append(column)
         columns[2:] = [
-            redact_array(column, repetitive=name not in self.free_text)
+            redact_array(column, repetitive=name not in self.free_text, dictionaries=dictionaries)
             for name, column in zip(self.schema.names[2:], columns[2:], strict=True)
         ]
         schema = self.schema
@@ -190,7 +190,8 @@ class RowGroupSource:
         return pa.Table.from_arrays(columns, schema=schema)
 
     def reader(self) -> pa.RecordBatchReader:
-        batches = (batch for table in self.row_groups() for batch in self._complete(table).to_batches())
+        dictionaries: DictionaryCache = {}
+        batches = (batch for table in self.row_groups() for batch in self._complete(table, dictionaries).to_batches())
         return pa.RecordBatchReader.from_batches(self.schema, batches)
 
     def write_parquet(self, path: Path) -> int:
@@ -200,7 +201,9 @@ class RowGroupSource:
         rows = 0
         writer: pq.ParquetWriter | None = None
         try:
-            for table in read_ahead(self._complete(t, self.dictionaries) for t in self.row_groups() if t.num_rows):
+            dictionaries: DictionaryCache = {}
+            tables = (self._complete(t, dictionaries, self.dictionaries) for t in self.row_groups() if t.num_rows)
+            for table in read_ahead(tables):
                 if writer is None:
                     writer = pq.ParquetWriter(path, table.schema, **options)
                 writer.write_table(table, row_group_size=table.num_rows)
