@@ -262,6 +262,13 @@ def test_vectorised_redaction_agrees_with_redact_text() -> None:
     assert redact_array(plain).to_pylist() == expected
     assert redact_array(plain.dictionary_encode()).to_pylist() == expected
     assert redact_array(plain, repetitive=True).to_pylist() == expected
+    repeated = pa.array(texts * 8, pa.string())  # few distinct values: searched once each
+    assert redact_array(repeated, repetitive=True).to_pylist() == expected * 8
+    encoded = repeated.dictionary_encode()
+    shared = pa.chunked_array([encoded[:100], encoded[100:]])
+    dictionaries: dict = {}
+    assert redact_array(shared, dictionaries=dictionaries).to_pylist() == expected * 8
+    assert len(dictionaries) == 1  # the dictionary both pieces share, searched once
     assert redact_array(pa.chunked_array([plain[:5], plain[5:]])).to_pylist() == expected
     assert redact_columns(pa.table({"a": plain, "n": range(len(texts))})).column("a").to_pylist() == expected
     with duckdb.connect() as con:
