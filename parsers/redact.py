@@ -36,12 +36,22 @@ import pyarrow.compute as pc
 
 REDACTED = "<redacted>"
 
-# Case-insensitive; valid in Python's re and in RE2. Every redaction below needs one of these.
-CANDIDATE_PATTERN = (
-    r"token|secret|pass|pwd|key|cred|cookie|session|auth|bearer|://"
-    r"|hf_|gh[pousr]_|github_pat_|glpat-|nvapi-|sk-|xox[abpr]-|akia|aiza"
-)
-_CANDIDATE = re.compile(CANDIDATE_PATTERN, re.IGNORECASE)
+# Tokens known by their prefix (`_PREFIXED_TOKEN`), lower case.
+_TOKEN_PREFIXES = (
+    "hf_", "ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_", "glpat-", "nvapi-", "sk-",
+    "xoxa-", "xoxb-", "xoxp-", "xoxr-", "akia", "aiza",
+)  # fmt: skip
+# Every redaction below needs one of these words (in any case) in the text.
+_CANDIDATE_WORDS = (
+    "token", "secret", "pass", "pwd", "key", "cred", "cookie", "session", "auth", "bearer", "://", *_TOKEN_PREFIXES
+)  # fmt: skip
+# The same, for RE2 (pyarrow, DuckDB) with case ignored: the words hold no character special to it.
+CANDIDATE_PATTERN = "|".join(_CANDIDATE_WORDS)
+_ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
+# The words a secret key ends with start here (found in the lowered text, then the key around them).
+_KEY_ANCHOR = re.compile("token|secret|pass|pwd|auth|cred|cookie|session|key")
+_KEY_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-")
+_KEY_REST = re.compile(r"[A-Za-z0-9_.-]*+")
 
 # A key (or flag) is secret when it ends with a secret word, after a separator or not.
 _SECRET_WORD = (
@@ -67,15 +77,13 @@ _PREFIXED_TOKEN = re.compile(
 )
 _BEARER = re.compile(r"\b(bearer\s++)[A-Za-z0-9._~+/=-]{8,}", re.IGNORECASE)
 _URL_CREDENTIALS = re.compile(r"(?<![a-z0-9+.-])([a-z][a-z0-9+.-]*+://[^\s/@:\"']++:)[^\s/@\"']++(@)", re.IGNORECASE)
-# KEY=value, KEY: value, "KEY": "value", \\"KEY\\": \\"value\\" (JSON in a JSON string), 'KEY': 'value',
-# where KEY is secret (an object or array value is left to the pairs inside it). Possessive and
-# bounded: the work stays linear in the text whatever it holds.
-_PAIR = re.compile(
-    r"(?<![A-Za-z0-9_.-])(?P<quote>\\\"|[\"']?)(?P<key>-*+(?:[A-Za-z_][A-Za-z0-9_.-]*?)?SECRET)"
-    r"(?P=quote)(?P<sep>\s*+(?P<op>[:=])\s*+)"
+# After a secret KEY: its closing quote, `=` or `:`, and the value, for KEY=value, KEY: value,
+# "KEY": "value", \\"KEY\\": \\"value\\" (JSON in a JSON string) and 'KEY': 'value' (an object or
+# array value is left to the pairs inside it). Possessive and bounded: the work stays linear.
+_PAIR_TAIL = re.compile(
+    r"(?P<quote>\\\"|[\"']?)(?P<sep>\s*+(?P<op>[:=])\s*+)"
     r"(?P<value>\\\"(?:[^\\]|\\[^\"]){0,MAX}+(?:\\\")?|\"(?:[^\"\\]|\\.){0,MAX}+\"?|'[^']{0,MAX}+'?"
-    r"|[^\s\"'\\,;&}\])\[{][^\s\"'\\,;&}\])]*+)".replace("MAX", str(_MAX_VALUE)).replace("SECRET", _SECRET_WORD),
-    re.IGNORECASE,
+    r"|[^\s\"'\\,;&}\])\[{][^\s\"'\\,;&}\])]*+)".replace("MAX", str(_MAX_VALUE))
 )
 # A colon-separated bare value runs to the end of the clause (`password: two words`, `Authorization: Basic x`).
 _CLAUSE = re.compile(r"[^\r\n\"'\\,;}\]]*+")
@@ -89,29 +97,37 @@ def is_secret_key(key: str) -> bool:
     return bool(_SECRET_KEY.search(name)) and name.lower() not in _PLAIN_KEYS
 
 
-def _redact_pair(match: re.Match[str]) -> str:
-    if not is_secret_key(match.group("key")):
-        return match.group()
-    quote, value = match.group("quote"), match.group("value")
-    head = match.group()[: match.start("value") - match.start()]
+def _redacted_value(tail: re.Match[str]) -> str:
+    quote, value = tail.group("quote"), tail.group("value")
     if value.startswith(('\\"', '"', "'")):
         opening = '\\"' if value.startswith('\\"') else value[0]
-        return f"{head}{opening}{REDACTED}{opening}"
+        return f"{opening}{REDACTED}{opening}"
     if quote:  # a bare value (number, true) after a quoted key: keep the JSON valid
-        return f"{head}{quote}{REDACTED}{quote}"
-    return head + REDACTED
+        return f"{quote}{REDACTED}{quote}"
+    return REDACTED
 
 
-def _redact_pairs(text: str) -> str:
+def _redact_pairs(text: str, lowered: str) -> str:
+    """Values of secret keys replaced; `lowered` is `text` in lower case, of the same length."""
     pieces = []
-    position = 0
-    while match := _PAIR.search(text, position):
-        pieces.append(text[position : match.start()] + _redact_pair(match))
-        position = match.end()
-        bare = not match.group("value").startswith(("'", '"', "\\"))
-        if bare and match.group("op") == ":" and not match.group("quote") and is_secret_key(match.group("key")):
-            position = _CLAUSE.match(text, position).end()
-    pieces.append(text[position:])
+    copied = scanned = 0  # text before `copied` is in `pieces`; anchors before `scanned` are done
+    for anchor in _KEY_ANCHOR.finditer(lowered):
+        if anchor.start() < scanned:  # in a key or value already done
+            continue
+        key_start = anchor.start()
+        while key_start > scanned and text[key_start - 1] in _KEY_CHARS:
+            key_start -= 1
+        key_end = _KEY_REST.match(text, anchor.end()).end()
+        scanned = key_end  # the rest of this key holds no other key
+        tail = _PAIR_TAIL.match(text, key_end)
+        quote = tail.group("quote") if tail else ""
+        if not tail or not is_secret_key(text[key_start:key_end]) or text[key_start - len(quote) : key_start] != quote:
+            continue
+        pieces.append(text[copied : tail.start("value")] + _redacted_value(tail))
+        copied = scanned = tail.end()
+        if tail.group("op") == ":" and not quote and not tail.group("value").startswith(("'", '"', "\\")):
+            copied = scanned = _CLAUSE.match(text, copied).end()
+    pieces.append(text[copied:])
     return "".join(pieces)
 
 
@@ -123,14 +139,25 @@ def _redact_flag(match: re.Match[str]) -> str:
 
 def redact_text(text: str) -> str:
     """`text` with secret values replaced by `<redacted>` (see the module docstring for the forms)."""
-    if not _CANDIDATE.search(text):
+    lowered = _lower(text)
+    if not any(word in lowered for word in _CANDIDATE_WORDS):
         return text
-    text = _PEM.sub(REDACTED, text)
-    text = _PREFIXED_TOKEN.sub(REDACTED, text)
-    text = _BEARER.sub(lambda m: m.group(1) + REDACTED, text)
-    text = _URL_CREDENTIALS.sub(lambda m: m.group(1) + REDACTED + m.group(2), text)
-    text = _redact_pairs(text)
-    return _FLAG.sub(_redact_flag, text)
+    # Each form is looked for only where its words are in the text: most candidates hold none.
+    if "private key" in lowered:
+        text = _PEM.sub(REDACTED, text)
+    if any(prefix in lowered for prefix in _TOKEN_PREFIXES):
+        text = _PREFIXED_TOKEN.sub(REDACTED, text)
+    if "bearer" in lowered:
+        text = _BEARER.sub(lambda m: m.group(1) + REDACTED, text)
+    if "://" in text and "@" in text:
+        text = _URL_CREDENTIALS.sub(lambda m: m.group(1) + REDACTED + m.group(2), text)
+    text = _redact_pairs(text, _lower(text))
+    return _FLAG.sub(_redact_flag, text) if "--" in text else text
+
+
+def _lower(text: str) -> str:
+    """`text` with ASCII letters in lower case (str.lower can change the length)."""
+    return text.lower() if text.isascii() else text.translate(_ASCII_LOWER)
 
 
 def redact(value: Any, key: str = "") -> Any:
