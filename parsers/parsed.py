@@ -116,8 +116,11 @@ class DuckDBSource:
             f" FROM ({self.query}) q"
         )
 
-    def reader(self) -> pa.RecordBatchReader:
+    def __post_init__(self) -> None:
+        # Here, on the parser's thread: the store may write two sources of one connection at once.
         register_duckdb(self.con)
+
+    def reader(self) -> pa.RecordBatchReader:
         return arrow_cursor(self.con, self.arrow).sql(self._select()).to_arrow_reader()
 
     def write_parquet(self, path: Path) -> int:
@@ -127,7 +130,6 @@ class DuckDBSource:
             options += f", ROW_GROUP_SIZE {int(self.row_group_rows)}"
         if not self.keep_order:
             options += ", PRESERVE_ORDER false"
-        register_duckdb(self.con)
         cursor = arrow_cursor(self.con, self.arrow)
         copy = f"COPY ({self._select()}) TO {target} ({options})"
         return int(cursor.execute(copy).fetchall()[0][0])

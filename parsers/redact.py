@@ -266,10 +266,7 @@ def duckdb_redacted(column_sql: str) -> str:
 
 def register_duckdb(con: duckdb.DuckDBPyConnection) -> None:
     """Make `duckdb_redacted` usable on `con` and its cursors (the function is in the database's catalog)."""
-    registered = con.execute("SELECT count(*) FROM duckdb_functions() WHERE function_name = ?", [DUCKDB_FUNCTION])
-    if registered.fetchall()[0][0]:
-        return
-    try:
-        con.create_function(DUCKDB_FUNCTION, redact_text, ["VARCHAR"], "VARCHAR", side_effects=False)
-    except duckdb.CatalogException:  # registered meanwhile by another thread's cursor
-        pass
+    with con.cursor() as cursor:
+        known = cursor.execute("SELECT count(*) FROM duckdb_functions() WHERE function_name = ?", [DUCKDB_FUNCTION])
+        if not known.fetchall()[0][0]:
+            cursor.create_function(DUCKDB_FUNCTION, redact_text, ["VARCHAR"], "VARCHAR", side_effects=False)
