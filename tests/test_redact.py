@@ -167,6 +167,7 @@ SECRET_FORMS = [
     ("-----BEGIN RSA PRIVATE KEY-----\nMIIEs3cr3tbody\n-----END RSA PRIVATE KEY-----", "MIIEs3cr3tbody"),
     ('{"key": "-----BEGIN PRIVATE KEY-----\\nMIIEs3cr3tcut', "MIIEs3cr3tcut"),
     ("SESSION_ID=s3cr3tvalue20; COOKIE=s3cr3tvalue21", "s3cr3tvalue2"),
+    ("Schlüssel İ DB_PASSWORD=gehéim22 ✓", "gehéim22"),
 ]
 LOOK_ALIKES = [
     "num_tokens=128",
@@ -185,6 +186,7 @@ LOOK_ALIKES = [
     "--max-tokens 4096",
     "bypass=1",
     "author: Ada",
+    "größe İ num_tokens=128 ✓",
 ]
 
 
