@@ -20,9 +20,9 @@ What stays: counts and names that merely contain such a word (`num_tokens=128`, 
 `input_tokens`, `tokenizer`, `token_ids`, `passes`, `password_hash_algo` (an algorithm's name),
 `PWD`/`OLDPWD` (the working directory)).
 
-Every string that `redact_text` would change matches `CANDIDATE_PATTERN` (checked first, so this
-holds by construction): callers filter millions of values with it in RE2 (pyarrow, DuckDB) and run
-`redact_text` on the matches only.
+Every string that `redact_text` would change holds one of its candidate words (checked first, so
+this holds by construction), and so matches `CANDIDATE_PATTERN`: callers filter millions of values
+with it in RE2 (pyarrow, DuckDB, case ignored) and run `redact_text` on the matches only.
 """
 
 from __future__ import annotations
