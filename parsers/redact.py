@@ -267,6 +267,7 @@ def duckdb_redacted(column_sql: str) -> str:
 def register_duckdb(con: duckdb.DuckDBPyConnection) -> None:
     """Make `duckdb_redacted` usable on `con` and its cursors (the function is in the database's catalog)."""
     with con.cursor() as cursor:
-        known = cursor.execute("SELECT count(*) FROM duckdb_functions() WHERE function_name = ?", [DUCKDB_FUNCTION])
-        if not known.fetchall()[0][0]:
+        try:  # asking duckdb_functions() first took 16-30 ms, creating it again 0.2 ms
             cursor.create_function(DUCKDB_FUNCTION, redact_text, ["VARCHAR"], "VARCHAR", side_effects=False)
+        except duckdb.CatalogException:  # registered already
+            pass
