@@ -15,6 +15,7 @@ import pyarrow.parquet as pq
 
 from parsers.arrownp import arrow_array, repeated_string
 from parsers.prefetch import read_ahead
+from parsers.redact import DictionaryCache, duckdb_redacted, redact_array, redact_columns, register_duckdb
 
 _DUCK_TYPES = {
     pa.string(): "VARCHAR",
@@ -69,8 +70,9 @@ class ArrowSource:
 
     def reader(self) -> pa.RecordBatchReader:
         if isinstance(self.data, pa.Table):
-            return pa.RecordBatchReader.from_batches(self.schema, self.data.cast(self.schema).to_batches())
-        return self.data()
+            return pa.RecordBatchReader.from_batches(self.schema, _redacted(self.data.cast(self.schema)).to_batches())
+        batches = self.data()
+        return pa.RecordBatchReader.from_batches(batches.schema, (_redacted(batch) for batch in batches))
 
     def write_parquet(self, path: Path) -> int:
         rows = 0
@@ -107,15 +109,16 @@ class DuckDBSource:
     background: bool = False
 
     def _select(self) -> str:
-        casts = [
-            f"CAST({_quote_ident(f.name)} AS {_DUCK_TYPES[f.type]}) AS {_quote_ident(f.name)}"
-            for f in list(self.schema)[2:]
-        ]
+        casts = [f"{_cast(f)} AS {_quote_ident(f.name)}" for f in list(self.schema)[2:]]
         trace_id = self.trace_id.replace("'", "''")
         return (
             f"SELECT '{trace_id}'::VARCHAR AS trace_id, {int(self.rank)}::INTEGER AS rank, {', '.join(casts)}"
             f" FROM ({self.query}) q"
         )
+
+    def __post_init__(self) -> None:
+        # Here, on the parser's thread: the store may write two sources of one connection at once.
+        register_duckdb(self.con)
 
     def reader(self) -> pa.RecordBatchReader:
         return arrow_cursor(self.con, self.arrow).sql(self._select()).to_arrow_reader()
@@ -130,6 +133,17 @@ class DuckDBSource:
         cursor = arrow_cursor(self.con, self.arrow)
         copy = f"COPY ({self._select()}) TO {target} ({options})"
         return int(cursor.execute(copy).fetchall()[0][0])
+
+
+def _cast(column_field: pa.Field) -> str:
+    """SQL for a column cast to its schema type; text with secrets redacted (`parsers.redact`)."""
+    cast = f"CAST({_quote_ident(column_field.name)} AS {_DUCK_TYPES[column_field.type]})"
+    return duckdb_redacted(cast) if column_field.type == pa.string() else cast
+
+
+def _redacted(data: pa.Table | pa.RecordBatch) -> pa.Table | pa.RecordBatch:
+    """`data` with secrets redacted in every text column but `trace_id` (which the store made)."""
+    return redact_columns(data, skip=("trace_id",))
 
 
 @dataclass
@@ -159,7 +173,7 @@ class RowGroupSource:
     # The columns given min/max statistics (None: all but `free_text`).
     statistics: tuple[str, ...] | None = None
 
-    def _complete(self, table: pa.Table, keep_dictionaries: bool = False) -> pa.Table:
+    def _complete(self, table: pa.Table, dictionaries: DictionaryCache, keep_dictionaries: bool = False) -> pa.Table:
         rows = table.num_rows
         columns = [repeated_string(self.trace_id, rows), arrow_array(np.full(rows, self.rank, dtype=np.int32))]
         for column_field in list(self.schema)[2:]:
@@ -167,6 +181,10 @@ class RowGroupSource:
             if column.type != column_field.type and not (keep_dictionaries and _is_dictionary_of(column, column_field)):
                 column = column.cast(column_field.type)
             columns.append(column)
+        columns[2:] = [
+            redact_array(column, repetitive=name not in self.free_text, dictionaries=dictionaries)
+            for name, column in zip(self.schema.names[2:], columns[2:], strict=True)
+        ]
         schema = self.schema
         if keep_dictionaries:  # the schema's fields, with the dictionary types where kept
             fields = [f.with_type(c.type) for f, c in zip(self.schema, columns, strict=True)]
@@ -174,7 +192,8 @@ class RowGroupSource:
         return pa.Table.from_arrays(columns, schema=schema)
 
     def reader(self) -> pa.RecordBatchReader:
-        batches = (batch for table in self.row_groups() for batch in self._complete(table).to_batches())
+        dictionaries: DictionaryCache = {}
+        batches = (batch for table in self.row_groups() for batch in self._complete(table, dictionaries).to_batches())
         return pa.RecordBatchReader.from_batches(self.schema, batches)
 
     def write_parquet(self, path: Path) -> int:
@@ -184,7 +203,9 @@ class RowGroupSource:
         rows = 0
         writer: pq.ParquetWriter | None = None
         try:
-            for table in read_ahead(self._complete(t, self.dictionaries) for t in self.row_groups() if t.num_rows):
+            dictionaries: DictionaryCache = {}
+            tables = (self._complete(t, dictionaries, self.dictionaries) for t in self.row_groups() if t.num_rows)
+            for table in read_ahead(tables):
                 if writer is None:
                     writer = pq.ParquetWriter(path, table.schema, **options)
                 writer.write_table(table, row_group_size=table.num_rows)

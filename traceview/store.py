@@ -42,6 +42,7 @@ import parsers
 from parsers.filekind import kind_name
 from parsers.model import MAX_RANK, MODEL_VERSION, TABLES
 from parsers.parsed import ArrowSource, empty_table, rows_table
+from parsers.redact import redact, redact_text
 from parsers.stagetime import timed_stage
 from traceview import __version__
 from traceview.errors import UserError
@@ -145,9 +146,9 @@ def _traces_row(trace_id: str, source: Path, info: dict, warnings: list[str]) ->
         "format": info["format"],
         "rank": info["rank"],
         "world_size": info.get("world_size"),
-        "host": info.get("host"),
-        "device_names": info.get("device_names", []),
-        "tool_versions": info.get("tool_versions", "{}"),
+        "host": redact(info.get("host")),
+        "device_names": redact(info.get("device_names", [])),
+        "tool_versions": redact(info.get("tool_versions", "{}")),
         "base_time_ns": info.get("base_time_ns", 0),
         "event_count": info.get("event_count", 0),
         "slice_count": info.get("slice_count", 0),
@@ -307,6 +308,7 @@ def _write_parsed(
     path: Path, fmt: str, parsed: parsers.ParsedTrace, staging: Path, trace_id: str, digest: Future[str]
 ) -> dict:
     info = parsed.info
+    warnings = [redact_text(warning) for warning in parsed.warnings]
     timings = info.setdefault("timings", {})
     sources = {
         table: parsed.tables.get(table) or ArrowSource(schema, empty_table(schema))
@@ -322,7 +324,7 @@ def _write_parsed(
     with ThreadPoolExecutor(max_workers=1) as pool:
         pending = {table: pool.submit(write, table) for table, s in sources.items() if getattr(s, "background", False)}
         rows = {table: write(table) for table in sources if table not in pending}
-        traces = _traces_row(trace_id, path, info, parsed.warnings)
+        traces = _traces_row(trace_id, path, info, warnings)
         pq.write_table(traces, staging / "traces" / f"part-{trace_id}.parquet", compression="zstd")
         rows["traces"] = 1
         rows.update({table: future.result() for table, future in pending.items()})
@@ -336,7 +338,7 @@ def _write_parsed(
         "trace_id": trace_id,
         "rank": info["rank"],
         "rows": rows,
-        "warnings": list(parsed.warnings),
+        "warnings": warnings,
     }
 
 
