@@ -628,10 +628,19 @@ def _load_cut(
 ) -> tuple[jsonscan.Recovery, int, int | None] | None:
     """Load a cut events array: the events before a boundary near the cut with the JSON reader,
     those after it event by event. (The tail's recovery, the complete events kept, where the damage
-    is in the events array) or None where the head does not read (the caller walks the whole array)."""
-    cut = jsonscan.split_truncated(events_path, workers, scratch / "tail.json")
-    if cut is None:
-        return None
+    is in the events array) or None where no candidate boundary's head reads (the caller walks the
+    whole array)."""
+    for boundary in jsonscan.truncated_boundaries(events_path):
+        loaded = _load_cut_at(con, events_path, scratch, workers, boundary)
+        if loaded is not None:
+            return loaded
+    return None
+
+
+def _load_cut_at(
+    con: duckdb.DuckDBPyConnection, events_path: Path, scratch: Path, workers: int, boundary: tuple[int, int]
+) -> tuple[jsonscan.Recovery, int, int | None] | None:
+    cut = jsonscan.split_truncated(events_path, workers, scratch / "tail.json", boundary)
     rec = jsonscan.recover_events(cut.tail, scratch / "tail.recovered.json")
     try:
         _load_events(con, [*cut.head.parts, rec.events_path])
