@@ -367,3 +367,19 @@ def test_recovery_finds_well_formed_events_without_the_token_loop(tmp_path: Path
     assert (rec.kept, rec.repaired, rec.skipped, rec.damage_offset) == (60, 1, 0, len(bad) - 1)
     assert json.loads(rec.events_path.read_bytes()) == json.loads(bad.replace(b"o\tp3", b"o\\u0009p3"))
     assert len(token_loop) <= 2 + len(events) // (1 << 12)
+
+
+def test_unusable_dur_is_counted_not_zero(tmp_path: Path) -> None:
+    """A dur given as text that is not a number, NaN, Infinity or past DECIMAL(38,3) no longer becomes 0."""
+    durations = ['"abc"', '"NaN"', "NaN", "-Infinity", "1e400", "null", '"8"', "2"]
+    events = [EVENT.replace('"dur": 1', f'"dur": {dur}').replace('"a"', f'"e{i}"') for i, dur in enumerate(durations)]
+    path = tmp_path / "dur.json"
+    path.write_text('{"traceEvents": [' + ", ".join(events) + "]}")
+    assert _ingest(path) == (
+        0,
+        [f"Warning: {path}: 6 complete events had no usable dur (missing or not a number) and were skipped"],
+    )
+    from conftest import store_rows
+
+    rows = sorted(store_rows(path.with_suffix(".traceview"), "slices", "name, dur_ns"))
+    assert rows == [("e6", 8000), ("e7", 2000)]
