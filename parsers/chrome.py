@@ -205,7 +205,7 @@ class _Builder:
             WITH a AS (
               SELECT rowid AS slice_id, name, lower(cat) AS lcat, pid, tid, ts, dur,
                      json_extract_string(args, {paths}) AS av
-              FROM ev WHERE ph = 'X' AND ts IS NOT NULL
+              FROM ev WHERE ph = 'X' AND ts IS NOT NULL AND dur IS NOT NULL
             ),
             k AS (
               SELECT *, {_KIND_SQL} AS kind,
@@ -214,7 +214,7 @@ class _Builder:
                           ELSE 'cpu' END AS device_type
               FROM a
             )
-            SELECT slice_id, ts, coalesce(dur, 0) AS dur, kind, device_type,
+            SELECT slice_id, ts, dur, kind, device_type,
                    CASE WHEN device_type = 'cpu' THEN NULL
                         ELSE coalesce(TRY_CAST(av[5] AS INTEGER), TRY_CAST(pid AS INTEGER)) END AS device_id,
                    pid, tid, hash(pid, tid) AS track,
@@ -228,13 +228,26 @@ class _Builder:
             """
         )
         self.sql("RESET disabled_optimizers")
-        dropped = self.count("SELECT count(*) FROM ev WHERE ph = 'X' AND ts IS NULL")
-        if dropped:
-            self.warnings.append(f"{dropped} complete events had no usable ts and were skipped")
-            self.sql("UPDATE ev SET ph = NULL WHERE ph = 'X' AND ts IS NULL")  # rows with ph 'X' are the slices
+        self._skip_unusable_times()
         negative = self.count("SELECT count(*) FROM slices0 WHERE dur < 0")
         if negative:
             self.warnings.append(f"{negative} slices have a negative duration (kept as written)")
+
+    def _skip_unusable_times(self) -> None:
+        """Count the X events left out of `slices0` for a ts or dur that is missing or not a number
+        (text such as "NaN" or "abc", or past DECIMAL(38,3), reads as NULL), and unmark them."""
+        no_ts, no_dur = self.con.sql(
+            "SELECT count(*) FILTER (ts IS NULL), count(*) FILTER (ts IS NOT NULL AND dur IS NULL)"
+            " FROM ev WHERE ph = 'X'"
+        ).fetchall()[0]
+        if no_ts:
+            self.warnings.append(f"{no_ts} complete events had no usable ts and were skipped")
+        if no_dur:
+            self.warnings.append(
+                f"{no_dur} complete events had no usable dur (missing or not a number) and were skipped"
+            )
+        if no_ts or no_dur:
+            self.sql("UPDATE ev SET ph = NULL WHERE ph = 'X' AND (ts IS NULL OR dur IS NULL)")  # 'X' rows are slices
 
     def _pair_begin_end(self) -> None:
         """Turn matched B/E pairs into X events in place (the B row becomes the slice)."""
@@ -628,10 +641,19 @@ def _load_cut(
 ) -> tuple[jsonscan.Recovery, int, int | None] | None:
     """Load a cut events array: the events before a boundary near the cut with the JSON reader,
     those after it event by event. (The tail's recovery, the complete events kept, where the damage
-    is in the events array) or None where the head does not read (the caller walks the whole array)."""
-    cut = jsonscan.split_truncated(events_path, workers, scratch / "tail.json")
-    if cut is None:
-        return None
+    is in the events array) or None where no candidate boundary's head reads (the caller walks the
+    whole array)."""
+    for boundary in jsonscan.truncated_boundaries(events_path):
+        loaded = _load_cut_at(con, events_path, scratch, workers, boundary)
+        if loaded is not None:
+            return loaded
+    return None
+
+
+def _load_cut_at(
+    con: duckdb.DuckDBPyConnection, events_path: Path, scratch: Path, workers: int, boundary: tuple[int, int]
+) -> tuple[jsonscan.Recovery, int, int | None] | None:
+    cut = jsonscan.split_truncated(events_path, workers, scratch / "tail.json", boundary)
     rec = jsonscan.recover_events(cut.tail, scratch / "tail.recovered.json")
     try:
         _load_events(con, [*cut.head.parts, rec.events_path])

@@ -244,3 +244,142 @@ def test_begin_end_beyond_int64_ns_is_one_error_line(tmp_path: Path) -> None:
         2,
         [f"Error: {path}: expected ts and dur that fit int64 nanoseconds (under 292 years), found larger ones"],
     )
+
+
+def _compact(events: int, separators: tuple[str, str] = (", ", ": ")) -> bytes:
+    """A compact trace (`json.dumps` without indent: no line breaks), whose args hold arrays of
+    objects that start like events and strings with `},{` in them: false event boundaries."""
+    trace = []
+    for i in range(events):
+        nested = [{"ph": "X", "ts": i}, {"name": 'q},{"ph": "X"', "args": [{"id": 1}, {"s": "]}"}]}]
+        event = {"ph": "X", "name": f"op{i % 7}", "pid": 1, "tid": 1, "ts": 1000 + 3 * i, "dur": 2}
+        trace.append({**event, "args": {"External id": i, "list": nested if i % 3 else []}})
+    return json.dumps({"schemaVersion": 1, "traceEvents": trace, "traceName": "t.json"}, separators=separators).encode()
+
+
+def _compact_cuts(data: bytes) -> dict[str, int]:
+    """Cuts near the end of `data`: inside a string, inside nested args, right after a `},` between events."""
+    squeezed = b'"ts": ' not in data
+
+    def find(pattern: bytes, start: int = 0) -> int:
+        return data.index(pattern.replace(b", ", b",").replace(b": ", b":") if squeezed else pattern, start)
+
+    nested = data.rindex(b"list", 0, data.rindex(b"]}]}}]"))
+    last = data.rindex(b"{", 0, data.rindex(b'"ph"', 0, data.rindex(b"External id", 0, nested)) + 1)
+    return {
+        "in_string": find(b"q},{", nested) + 2,
+        "in_nested_args": find(b'"ts": 2999}, {"name"', nested) + len(b'"ts": 2999},') - squeezed,
+        "in_nested_array": find(b'{"id": 1}, {', nested) + len(b'{"id": 1},') - squeezed,
+        "after_comma": data.rindex(b"}", 0, last) + 2,
+        "after_brace": data.rindex(b"}", 0, last) + 1,
+        "in_trailer": data.rindex(b"t.json"),
+    }
+
+
+CUTS = ["in_string", "in_nested_args", "in_nested_array", "after_comma", "after_brace"]
+
+
+@pytest.mark.parametrize("where", CUTS)
+@pytest.mark.parametrize("separators", [(", ", ": "), (",", ":")], ids=["spaced", "squeezed"])
+def test_cut_compact_trace_reads_all_but_the_tail_in_bulk(
+    where: str, separators: tuple[str, str], tmp_path: Path, monkeypatch
+) -> None:
+    """A compact trace cut near its end keeps exactly its complete events, and only the tail is walked."""
+    monkeypatch.setattr(jsonscan, "TRUNCATED_TAIL", 1 << 15)
+    data = _compact(3000, separators)
+    start = data.index(b"[", data.index(b'"traceEvents"'))
+    prefix = data[: _compact_cuts(data)[where]]
+    path = tmp_path / "cut.json"
+    path.write_bytes(prefix)
+    walked: list[int] = []
+    recover = jsonscan.recover_events
+    monkeypatch.setattr(
+        jsonscan, "recover_events", lambda src, out: walked.append(src.stat().st_size) or recover(src, out)
+    )
+    code, lines = _ingest(path)
+    expected = _complete_events_before(prefix, start)
+    assert code == 0 and expected == 2999
+    assert len(lines) == 1 and f": kept {expected} complete events" in lines[0]
+    assert walked and max(walked) <= jsonscan.TRUNCATED_TAIL + 1
+
+
+def test_cut_compact_trace_in_its_trailer_keeps_all_events(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setattr(jsonscan, "TRUNCATED_TAIL", 1 << 15)
+    data = _compact(3000)
+    path = tmp_path / "cut.json"
+    path.write_bytes(data[: _compact_cuts(data)["in_trailer"]])
+    walked: list[int] = []
+    recover = jsonscan.recover_events
+    monkeypatch.setattr(
+        jsonscan, "recover_events", lambda src, out: walked.append(src.stat().st_size) or recover(src, out)
+    )
+    code, lines = _ingest(path)
+    assert (code, lines) == (
+        0,
+        [
+            f"Warning: {path}: trace is cut or damaged after its events, in the top-level keys that follow them:"
+            " kept all 3000 events, skipped those keys"
+        ],
+    )
+    assert walked and max(walked) <= jsonscan.TRUNCATED_TAIL + 1
+
+
+def _event_starts(data: bytes, start: int) -> set[int]:
+    """Offsets where the array's events start, by an independent parse."""
+    text, decoder, pos, starts = data.decode("latin-1"), json.JSONDecoder(), start + 1, set()
+    while True:
+        while pos < len(text) and text[pos] in " \t\r\n,":
+            pos += 1
+        if text[pos] != "{":
+            return starts
+        starts.add(pos)
+        _, pos = decoder.raw_decode(text, pos)
+
+
+def test_compact_boundaries_are_only_the_arrays_own(tmp_path: Path) -> None:
+    """Wherever the window starts, each candidate `},{` that passes the walk is between two events of the array."""
+    data = _compact(400)
+    starts = _event_starts(data, data.index(b"[", data.index(b'"traceEvents"')))
+    path = tmp_path / "events.json"
+    path.write_bytes(data)
+    found = 0
+    for offset in range(0, len(data) - 2000, 331):
+        for before, after in jsonscan._compact_boundaries(path, offset, len(data)):
+            assert after in starts and data[before - 1 : before] == b"}"
+            found += 1
+    assert found > 100
+
+
+def test_recovery_finds_well_formed_events_without_the_token_loop(tmp_path: Path, monkeypatch) -> None:
+    """The tolerant path delimits well-formed events with the C JSON scanner (about 5x the token loop's
+    speed); the token loop is left for damaged events, and events across the window's end read whole."""
+    monkeypatch.setattr(jsonscan, "_WALK_WINDOW", 1 << 12)
+    monkeypatch.setattr(jsonscan, "_WALK_MARGIN", 1 << 8)
+    data = _compact(60)
+    events = data[data.index(b"[", data.index(b'"traceEvents"')) : data.rindex(b"]") + 1]
+    bad = events.replace(b'"name": "op3"', b'"name": "o\tp3"', 1)  # a raw tab: repaired
+    path = tmp_path / "events.json"
+    path.write_bytes(bad[:-1])  # and cut after the last event
+    token_loop: list[int] = []
+    object_end = jsonscan._object_end
+    monkeypatch.setattr(jsonscan, "_object_end", lambda data, pos: token_loop.append(pos) or object_end(data, pos))
+    rec = jsonscan.recover_events(path, tmp_path / "out.json")
+    assert (rec.kept, rec.repaired, rec.skipped, rec.damage_offset) == (60, 1, 0, len(bad) - 1)
+    assert json.loads(rec.events_path.read_bytes()) == json.loads(bad.replace(b"o\tp3", b"o\\u0009p3"))
+    assert len(token_loop) <= 2 + len(events) // (1 << 12)
+
+
+def test_unusable_dur_is_counted_not_zero(tmp_path: Path) -> None:
+    """A dur given as text that is not a number, NaN, Infinity or past DECIMAL(38,3) no longer becomes 0."""
+    durations = ['"abc"', '"NaN"', "NaN", "-Infinity", "1e400", "null", '"8"', "2"]
+    events = [EVENT.replace('"dur": 1', f'"dur": {dur}').replace('"a"', f'"e{i}"') for i, dur in enumerate(durations)]
+    path = tmp_path / "dur.json"
+    path.write_text('{"traceEvents": [' + ", ".join(events) + "]}")
+    assert _ingest(path) == (
+        0,
+        [f"Warning: {path}: 6 complete events had no usable dur (missing or not a number) and were skipped"],
+    )
+    from conftest import store_rows
+
+    rows = sorted(store_rows(path.with_suffix(".traceview"), "slices", "name, dur_ns"))
+    assert rows == [("e6", 8000), ("e7", 2000)]
