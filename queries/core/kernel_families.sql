@@ -1,22 +1,14 @@
 -- title: Kernel families
--- description: Device tasks grouped into families by name (first matching rule wins): comm (collectives), copy (memcpy/memset tasks and copy kernels), kv_cache (KV-cache writes), attention, gemm (GEMM/GEMV, convolutions), norm, sampling (argmax, top-k/top-p), elementwise (activations, rotary, embedding/index, casts, fused pointwise), other. Per trace: tasks, total and mean time, share of all device task time, and the distinct task names in each family.
+-- description: Device tasks grouped into families by kind and name (the core pack's _family_rules.sql; the first matching rule wins): copy (memcpy/memset tasks and copy kernels), comm (collectives and point-to-point communication: NCCL/RCCL, HCCL, MSCCL/MSCCL++, DeepEP, NVSHMEM, custom all-reduce), kv_cache (KV-cache writes), attention, gemm (GEMM/GEMV, convolutions), norm, sampling (argmax, top-k/top-p), elementwise (activations, rotary, embedding/index, casts, fused pointwise), other. Per trace: tasks, total and mean time, share of all device task time, and the distinct task names in each family.
 -- finding: family = 'other' AND share_pct >= 20 => info: rank {rank}: {share_pct:.1f}% of device task time is in kernels no family rule matches ({tasks} tasks), see names
 -- finding: family = 'comm' AND share_pct >= 30 => info: rank {rank}: communication kernels take {share_pct:.1f}% of device task time
 WITH
 -- @include _family_rules.sql
 ,
-task_names AS (
-  -- each distinct task name is matched against the rules once, not once per task
-  SELECT kind, name,
-         CASE WHEN kind IN ('memcpy', 'memset') THEN 'copy' WHEN kind = 'comm' THEN 'comm'
-              ELSE coalesce((SELECT r.family FROM family_rules r WHERE regexp_matches(name, r.pattern)
-                             ORDER BY r.priority LIMIT 1), 'other') END AS family
-  FROM (SELECT DISTINCT kind, name FROM device_tasks)
-),
 classified AS (
-  SELECT d.trace_id, d.rank, d.name, d.dur_ns, n.family
+  SELECT d.trace_id, d.rank, d.name, d.dur_ns, f.family
   FROM device_tasks d
-  JOIN task_names n ON n.kind = d.kind AND n.name IS NOT DISTINCT FROM d.name
+  JOIN task_families f ON f.kind = d.kind AND f.name IS NOT DISTINCT FROM d.name
 ),
 totals AS (SELECT trace_id, sum(dur_ns) AS all_ns FROM device_tasks GROUP BY ALL)
 SELECT c.trace_id, any_value(c.rank) AS rank, c.family, count(*) AS tasks, CAST(sum(c.dur_ns) AS BIGINT) AS total_ns,

@@ -1,7 +1,7 @@
 """`traceview diff BASE TEST`: align two traces and report what changed, with noise-aware significance.
 
 Rows are aligned at one level (`--by`): framework ops by name, device tasks by normalised name, kernel
-families (the rules of the core pack's kernel_families.sql), phases (phases.sql) or steps. Each row gets
+families (the core pack's family rules, _family_rules.sql), phases (phases.sql) or steps. Each row gets
 count/total/mean/p50/share on both sides, the absolute and relative delta, and a bootstrap confidence
 interval over the per-step (or per-rank) totals. A Kineto (CUDA/ROCm) trace against an Ascend trace is
 compared at the framework-op level with the device time of each op attributed through correlation.
@@ -22,6 +22,7 @@ import polars as pl
 
 from traceview.engine import connect, resolve_store
 from traceview.errors import UserError
+from traceview.families import family_ctes
 
 LEVELS = ("op", "kernel", "family", "phase", "step")
 DEFAULT_MIN_EFFECT_PCT = 2.0
@@ -198,20 +199,12 @@ class Side:
 
     def _name_map(self, kind: str) -> None:
         """Register `_keys(name, kind, key)` mapping device task names to kernel keys or families."""
-        names = self.sql("SELECT DISTINCT name, kind FROM device_tasks")
         if kind == "kernel":
+            names = self.sql("SELECT DISTINCT name, kind FROM device_tasks")
             keys = [normalise_kernel(n) for n in names["name"].to_list()]
             frame = names.with_columns(pl.Series("key", keys, dtype=pl.String))
         else:
-            self.con.register("_names", names.to_arrow())
-            frame = self.sql(
-                f"WITH {_family_rules_cte()} "
-                "SELECT n.name, n.kind, CASE WHEN n.kind IN ('memcpy', 'memset') THEN 'copy' "
-                "WHEN n.kind = 'comm' THEN 'comm' ELSE coalesce((SELECT r.family FROM family_rules r "
-                "WHERE regexp_matches(n.name, r.pattern) ORDER BY r.priority LIMIT 1), 'other') END AS key "
-                "FROM _names n"
-            )
-            self.con.unregister("_names")
+            frame = self.sql(f"WITH {family_ctes()} SELECT name, kind, family AS key FROM task_families")
         self._register_map("_keys", frame.select("name", "kind", "key"))
 
     def _phase_map(self) -> None:
@@ -276,13 +269,6 @@ class Side:
 def _one(con: duckdb.DuckDBPyConnection, sql: str) -> tuple:
     """The first row of a query."""
     return con.sql(sql).limit(1).fetchall()[0]
-
-
-def _family_rules_cte() -> str:
-    """`family_rules(priority, family, pattern) AS (...)`: the core pack's shared fragment."""
-    from traceview.packs import find_pack, fragment_sql
-
-    return fragment_sql(find_pack("core"), "_family_rules.sql")
 
 
 def attributed_sql() -> str:
@@ -549,12 +535,8 @@ def _analysis_values(side: Side) -> dict[str, float | None]:
 
 
 def _families_present(side: Side) -> set[str]:
-    """The kernel families (kernel_families.sql rules) that occur on a side, from its distinct task names."""
-    rows = side.con.sql(
-        f"WITH {_family_rules_cte()}, "
-        "names AS (SELECT DISTINCT name FROM device_tasks WHERE kind = 'kernel') "
-        "SELECT DISTINCT r.family FROM names n JOIN family_rules r ON regexp_matches(n.name, r.pattern)"
-    ).fetchall()
+    """The kernel families (the core pack's family rules) that occur on a side: each task counts in one family."""
+    rows = side.con.sql(f"WITH {family_ctes()} SELECT DISTINCT family FROM task_families").fetchall()
     return {r[0] for r in rows}
 
 

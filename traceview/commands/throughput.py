@@ -1,8 +1,8 @@
 """`traceview throughput`: serving throughput against context length, from the core analyses.
 
 Inputs are the results of the core pack's `phases`, `kv_cache` and `bandwidth` queries (run through
-run_analyze) plus a per-step kernel-family mix (the family rules of queries/core/kernel_families.sql applied per
-step). One point per prefill step and per decode step; mixed steps (prefill batched with decodes) are left out of
+run_analyze) plus a per-step kernel-family mix (the core pack's family rules, queries/core/_family_rules.sql, applied
+per step). One point per prefill step and per decode step; mixed steps (prefill batched with decodes) are left out of
 the prefill and decode series but kept in the KV-cache, mix and bandwidth series.
 """
 
@@ -17,36 +17,30 @@ import polars as pl
 
 from traceview.commands.analyze import AnalysisReport, run_analyze
 from traceview.engine import connect, resolve_store
-from traceview.packs import find_pack, fragment_sql
+from traceview.families import family_ctes
 
 MIX_FAMILIES = ("attention", "gemm", "comm", "other")
 
 
-def _family_rules_sql() -> str:
-    """`WITH family_rules(...)`: the core pack's rules, so the mix classifies like kernel_families."""
-    return "WITH " + fragment_sql(find_pack("core"), "_family_rules.sql")
-
-
 def step_mix(con) -> pl.DataFrame:
-    """Per trace and step: device task time in attention, GEMM, communication and everything else."""
-    sql = _family_rules_sql() + """,
-    names AS (
-      SELECT n.name, (SELECT r.family FROM family_rules r WHERE regexp_matches(n.name, r.pattern)
-                      ORDER BY r.priority LIMIT 1) AS family
-      FROM (SELECT DISTINCT name FROM device_tasks WHERE name IS NOT NULL) n
-    ),
+    """Per trace and step: device task time in attention, GEMM, communication and everything else.
+
+    Each task's family comes from the core pack's family rules (traceview.families); the families other than
+    attention, gemm and comm are grouped as 'other'."""
+    grouped = ", ".join(f"'{family}'" for family in MIX_FAMILIES if family != "other")
+    sums = ",\n           ".join(
+        f"CAST(coalesce(sum(dur_ns) FILTER (WHERE family = '{family}'), 0) AS BIGINT) AS {family}_ns"
+        for family in MIX_FAMILIES
+    )
+    sql = f"""WITH {family_ctes()},
     classified AS (
       SELECT d.trace_id, d.step, d.dur_ns,
-             CASE WHEN d.kind = 'comm' THEN 'comm' WHEN d.kind IN ('memcpy', 'memset') THEN 'other'
-                  WHEN n.family IN ('attention', 'gemm', 'comm') THEN n.family ELSE 'other' END AS family
-      FROM device_tasks d LEFT JOIN names n ON n.name = d.name
+             CASE WHEN f.family IN ({grouped}) THEN f.family ELSE 'other' END AS family
+      FROM device_tasks d JOIN task_families f ON f.kind = d.kind AND f.name IS NOT DISTINCT FROM d.name
       WHERE d.step IS NOT NULL AND d.dur_ns IS NOT NULL
     )
     SELECT trace_id, step,
-           CAST(coalesce(sum(dur_ns) FILTER (WHERE family = 'attention'), 0) AS BIGINT) AS attention_ns,
-           CAST(coalesce(sum(dur_ns) FILTER (WHERE family = 'gemm'), 0) AS BIGINT) AS gemm_ns,
-           CAST(coalesce(sum(dur_ns) FILTER (WHERE family = 'comm'), 0) AS BIGINT) AS comm_ns,
-           CAST(coalesce(sum(dur_ns) FILTER (WHERE family = 'other'), 0) AS BIGINT) AS other_ns,
+           {sums},
            CAST(sum(dur_ns) AS BIGINT) AS task_ns
     FROM classified GROUP BY ALL ORDER BY trace_id, step
     """
