@@ -34,6 +34,8 @@ import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from parsers.arrownp import python_array
+
 REDACTED = "<redacted>"
 
 # Tokens known by their prefix (`_PREFIXED_TOKEN`), lower case.
@@ -209,14 +211,15 @@ def redact_array(
         encoded = array.dictionary_encode()
         redacted = redact_array(encoded)
         return array if redacted is encoded else redacted.cast(array.type)
-    candidates = pc.fill_null(pc.match_substring_regex(array, CANDIDATE_PATTERN, ignore_case=True), False)
+    # null rows are no candidates; and_kleene, not fill_null(False), whose Python scalar would import pandas
+    candidates = pc.and_kleene(pc.match_substring_regex(array, CANDIDATE_PATTERN, ignore_case=True), pc.is_valid(array))
     if not pc.any(candidates).as_py():
         return array
     found = pc.filter(array, candidates).to_pylist()
     cleaned = [redact_text(text) for text in found]
     if cleaned == found:
         return array
-    return pc.replace_with_mask(array, candidates, pa.array(cleaned, type=array.type))
+    return pc.replace_with_mask(array, candidates, python_array(cleaned, array.type))
 
 
 def _few_distinct(array: pa.Array, sample: int = 1024) -> bool:

@@ -90,7 +90,7 @@ def test_terminal_safe_escapes_controls_visibly_and_keeps_newlines_and_tabs() ->
 
 def test_json_escapes_are_lossless() -> None:
     value = {"name": "</script><!--<b>&\u2028\u2029\x7f\x9b\u202e\x1b"}
-    text = script_json(value, ensure_ascii=False)
+    text = script_json(value)
     assert not re.search("[<>&\u2028\u2029\x7f-\x9f\u202e\x1b]", text)
     assert json.loads(text) == value
     assert json.loads(json_terminal_safe(json.dumps(value, ensure_ascii=False))) == value
@@ -253,7 +253,7 @@ def test_packs_check_problems_are_escaped(tmp_path: Path) -> None:
     (pack / "pack.toml").write_text('name = "evil"\nversion = "1"\ndescription = "x"\n')
     (pack / "q.sql").write_text('-- title: [b]x[/]\nSELECT "col\x1b[2J" FROM slices\n')
     result = invoke("packs", "check", str(pack))
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert_terminal_safe(result)
     assert "col\\x1b[2J" in result.stderr
 

@@ -161,7 +161,7 @@ def test_analyze_reports_bad_files_and_runs_the_rest(tmp_path: Path, store: Path
 def test_packs_check_lists_each_bad_file(tmp_path: Path) -> None:
     expected = hostile_files(tmp_path / "p")
     result = CliRunner().invoke(app, ["packs", "check", str(tmp_path / "p")])
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert sorted(result.stderr.splitlines()) == sorted(expected.values())
 
 

@@ -210,7 +210,7 @@ def test_packs_cli(tmp_path: Path) -> None:
     assert runner.invoke(app, ["packs", "check", str(good)]).stdout == f"{good}: ok\n"
     bad = write_pack(tmp_path / "bad", {"q.sql": "SELECT * FROM nowhere\n"})
     result = runner.invoke(app, ["packs", "check", str(bad)])
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert result.stderr.startswith(f"{bad / 'q.sql'}:1: Catalog Error: Table with name nowhere does not exist")
     missing = runner.invoke(app, ["packs", "show", "nope"])
     assert missing.exit_code == 2 and missing.stderr == "Error: nope: no such pack (built-in packs: core)\n"

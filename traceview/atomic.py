@@ -1,4 +1,4 @@
-"""Atomic file output: write to a temporary sibling, then rename."""
+"""Atomic file output: write to a temporary sibling, then rename. Nothing is created but the file itself."""
 
 from __future__ import annotations
 
@@ -16,10 +16,10 @@ def write_text_atomic(path: Path, text: str) -> None:
 
     Only a regular file is replaced: a link, a directory, a FIFO, a socket or a device at `path`
     is refused, since the rename would swap it for a file instead of writing where it points.
+    The directory must exist: a mistyped path is an error, not a new directory tree.
     """
-    _check_replaceable(path)
+    check_output_path(path)
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     except OSError as exc:
         raise UserError(f"{path}: cannot be written ({exc.strerror or exc})") from exc
@@ -33,6 +33,20 @@ def write_text_atomic(path: Path, text: str) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def check_output_path(path: Path) -> None:
+    """Refuse (UserError) an output path whose directory does not exist or whose file may not be replaced."""
+    parent = path.parent
+    try:
+        is_dir = stat.S_ISDIR(os.stat(parent).st_mode)
+    except FileNotFoundError:
+        raise UserError(f"{path}: cannot be written: the directory {parent} does not exist") from None
+    except OSError as exc:
+        raise UserError(f"{path}: cannot be written ({exc.strerror or exc})") from exc
+    if not is_dir:
+        raise UserError(f"{path}: cannot be written: {parent} is not a directory")
+    _check_replaceable(path)
 
 
 def _check_replaceable(path: Path) -> None:

@@ -4,30 +4,77 @@ Everything it prints goes through `_say` (or `_say_data` for query results and f
 a trace or an error is redacted (parsers.redact.redact_text) and made terminal-safe (control characters and
 bidi overrides shown escaped, traceview.reports.safe.terminal_safe). Data (query --format csv/json/table,
 flame --folded -) is only made terminal-safe, never rewritten otherwise; written to a file with -o it is exact.
+
+Errors are mapped to exit codes in one place, `_CaughtOnce.invoke`: 0 ok; 1 a gate tripped (`diff --fail-on`);
+2 bad input or usage (UserError, TraceFormatError, a usage error, `packs check` problems); 3 an internal
+error (a bug: one line, the traceback with `--debug` or TRACEVIEW_DEBUG=1).
+
+Output options (`--json`, `--html`, `-o`, `--folded`) take a file or `-` for stdout. A file is written
+atomically, into a directory that must exist; with an output on stdout the human summary is not printed.
 """
 
 from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
+import traceback
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Any, Optional
 
 import typer
+from typer.core import TyperGroup
 
+from parsers.errors import TraceFormatError
 from parsers.limits import set_limits
 from parsers.redact import redact_text
 from traceview import __version__
-from traceview.atomic import write_text_atomic
+from traceview.atomic import check_output_path, write_text_atomic
 from traceview.commands import ingest as ingest_cmd
 from traceview.commands import query as query_cmd
 from traceview.commands import schema as schema_cmd
-from traceview.errors import UserError
-from traceview.reports.safe import terminal_safe
+from traceview.errors import EXIT_BUG, EXIT_GATE, EXIT_USER_ERROR, UserError
+from traceview.reports.safe import json_terminal_safe, terminal_safe
+
+STDOUT = "-"  # an output path that means stdout
+_debug = False  # set by the --debug option of every run (main)
+
+
+def _debug_wanted() -> bool:
+    """--debug or TRACEVIEW_DEBUG (other than empty or 0): internal errors show their traceback."""
+    return _debug or os.environ.get("TRACEVIEW_DEBUG", "") not in ("", "0")
+
+
+class _CaughtOnce(TyperGroup):
+    """The root command: every command's errors are turned into a message and an exit code here, and only here."""
+
+    def invoke(self, ctx: Any) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (typer.Exit, typer.Abort, typer.TyperException):  # exit codes, usage errors (2): typer's own
+            raise
+        except (UserError, TraceFormatError) as exc:
+            _fail(str(exc))
+        except KeyboardInterrupt:
+            _fail("interrupted")
+        except Exception as exc:  # a bug: one line for the user, the traceback on request
+            _internal_error(exc)
+
+
+def _internal_error(exc: Exception) -> None:
+    if _debug_wanted():
+        traceback.print_exc()
+    else:
+        first = str(exc).splitlines()[0] if str(exc) else ""
+        _say(
+            f"Error: internal error ({type(exc).__name__}: {first}); this is a bug in traceview,"
+            " rerun with --debug (or TRACEVIEW_DEBUG=1) to see the traceback",
+            err=True,
+        )
+    raise typer.Exit(EXIT_BUG) from None
+
 
 app = typer.Typer(
+    cls=_CaughtOnce,
     name="traceview",
     help="AI profiler traces (PyTorch/Kineto, Chrome JSON, Ascend torch_npu/msprof) into answers, SQL-first.",
     no_args_is_help=True,
@@ -57,28 +104,29 @@ def _say_data(text: str, err: bool = False, nl: bool = True) -> None:
 
 def _fail(message: str) -> None:
     _say(f"Error: {message}", err=True)
-    raise typer.Exit(2)
+    raise typer.Exit(EXIT_USER_ERROR)
 
 
-@contextmanager
-def _user_errors() -> Iterator[None]:
-    try:
-        yield
-    except UserError as exc:
-        _fail(str(exc))
-    except KeyboardInterrupt:
-        _fail("interrupted")
-    except (typer.Exit, typer.Abort):
-        raise
-    except Exception as exc:  # a bug: one line for the user, the traceback on request
-        if os.environ.get("TRACEVIEW_DEBUG"):
-            raise
-        _say(
-            f"Error: internal error ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''});"
-            " rerun with TRACEVIEW_DEBUG=1 for the traceback",
-            err=True,
-        )
-        raise typer.Exit(1) from None
+def _to_stdout(path: Optional[Path]) -> bool:
+    return path is not None and str(path) == STDOUT
+
+
+def _check_outputs(*paths: Optional[Path]) -> None:
+    """Before any work: at most one output on stdout, and every output file writable where it is named."""
+    if sum(_to_stdout(path) for path in paths) > 1:
+        raise UserError("only one output can be '-' (stdout)")
+    for path in paths:
+        if path is not None and not _to_stdout(path):
+            check_output_path(path)
+
+
+def _write_output(path: Path, text: str, what: str, is_json: bool = False) -> None:
+    """Write an output to its file (atomically; `what: PATH` on stderr) or to stdout for `-` (terminal-safe)."""
+    if _to_stdout(path):
+        typer.echo(json_terminal_safe(text) if is_json else terminal_safe(text), nl=False)
+    else:
+        write_text_atomic(path, text)
+        _say(f"{what}: {path}", err=True)
 
 
 def _warn(lines: list[str]) -> None:
@@ -121,15 +169,16 @@ def ingest(
     Example:
       traceview ingest rank0.pt.trace.json.gz -o run1.traceview
     """
+    if _to_stdout(out):
+        raise UserError("-o -: a store is a directory and cannot be written to stdout")
     progress = _progress()
-    with _user_errors():
-        try:
-            result = ingest_cmd.run_ingest(paths, out, force, progress)
-        finally:
-            if progress is not None:
-                progress.stop()  # type: ignore[attr-defined]
-        _warn(result.warnings)
-        _say(ingest_cmd.summary(result))
+    try:
+        result = ingest_cmd.run_ingest(paths, out, force, progress)
+    finally:
+        if progress is not None:
+            progress.stop()  # type: ignore[attr-defined]
+    _warn(result.warnings)
+    _say(ingest_cmd.summary(result))
 
 
 @app.command()
@@ -139,7 +188,9 @@ def query(
     fmt: Annotated[query_cmd.OutputFormat, typer.Option("--format", "-f", help="Output format.")] = (
         query_cmd.OutputFormat.table
     ),
-    output: Annotated[Optional[Path], typer.Option("-o", "--output", help="Write to FILE instead of stdout.")] = None,
+    output: Annotated[
+        Optional[Path], typer.Option("-o", "--output", help="Write to FILE instead of stdout ('-' = stdout).")
+    ] = None,
     cache_dir: CacheDir = None,
 ) -> None:
     """Run SQL over a trace; `traceview schema` lists the tables.
@@ -148,21 +199,25 @@ def query(
     Example:
       traceview query trace.json.gz "select kind, count(*) from slices group by 1" --format json
     """
-    with _user_errors():
-        frame = query_cmd.run_query(target, sql, cache_dir)
-        text = query_cmd.render(frame, fmt)
-        if output is None:
-            _say_data(text, nl=False)
-        else:
-            write_text_atomic(output, text)
+    _check_outputs(output)
+    frame = query_cmd.run_query(target, sql, cache_dir)
+    text = query_cmd.render(frame, fmt)
+    if output is None or _to_stdout(output):
+        _say_data(text, nl=False)
+    else:
+        write_text_atomic(output, text)
 
 
 @app.command()
 def analyze(
     targets: Annotated[list[Path], typer.Argument(help="Trace files, dump directories or stores.")],
     pack: Annotated[list[Path], typer.Option("--pack", help="Another query pack directory (repeatable).")] = [],  # noqa: B006
-    html_out: Annotated[Optional[Path], typer.Option("--html", help="Write a self-contained HTML report.")] = None,
-    json_out: Annotated[Optional[Path], typer.Option("--json", help="Write the findings and results as JSON.")] = None,
+    html_out: Annotated[
+        Optional[Path], typer.Option("--html", help="Write a self-contained HTML report ('-' = stdout).")
+    ] = None,
+    json_out: Annotated[
+        Optional[Path], typer.Option("--json", help="Write the findings and results as JSON ('-' = stdout).")
+    ] = None,
     peak_bw: PeakBw = None,
     cache_dir: CacheDir = None,
 ) -> None:
@@ -175,24 +230,23 @@ def analyze(
     from traceview.commands import analyze as analyze_cmd
     from traceview.reports import terminal
 
-    with _user_errors():
-        report = analyze_cmd.run_analyze(targets, pack, peak_bw, cache_dir)
+    _check_outputs(json_out, html_out)
+    report = analyze_cmd.run_analyze(targets, pack, peak_bw, cache_dir)
+    if not (_to_stdout(json_out) or _to_stdout(html_out)):
         color = sys.stdout.isatty()
         rendered = terminal.render(report, color=color)
         if color:  # the pieces from the trace are already safe; the colours must get through
             sys.stdout.write(rendered)
         else:
             _say(rendered, nl=False)
-        if json_out is not None:
-            from traceview.reports.json_report import to_json
+    if json_out is not None:
+        from traceview.reports.json_report import to_json
 
-            write_text_atomic(json_out, to_json(report))
-            _say(f"JSON report: {json_out}", err=True)
-        if html_out is not None:
-            from traceview.reports.html import to_html
+        _write_output(json_out, to_json(report), "JSON report", is_json=True)
+    if html_out is not None:
+        from traceview.reports.html import to_html
 
-            write_text_atomic(html_out, to_html(report, _report_extras(report, targets, cache_dir)))
-            _say(f"HTML report: {html_out}", err=True)
+        _write_output(html_out, to_html(report, _report_extras(report, targets, cache_dir)), "HTML report")
 
 
 def _report_extras(report, targets: list[Path], cache_dir: Optional[Path]) -> list[str]:
@@ -225,7 +279,7 @@ def _report_extras(report, targets: list[Path], cache_dir: Optional[Path]) -> li
         try:
             sections.append(make())
         except Exception as exc:  # noqa: BLE001 - one section must not cost the whole report
-            if os.environ.get("TRACEVIEW_DEBUG"):
+            if _debug_wanted():
                 raise
             message = f"{name} left out ({type(exc).__name__}: {exc})"
             _warn([message])
@@ -236,11 +290,16 @@ def _report_extras(report, targets: list[Path], cache_dir: Optional[Path]) -> li
 @app.command()
 def flame(
     targets: Annotated[list[Path], typer.Argument(help="Trace files, dump directories or stores.")],
-    weight: Annotated[str, typer.Option("--weight", help="wall (durations), self (self time) or device"
-                                        " (device time by the host code path that launched it).")] = "wall",
+    weight: Annotated[
+        str,
+        typer.Option(
+            "--weight",
+            help="wall (durations), self (self time) or device (device time by the host code path that launched it).",
+        ),
+    ] = "wall",
     step: Annotated[Optional[int], typer.Option("--step", help="Only ProfilerStep#N.")] = None,
     html_out: Annotated[
-        Optional[Path], typer.Option("--html", help="Write a self-contained HTML icicle chart.")
+        Optional[Path], typer.Option("--html", help="Write a self-contained HTML icicle chart ('-' = stdout).")
     ] = None,
     folded: Annotated[
         Optional[Path], typer.Option("--folded", help="Write folded stacks (`frame;frame value`, ns); '-' = stdout.")
@@ -259,42 +318,39 @@ def flame(
     """
     from traceview.commands import flame as flame_cmd
 
-    with _user_errors():
-        if weight not in {w.value for w in flame_cmd.Weight}:
-            raise UserError(f"--weight must be one of wall, self, device (got {weight!r})")
-        result = flame_cmd.run_flame(targets, weight, step, cache_dir)
-        if not result.stacks:
-            missing = {
-                "device": "no device tasks (kernels, copies, communication), so there is no device time to attribute;"
-                " try --weight wall",
-                "wall": "no host slices to build a call tree from",
-                "self": "no host slices to build a call tree from",
-            }[result.weight.value]
-            _warn([f"the trace has {missing}" + (f" in step {step}" if step is not None else "")])
-        if folded is not None:
-            if str(folded) == "-":
-                _say_data(result.folded(), nl=False)
-            else:
-                write_text_atomic(folded, result.folded())
-                _say(f"folded stacks: {folded}", err=True)
-        if html_out is not None:
-            from traceview.reports import html as html_report
+    if weight not in {w.value for w in flame_cmd.Weight}:
+        raise UserError(f"--weight must be one of wall, self, device (got {weight!r})")
+    _check_outputs(folded, html_out)
+    result = flame_cmd.run_flame(targets, weight, step, cache_dir)
+    if not result.stacks:
+        missing = {
+            "device": "no device tasks (kernels, copies, communication), so there is no device time to attribute;"
+            " try --weight wall",
+            "wall": "no host slices to build a call tree from",
+            "self": "no host slices to build a call tree from",
+        }[result.weight.value]
+        _warn([f"the trace has {missing}" + (f" in step {step}" if step is not None else "")])
+    if folded is not None:
+        _write_output(folded, result.folded(), "folded stacks")
+    if html_out is not None:
+        from traceview.reports import html as html_report
 
-            body = "<h1>traceview flame graph</h1>" + html_report.flame_section(result, min_share)
-            write_text_atomic(html_out, html_report.page("traceview flame graph", body))
-            _say(f"HTML: {html_out}", err=True)
-        if folded is None or str(folded) != "-":
-            line = f"{result.weight.value}: {result.total_ns / 1e6:.3f} ms in {len(result.stacks)} stacks"
-            if result.info:
-                line += f" ({result.info['attributed_ns'] / 1e6:.3f} ms with a known host launcher)"
-            _say(line)
+        body = "<h1>traceview flame graph</h1>" + html_report.flame_section(result, min_share)
+        _write_output(html_out, html_report.page("traceview flame graph", body), "HTML")
+    if not (_to_stdout(folded) or _to_stdout(html_out)):
+        line = f"{result.weight.value}: {result.total_ns / 1e6:.3f} ms in {len(result.stacks)} stacks"
+        if result.info:
+            line += f" ({result.info['attributed_ns'] / 1e6:.3f} ms with a known host launcher)"
+        _say(line)
 
 
 @app.command()
 def throughput(
     targets: Annotated[list[Path], typer.Argument(help="Trace files, dump directories or stores (one series each).")],
-    html_out: Annotated[Optional[Path], typer.Option("--html", help="Write the panels as self-contained HTML.")] = None,
-    json_out: Annotated[Optional[Path], typer.Option("--json", help="Write the points as JSON.")] = None,
+    html_out: Annotated[
+        Optional[Path], typer.Option("--html", help="Write the panels as self-contained HTML ('-' = stdout).")
+    ] = None,
+    json_out: Annotated[Optional[Path], typer.Option("--json", help="Write the points as JSON ('-' = stdout).")] = None,
     device_cost: Annotated[
         Optional[float], typer.Option("--device-cost", help="Price per device-hour: adds cost per million tokens.")
     ] = None,
@@ -309,25 +365,26 @@ def throughput(
     """
     from traceview.commands import throughput as throughput_cmd
 
-    with _user_errors():
-        data = throughput_cmd.run_throughput(targets, device_cost, cache_dir, peak_bw)
-        points = data.to_dict()
-        if not points.get("prefill") and not points.get("decode"):
-            _warn([
+    _check_outputs(json_out, html_out)
+    data = throughput_cmd.run_throughput(targets, device_cost, cache_dir, peak_bw)
+    points = data.to_dict()
+    if not points.get("prefill") and not points.get("decode"):
+        _warn(
+            [
                 "no prefill or decode steps found: the trace has neither serving step labels (vLLM"
                 " execute_context_*, SGLang step[...], TensorRT-LLM _forward_step) nor attention shapes that tell"
                 " the phase; the prefill, decode, KV-cache and bandwidth panels are empty (see the phases query"
                 " of `traceview analyze`)"
-            ])
-        if json_out is not None:
-            write_text_atomic(json_out, data.to_json())
-            _say(f"JSON: {json_out}", err=True)
-        if html_out is not None:
-            from traceview.reports import html as html_report
+            ]
+        )
+    if json_out is not None:
+        _write_output(json_out, data.to_json(), "JSON", is_json=True)
+    if html_out is not None:
+        from traceview.reports import html as html_report
 
-            body = "<h1>traceview throughput</h1>" + html_report.throughput_section(data.to_dict())
-            write_text_atomic(html_out, html_report.page("traceview throughput", body))
-            _say(f"HTML: {html_out}", err=True)
+        body = "<h1>traceview throughput</h1>" + html_report.throughput_section(data.to_dict())
+        _write_output(html_out, html_report.page("traceview throughput", body), "HTML")
+    if not (_to_stdout(json_out) or _to_stdout(html_out)):
         for name, points in data.to_dict().items():
             if isinstance(points, list):
                 _say(f"{name}: {len(points)} points")
@@ -338,8 +395,12 @@ def diff(
     base: Annotated[Path, typer.Argument(help="The baseline: a trace file, a dump directory or a store.")],
     test: Annotated[Path, typer.Argument(help="The trace to compare against the baseline.")],
     by: Annotated[str, typer.Option("--by", help="Align rows by: op, kernel, family, phase or step.")] = "kernel",
-    html_out: Annotated[Optional[Path], typer.Option("--html", help="Write a self-contained HTML report.")] = None,
-    json_out: Annotated[Optional[Path], typer.Option("--json", help="Write rows, summary and gates as JSON.")] = None,
+    html_out: Annotated[
+        Optional[Path], typer.Option("--html", help="Write a self-contained HTML report ('-' = stdout).")
+    ] = None,
+    json_out: Annotated[
+        Optional[Path], typer.Option("--json", help="Write rows, summary and gates as JSON ('-' = stdout).")
+    ] = None,
     fail_on: Annotated[
         list[str],
         typer.Option("--fail-on", help="CI gate (repeatable): 'step_time>+5%', 'kernel:*gemm*>+10%', 'new_kernels>0'."),
@@ -353,28 +414,26 @@ def diff(
     """Compare two traces: per-row deltas with confidence intervals, whole-trace deltas, CI gates.
 
     \b
-    Exit status: 0, or 1 when a --fail-on gate trips (the reason on one line on stderr).
+    Exit status: 0, or 1 when a --fail-on gate trips (the reason on one line on stderr); 2 bad input; 3 a bug.
     Example:
       traceview diff base.pt.trace.json.gz test.pt.trace.json.gz --by family --fail-on 'step_time>+5%'
     """
     from traceview.commands import diff as diff_cmd
 
-    with _user_errors():
-        report = diff_cmd.run_diff(base, test, by, fail_on, min_effect, cache_dir=cache_dir,
-                                   with_tree=html_out is not None)
+    _check_outputs(json_out, html_out)
+    report = diff_cmd.run_diff(base, test, by, fail_on, min_effect, cache_dir=cache_dir, with_tree=html_out is not None)
+    if not (_to_stdout(json_out) or _to_stdout(html_out)):
         _say(diff_cmd.render_text(report, top), nl=False)
-        if json_out is not None:
-            write_text_atomic(json_out, diff_cmd.to_json(report))
-            _say(f"JSON report: {json_out}", err=True)
-        if html_out is not None:
-            from traceview.reports.diff_html import to_html as diff_to_html
+    if json_out is not None:
+        _write_output(json_out, diff_cmd.to_json(report), "JSON report", is_json=True)
+    if html_out is not None:
+        from traceview.reports.diff_html import to_html as diff_to_html
 
-            write_text_atomic(html_out, diff_to_html(report))
-            _say(f"HTML report: {html_out}", err=True)
+        _write_output(html_out, diff_to_html(report), "HTML report")
     for gate in report.tripped:
         _say(f"Gate failed: {gate.expr}: {gate.reason}", err=True)
     if report.tripped:
-        raise typer.Exit(1)
+        raise typer.Exit(EXIT_GATE)
 
 
 packs_app = typer.Typer(help="Query packs: list, show, check.", no_args_is_help=True)
@@ -386,8 +445,7 @@ def packs_list() -> None:
     """List the built-in query packs."""
     from traceview.commands import packs as packs_cmd
 
-    with _user_errors():
-        _say(packs_cmd.list_packs(), nl=False)
+    _say(packs_cmd.list_packs(), nl=False)
 
 
 @packs_app.command("show")
@@ -396,22 +454,20 @@ def packs_show(name: Annotated[str, typer.Argument(help="A built-in pack name or
     from traceview.commands import packs as packs_cmd
     from traceview.packs import find_pack
 
-    with _user_errors():
-        _say(packs_cmd.show_pack(find_pack(name)), nl=False)
+    _say(packs_cmd.show_pack(find_pack(name)), nl=False)
 
 
 @packs_app.command("check")
 def packs_check(directory: Annotated[Path, typer.Argument(help="The pack directory to check.")]) -> None:
-    """Parse a pack's headers and run every query against an empty store; report errors as file:line."""
+    """Parse a pack's headers and run every query against an empty store; report errors as file:line (exit 2)."""
     from traceview.commands import packs as packs_cmd
 
-    with _user_errors():
-        problems = packs_cmd.check_pack(directory)
-        for problem in problems:
-            _say(problem, err=True)
-        if problems:
-            raise typer.Exit(1)
-        _say(f"{directory}: ok")
+    problems = packs_cmd.check_pack(directory)
+    for problem in problems:
+        _say(problem, err=True)
+    if problems:
+        raise typer.Exit(EXIT_USER_ERROR)
+    _say(f"{directory}: ok")
 
 
 @app.command()
@@ -440,7 +496,16 @@ def main(
             " also TRACEVIEW_MAX_INFLATE_RATIO).",
         ),
     ] = None,
+    debug: Annotated[
+        bool, typer.Option("--debug", help="On an internal error show its traceback (also TRACEVIEW_DEBUG=1).")
+    ] = False,
 ) -> None:
-    """AI profiler traces into answers."""
+    """AI profiler traces into answers.
+
+    \b
+    Exit status: 0 ok; 1 a gate tripped (diff --fail-on); 2 bad input or usage; 3 an internal error (a bug).
+    """
+    global _debug
+    _debug = debug
     if max_inflate_ratio is not None:
         set_limits(max_inflate_ratio=max_inflate_ratio)

@@ -10,7 +10,6 @@ compared at the framework-op level with the device time of each op attributed th
 from __future__ import annotations
 
 import fnmatch
-import json
 import math
 import re
 from dataclasses import dataclass, field
@@ -794,8 +793,10 @@ def render_text(report: DiffReport, top: int = 25) -> str:
 
 
 def to_json(report: DiffReport) -> str:
-    """The report as JSON text (NaN-free)."""
-    return json.dumps(_finite(report.to_json_dict()), indent=2, allow_nan=False) + "\n"
+    """The report as JSON text (traceview.jsonify: NaN and infinities as null)."""
+    from traceview import jsonify
+
+    return jsonify.dumps(report.to_json_dict(), indent=True)
 
 
 def _finite(value):

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import enum
 import io
-import json
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -18,9 +17,9 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from traceview import jsonify
 from traceview.engine import open_target
 from traceview.errors import UserError
-from traceview.jsonify import json_default
 from traceview.reports.safe import json_terminal_safe, terminal_safe
 
 if TYPE_CHECKING:
@@ -38,16 +37,14 @@ class OutputFormat(enum.StrEnum):
 def render(frame: pl.DataFrame, fmt: OutputFormat) -> str:
     """Render a result frame as a text table, CSV, or a JSON list of row objects."""
     if fmt is OutputFormat.json:
-        return json_terminal_safe(json.dumps(frame.to_dicts(), default=json_default, ensure_ascii=False)) + "\n"
+        return json_terminal_safe(jsonify.dumps(frame.to_dicts())) + "\n"
     if fmt is OutputFormat.csv:
         nested = [name for name, dtype in frame.schema.items() if dtype.is_nested()]
         if nested:
             import polars as pl  # here, not at the top: the CLI imports this module for every command
 
             frame = frame.with_columns(
-                pl.col(name).map_elements(lambda v: json.dumps(v.to_list() if hasattr(v, "to_list") else v,
-                                                               default=json_default), return_dtype=pl.String)
-                for name in nested
+                pl.col(name).map_elements(jsonify.dumps, return_dtype=pl.String) for name in nested
             )
         return frame.write_csv()
     table = Table(show_edge=False, header_style="bold")

@@ -8,7 +8,6 @@ the prefill and decode series but kept in the KV-cache, mix and bandwidth series
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -66,7 +65,9 @@ class Throughput:
         return out
 
     def to_json(self) -> str:
-        return json.dumps(self.to_dict(), indent=1) + "\n"
+        from traceview import jsonify
+
+        return jsonify.dumps(self.to_dict(), indent=True)
 
     @property
     def empty(self) -> bool:

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import json
-
+from traceview import jsonify
 from traceview.commands.analyze import AnalysisReport
-from traceview.jsonify import json_default
 
 
 def to_json(report: AnalysisReport) -> str:
-    """Serialise a report; row values keep their exact integers."""
+    """Serialise a report (traceview.jsonify: exact integers and decimals, NaN and infinities as null)."""
     document = {
         "traceview_version": report.traceview_version,
         "traces": report.traces,
@@ -19,4 +17,4 @@ def to_json(report: AnalysisReport) -> str:
         "errors": report.errors,
         "results": {r.query.name: (r.frame.to_dicts() if r.frame is not None else None) for r in report.results},
     }
-    return json.dumps(document, default=json_default, ensure_ascii=False, indent=1) + "\n"
+    return jsonify.dumps(document, indent=True)

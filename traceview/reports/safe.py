@@ -9,9 +9,10 @@ JSON placed in a script element ends or corrupts it.
 from __future__ import annotations
 
 import html
-import json
 import re
 from typing import Any
+
+from traceview.jsonify import dumps
 
 # C0 controls other than \t and \n, DEL, C1 controls, the bidi embeddings/overrides/isolates, lone surrogates.
 _TERMINAL_UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
@@ -44,9 +45,10 @@ def json_terminal_safe(text: str) -> str:
     return _JSON_TERMINAL_UNSAFE.sub(_json_escape, text)
 
 
-def script_json(value: Any, **dumps: Any) -> str:
-    """`value` as JSON that can sit inside a <script> element: `<`, `>`, `&`, U+2028/9 as `\\uXXXX` (lossless)."""
-    return script_safe_json_text(json.dumps(value, **dumps))
+def script_json(value: Any) -> str:
+    """`value` as JSON (traceview.jsonify) that can sit inside a <script> element: `<`, `>`, `&`, U+2028/9 as
+    `\\uXXXX` (lossless)."""
+    return script_safe_json_text(dumps(value))
 
 
 def script_safe_json_text(text: str) -> str:
