@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -54,3 +55,13 @@ def test_rank_in_a_file_name_past_int32_is_no_rank(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     result = runner.invoke(app, ["query", str(out), "select rank from traces", "-f", "csv"])
     assert result.output == "rank\n0\n"
+
+
+def test_types_polars_cannot_take_are_shown_as_text(tmp_path: Path) -> None:
+    trace = write_kineto(tmp_path / "t.json", small_kineto_events())
+    sql = "select interval 1 day as x, 340282366920938463463374607431768211455::uhugeint as u, sum(dur_ns) as s from slices"
+    result = runner.invoke(app, ["query", str(trace), sql, "-f", "json", "--cache-dir", str(tmp_path / "c")])
+    assert result.exit_code == 0, result.output
+    row = json.loads(result.output)[0]
+    assert row["x"] == "1 day" and row["u"] == "340282366920938463463374607431768211455"
+    assert isinstance(row["s"], int)  # a HUGEINT sum stays a number

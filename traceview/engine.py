@@ -34,6 +34,15 @@ CONVENIENCE_VIEWS = {
 }
 
 
+# DuckDB types polars cannot take from Arrow (intervals) or takes wrongly (UHUGEINT): shown as text.
+_AS_TEXT = ("INTERVAL", "UHUGEINT")
+
+
+def _as_text(column: str, type_name: str) -> str:
+    name = '"' + column.replace('"', '""') + '"'
+    return f"CAST({name} AS VARCHAR) AS {name}" if type_name in _AS_TEXT else name
+
+
 def _quote(path: Path | str) -> str:
     return "'" + str(path).replace("'", "''") + "'"
 
@@ -49,7 +58,12 @@ class Session:
         """Run one query; return the result as a polars DataFrame."""
         import polars as pl  # here, not at the top: `traceview ingest` and `schema` start faster without it
 
-        return pl.from_arrow(self.con.sql(query, params=params or None).to_arrow_table())
+        relation = self.con.sql(query, params=params or None)
+        if relation is not None and any(str(t) in _AS_TEXT for t in relation.types):
+            relation = relation.project(
+                ", ".join(_as_text(c, str(t)) for c, t in zip(relation.columns, relation.types))
+            )
+        return pl.from_arrow(relation.to_arrow_table() if relation is not None else None)
 
     @property
     def manifest(self) -> dict:
