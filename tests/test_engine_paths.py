@@ -59,7 +59,10 @@ def test_rank_in_a_file_name_past_int32_is_no_rank(tmp_path: Path) -> None:
 
 def test_types_polars_cannot_take_are_shown_as_text(tmp_path: Path) -> None:
     trace = write_kineto(tmp_path / "t.json", small_kineto_events())
-    sql = "select interval 1 day as x, 340282366920938463463374607431768211455::uhugeint as u, sum(dur_ns) as s from slices"
+    sql = (
+        "select interval 1 day as x, 340282366920938463463374607431768211455::uhugeint as u,"
+        " sum(dur_ns) as s from slices"
+    )
     result = runner.invoke(app, ["query", str(trace), sql, "-f", "json", "--cache-dir", str(tmp_path / "c")])
     assert result.exit_code == 0, result.output
     row = json.loads(result.output)[0]

@@ -61,7 +61,7 @@ class Session:
         relation = self.con.sql(query, params=params or None)
         if relation is not None and any(str(t) in _AS_TEXT for t in relation.types):
             relation = relation.project(
-                ", ".join(_as_text(c, str(t)) for c, t in zip(relation.columns, relation.types))
+                ", ".join(_as_text(c, str(t)) for c, t in zip(relation.columns, relation.types, strict=True))
             )
         return pl.from_arrow(relation.to_arrow_table() if relation is not None else None)
 
