@@ -6,7 +6,9 @@ meaning (`traceview --max-inflate-ratio N ...`); `set_limits` changes them for t
 
 from __future__ import annotations
 
+import math
 import os
+import sys
 from dataclasses import dataclass, replace
 
 
@@ -15,7 +17,7 @@ class Limits:
     """Bounds on what one input may cost."""
 
     # gzip: the inflated size may reach this many times the compressed size (real Kineto and
-    # Ascend gzips inflate 5-25x), or `inflate_floor_bytes`, whichever is larger.
+    # Ascend gzips inflate 5-25x), or `inflate_floor_bytes`, whichever is larger; `inf`: no cap.
     max_inflate_ratio: float = 200.0
     inflate_floor_bytes: int = 64 << 20
 
@@ -31,7 +33,7 @@ def _from_env() -> Limits:
             ratio = float(raw)
         except ValueError:
             ratio = 0.0
-        if ratio > 0:
+        if ratio >= 1:  # NaN is not; infinity is "no cap"
             limits = replace(limits, max_inflate_ratio=ratio)
     return limits
 
@@ -54,4 +56,6 @@ def set_limits(**changes: float | int) -> Limits:
 def inflate_cap(compressed_bytes: int) -> int:
     """The most bytes a gzip stream of `compressed_bytes` may inflate to."""
     current = limits()
+    if math.isinf(current.max_inflate_ratio):
+        return sys.maxsize
     return max(int(compressed_bytes * current.max_inflate_ratio), current.inflate_floor_bytes)

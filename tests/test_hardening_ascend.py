@@ -21,7 +21,7 @@ from parsers import detect
 from parsers.ascend import layout
 from parsers.limits import limits, set_limits
 from traceview.cli import app
-from traceview.store import ingest
+from traceview.store import _stat_key, content_hash, ingest
 
 runner = CliRunner()
 HEADER = "Step Id,Name,Type,Accelerator Core,Start Time(us),Duration(us),Wait Time(us),Block Dim\n"
@@ -430,3 +430,14 @@ def test_kernel_ids_out_of_range_are_null(case: str, tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     store = tmp_path / "out.traceview"
     assert query(store, f"SELECT name, {column} FROM npu_kernel_metrics ORDER BY name") == [("a", expected), ("b", 7)]
+
+
+def test_links_out_of_a_dump_are_not_read_even_to_hash(tmp_path: Path) -> None:
+    dump = _dump(tmp_path / "in", {"kernel_details.csv": KERNELS.encode()})
+    outside = tmp_path / "big.bin"
+    outside.write_bytes(b"x" * 1000)
+    (dump / layout.OUTPUT_DIR / "extra.bin").symlink_to(outside)
+    before = content_hash(dump), _stat_key(dump)["size"]
+    outside.write_bytes(b"y" * 5000)
+    assert (content_hash(dump), _stat_key(dump)["size"]) == before
+    assert before[1] == sum(p.stat().st_size for p in dump.rglob("*") if p.is_file() and not p.is_symlink())

@@ -135,3 +135,10 @@ def test_environment_sets_the_ratio() -> None:
     env = {**os.environ, "TRACEVIEW_MAX_INFLATE_RATIO": "750"}
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env)
     assert done.stdout.strip() == "750.0"
+
+
+def test_an_infinite_ratio_is_no_cap_and_nan_is_refused() -> None:
+    set_limits(max_inflate_ratio=float("inf"))
+    assert inflate_cap(10) == sys.maxsize
+    result = CliRunner().invoke(app, ["--max-inflate-ratio", "nan", "schema"])
+    assert result.exit_code == 2

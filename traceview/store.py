@@ -105,10 +105,23 @@ def _our_manifest(store: Path) -> dict | None:
     return manifest if isinstance(manifest, dict) and "traceview_version" in manifest else None
 
 
+def dump_files(directory: Path) -> list[Path]:
+    """The regular files under a dump directory, sorted; links are not followed (a link that leads out
+    of a dump must not make traceview read, even only to hash, a file elsewhere), nor are FIFOs opened."""
+    found = []
+    for root, _, names in os.walk(directory, followlinks=False):
+        for name in names:
+            path = Path(root) / name
+            with suppress(OSError):
+                if stat.S_ISREG(path.lstat().st_mode):
+                    found.append(path)
+    return sorted(found)
+
+
 def _stat_key(path: Path) -> dict:
     """Identity of an input for reuse checks; a directory input (a rank dump) sums its files."""
     if path.is_dir():
-        stats = [p.stat() for p in path.rglob("*") if p.is_file()]
+        stats = [p.lstat() for p in dump_files(path)]
         size = sum(st.st_size for st in stats)
         mtime = max((st.st_mtime_ns for st in stats), default=0)
         return {"path": str(path.resolve()), "size": size, "mtime_ns": mtime}
@@ -281,7 +294,7 @@ def _build(files: list[tuple[Path, str, bool]], staging: Path, progress: Progres
 def content_hash(path: Path) -> str:
     """Content hash of an input (xxh3-128 of its bytes; of every file, in order, for a directory)."""
     digest = xxhash.xxh3_128()
-    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+    files = dump_files(path) if path.is_dir() else [path]
     # One buffer read into again and again: a fresh 32 MB bytes object per read costs a page fault
     # per 4 KB page, which on a VM took longer than the hashing.
     buffer = bytearray(4 << 20)
