@@ -237,6 +237,18 @@ def test_ingest_waiting_too_long_for_the_lock_gives_up(trace: Path, tmp_path: Pa
     assert entries(tmp_path) == ["inputs"]
 
 
+@pytest.mark.parametrize("value", ["nan", "-5", "inf", "abc"])
+def test_a_lock_wait_that_is_no_time_is_refused(value: str, trace: Path, tmp_path: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """nan never ran out (a waiting ingest spun forever); a negative wait skipped the wait."""
+    out = tmp_path / "s.traceview"
+    with store_mod._store_lock(out):
+        monkeypatch.setenv("TRACEVIEW_LOCK_WAIT_S", value)
+        result = runner.invoke(app, ["ingest", str(trace), "-o", str(out)])
+    assert result.exit_code == 2
+    assert result.stderr == f"Error: TRACEVIEW_LOCK_WAIT_S: not a number of seconds from 0 ({value!r})\n"
+
+
 # ---------------------------------------------------------------------------------------------
 # Targets that are not store directories, and links.
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import json
+import math
 import os
 import re
 import secrets
@@ -375,9 +376,12 @@ def _lock_wait_s() -> float:
     if not value:
         return LOCK_WAIT_S
     try:
-        return float(value)
+        seconds = float(value)
     except ValueError:
-        raise UserError(f"TRACEVIEW_LOCK_WAIT_S: not a number of seconds ({value!r})") from None
+        seconds = math.nan
+    if not 0 <= seconds < math.inf:
+        raise UserError(f"TRACEVIEW_LOCK_WAIT_S: not a number of seconds from 0 ({value!r})")
+    return seconds
 
 
 @contextmanager
