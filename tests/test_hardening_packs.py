@@ -62,6 +62,28 @@ def test_a_materialize_name_that_is_not_an_identifier_runs_nothing(tmp_path: Pat
     assert run.results[0].error is None
 
 
+def test_shared_relations_that_read_each_other_fail_alone_and_the_query_still_runs(tmp_path: Path, store: Path) -> None:
+    """Two relations whose builds mention each other's tables (here only in comments) recursed forever."""
+    pack_dir = write_pack(
+        tmp_path / "p",
+        {
+            "_a.sql": "-- materialize: a\na AS (\n  SELECT 1 AS x -- _shared_b\n)\n",
+            "_b.sql": "-- materialize: b\nb AS (\n  SELECT 2 AS y -- _shared_a\n)\n",
+            "q.sql": "-- title: q\nWITH\n-- @include _a.sql\n,\n-- @include _b.sql\nSELECT * FROM a, b\n",
+        },
+    )
+    pack = load_pack(pack_dir)
+    con = sandboxed_connection(store)
+    run = run_pack(con, pack, pack.queries)
+    drop_shared(con, run.shared)
+    assert sorted(r.error for r in run.shared) == [
+        "a: reads itself through ['a', 'b']",
+        "b: reads itself through ['a', 'b']",
+    ]
+    assert run.results[0].error is None
+    assert run.results[0].frame is not None and run.results[0].frame.rows() == [(1, 2)]
+
+
 # -- includes ----------------------------------------------------------------------------------------------------
 
 WITH_FRAGMENT = "-- a WITH and its CTE\nWITH c AS (\n  SELECT 7 AS n\n)\n"

@@ -358,7 +358,12 @@ def run_pack(
     query_needs = [{r.name for r in pack.shared if r.definition in query.sql} for query in queries]
     # The queries that wait for the most relations become ready last, on the critical path: they go first.
     by_needs = sorted(range(len(queries)), key=lambda index: (-len(query_needs[index]), index))
-    built: dict[str, SharedResult] = {}
+    # A relation whose build reads itself through others can never start: it fails at once.
+    built: dict[str, SharedResult] = {
+        relation.name: SharedResult(relation, None, 0.0, f"{relation.name}: reads itself through {sorted(cycle)}")
+        for relation in pack.shared
+        if (cycle := _cycle_through(relation.name, shared_needs))
+    }
     results: dict[int, QueryResult] = {}
 
     def blocked(name: str) -> bool:
@@ -383,7 +388,9 @@ def run_pack(
         waiting_queries = list(by_needs)
         while True:
             for relation in list(waiting_relations):
-                if len(building) + len(querying) < at_once and all(usable(n) for n in shared_needs[relation.name]):
+                if relation.name in built:
+                    waiting_relations.remove(relation)
+                elif len(building) + len(querying) < at_once and all(usable(n) for n in shared_needs[relation.name]):
                     waiting_relations.remove(relation)
                     building[pool.submit(_build_shared, con, relation, limit_s)] = relation.name
             for index in list(waiting_queries):
@@ -413,6 +420,21 @@ def _relation_needs(pack: Pack) -> dict[str, set[str]]:
         }
         for relation in pack.shared
     }
+
+
+def _cycle_through(name: str, needs: dict[str, set[str]]) -> set[str]:
+    """The relations on a path from `name` back to itself (empty when there is none); no recursion."""
+    stack = [(name, frozenset([name]))]
+    seen: set[str] = set()
+    while stack:
+        current, path = stack.pop()
+        for other in needs.get(current, ()):
+            if other == name:
+                return set(path)
+            if other not in seen:
+                seen.add(other)
+                stack.append((other, path | {other}))
+    return set()
 
 
 def _build_shared(con: duckdb.DuckDBPyConnection, relation: SharedRelation, limit_s: float) -> SharedResult:
