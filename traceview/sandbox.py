@@ -209,14 +209,21 @@ def _check_reads(sql: str) -> None:
         raise QueryRejected(f"cannot check this SELECT: {tree.get('error_message', 'unknown error')}")
 
 
+_PLAIN_NAME = re.compile(r"\w+")
+
+
 def _checked_node(node: dict) -> dict:
     _check_node(node)
     return node
 
 
 def _check_node(node: dict) -> None:
+    if node.get("type") == "SHOW_REF":
+        raise QueryRejected("SHOW, DESCRIBE and SUMMARIZE are not available to pack queries (they show settings)")
     if node.get("type") == "BASE_TABLE":
         name = str(node.get("table_name", ""))
+        if not _PLAIN_NAME.fullmatch(name):  # `FROM 'path/x.json'` reads a file by its name
+            raise QueryRejected(f"reads {name!r}: pack queries read only the trace model's tables and views")
         if (
             name.lower().startswith(_HIDDEN_PREFIXES)
             or str(node.get("schema_name", "")).lower() in _HIDDEN_SCHEMAS
