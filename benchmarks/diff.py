@@ -39,7 +39,7 @@ def _analyze_bench():
 
 
 def child(args: argparse.Namespace) -> int:
-    from traceview.commands.diff import run_diff
+    from traceview.analysis.diff import diff as run_diff
 
     started = time.perf_counter()
     report = run_diff(Path(args.base), Path(args.test), by=args.by, fail_on=["step_time>+5%", "new_kernels>0"],

@@ -10,8 +10,9 @@ import pytest
 from conftest import KINETO_CORPUS, exact_ns, load_trace, require_corpus, trace_events
 from typer.testing import CliRunner
 
+from traceview.analysis.diff import canonical_op, normalise_kernel
+from traceview.analysis.diff import diff as run_diff
 from traceview.cli import app
-from traceview.commands.diff import canonical_op, normalise_kernel, run_diff
 from traceview.store import ingest
 
 SAMPLES = Path(__file__).resolve().parents[1] / "sample_traces"

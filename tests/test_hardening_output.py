@@ -17,8 +17,8 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
+from traceview.analysis.diff import normalise_kernel
 from traceview.cli import app
-from traceview.commands.diff import normalise_kernel
 from traceview.reports.safe import (
     json_terminal_safe,
     plotly_safe,

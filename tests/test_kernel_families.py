@@ -14,7 +14,9 @@ import duckdb
 import pytest
 from conftest import write_kineto, x_event
 
-from traceview.commands import diff, throughput
+from traceview.analysis.diff.sides import Side
+from traceview.analysis.diff.summary import families_present
+from traceview.commands import throughput
 from traceview.engine import connect, resolve_store
 from traceview.families import family_ctes
 from traceview.packs import find_pack
@@ -168,7 +170,7 @@ def test_diff_counts_each_name_in_one_family() -> None:
     con.execute("CREATE TABLE device_tasks (kind VARCHAR, name VARCHAR)")
     multimem = next(p[1] for p in PINNED if "multimem" in p[1])
     con.executemany("INSERT INTO device_tasks VALUES (?, ?)", [("kernel", multimem), ("memset", "Memset (Device)")])
-    assert diff._families_present(SimpleNamespace(con=con)) == {"comm", "copy"}
+    assert families_present(SimpleNamespace(con=con)) == {"comm", "copy"}
 
 
 # -- the three readers of the rules agree on a trace ---------------------------------------------------------
@@ -217,7 +219,7 @@ def test_kernel_families_throughput_and_diff_agree(store: Path) -> None:
         "comm": 100_000,
         "other": 15_000,  # elementwise and the copies
     }
-    side = diff.Side(store)
+    side = Side(store)
     try:
         stats, _ = side.level_stats("family", cross=False)
     finally:

@@ -421,18 +421,19 @@ def diff(
     from traceview.commands import diff as diff_cmd
 
     _check_outputs(json_out, html_out)
-    report = diff_cmd.run_diff(base, test, by, fail_on, min_effect, cache_dir=cache_dir, with_tree=html_out is not None)
-    if not (_to_stdout(json_out) or _to_stdout(html_out)):
-        _say(diff_cmd.render_text(report, top), nl=False)
-    if json_out is not None:
-        _write_output(json_out, diff_cmd.to_json(report), "JSON report", is_json=True)
-    if html_out is not None:
-        from traceview.reports.diff_html import to_html as diff_to_html
-
-        _write_output(html_out, diff_to_html(report), "HTML report")
-    for gate in report.tripped:
+    outputs = diff_cmd.run_diff(
+        base, test, by, fail_on, min_effect, top, cache_dir,
+        text=not (_to_stdout(json_out) or _to_stdout(html_out)), json=json_out is not None, html=html_out is not None,
+    )  # fmt: skip
+    if outputs.text is not None:
+        _say(outputs.text, nl=False)
+    if json_out is not None and outputs.json is not None:
+        _write_output(json_out, outputs.json, "JSON report", is_json=True)
+    if html_out is not None and outputs.html is not None:
+        _write_output(html_out, outputs.html, "HTML report")
+    for gate in outputs.report.tripped:
         _say(f"Gate failed: {gate.expr}: {gate.reason}", err=True)
-    if report.tripped:
+    if outputs.report.tripped:
         raise typer.Exit(EXIT_GATE)
 
 
