@@ -14,9 +14,10 @@ import duckdb
 import pytest
 from conftest import write_kineto, x_event
 
-from traceview.commands import diff, throughput
+from traceview.analysis import throughput
+from traceview.analysis.families import family_ctes
+from traceview.commands import diff
 from traceview.engine import connect, resolve_store
-from traceview.families import family_ctes
 from traceview.packs import find_pack
 from traceview.sandbox import run_query
 
