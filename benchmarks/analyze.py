@@ -17,7 +17,7 @@ One run of this script:
    gets the new counts, ``manifest.json`` is copied with the new row counts and a note of the
    replication. The store is checked (row counts, unique ids, the span) and reused on later runs.
 
-2. times ``traceview.commands.analyze.run_analyze([store])`` -- the whole built-in pack as
+2. times ``traceview.analysis.analyze.run_analyze([store])`` -- the whole built-in pack as
    ``traceview analyze`` runs it, in the sandboxed connection -- in a child process: wall time,
    per query ``result.seconds``, peak RSS (``ru_maxrss``). Target: under 10 s for >= 10M slices.
 
@@ -371,7 +371,7 @@ def ensure_json(source: Path, key: str, size_gb: float) -> tuple[Path, dict]:
 
 def _pack(store: Path, result: dict, save: Path | None = None) -> float:
     """Run the whole built-in pack on `store`; record per-query figures; return its wall time."""
-    from traceview.commands.analyze import run_analyze
+    from traceview.analysis.analyze import run_analyze
 
     started = time.perf_counter()
     report = run_analyze([store])
@@ -401,7 +401,7 @@ def _pack(store: Path, result: dict, save: Path | None = None) -> float:
 
 
 def run_pack(store: Path, result: dict, save: Path | None) -> None:
-    import traceview.commands.analyze  # noqa: F401  (imports are not timed)
+    import traceview.analysis.analyze  # noqa: F401  (imports are not timed)
 
     result["rss_after_import_bytes"] = harness.maxrss_bytes()
     cpu = harness.cpu_s()
@@ -410,7 +410,7 @@ def run_pack(store: Path, result: dict, save: Path | None) -> None:
 
 
 def run_tv_json(trace: Path, store: Path, result: dict) -> None:
-    import traceview.commands.analyze  # noqa: F401
+    import traceview.analysis.analyze  # noqa: F401
     from traceview.store import ingest
 
     result["rss_after_import_bytes"] = harness.maxrss_bytes()

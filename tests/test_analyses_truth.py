@@ -31,7 +31,7 @@ from conftest import (
 )
 
 from sample_traces.synth import RunSpec, generate
-from traceview.commands.analyze import AnalysisReport, run_analyze
+from traceview.analysis.analyze import AnalysisReport, run_analyze
 from traceview.engine import resolve_store
 from traceview.packs import find_pack, load_pack
 from traceview.sandbox import run_query, sandboxed_connection

@@ -10,8 +10,8 @@ import pytest
 from conftest import small_kineto_events, write_kineto, x_event
 from typer.testing import CliRunner
 
+from traceview.analysis.analyze import run_analyze
 from traceview.cli import app
-from traceview.commands.analyze import run_analyze
 
 SAMPLES = Path(__file__).resolve().parents[1] / "sample_traces"
 EVIL = "<script>alert(1)</script>"
@@ -110,7 +110,7 @@ def test_queries_run_a_few_at_a_time_with_their_own_time_limits(evil_trace: Path
 
 def test_reports_show_the_first_findings_of_a_query_and_count_the_rest() -> None:
     """Seven findings of one query: five shown and "2 more" in the terminal; all of them in the HTML and JSON."""
-    from traceview.commands.analyze import AnalysisReport
+    from traceview.analysis.report import AnalysisReport
     from traceview.reports.finding_groups import group_findings
     from traceview.reports.html import to_html
     from traceview.reports.terminal import render

@@ -259,7 +259,7 @@ def test_step_and_phase_levels(stores):
 
 def test_summary_decode_bandwidth_is_that_of_the_decode_steps(tmp_path):
     """The real H200 sample: per-kernel rows (GEMVs near 1.5 TB/s) must not stand in for the steps (0.5-1.0 TB/s)."""
-    from traceview.commands.analyze import run_analyze
+    from traceview.analysis.analyze import run_analyze
 
     sample = SAMPLES / "real_h200" / "small_decoder_h200.pt.trace.json.gz"
     store = ingest([sample], tmp_path / "h200").store

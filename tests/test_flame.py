@@ -9,8 +9,8 @@ import pytest
 from conftest import write_kineto, x_event
 from typer.testing import CliRunner
 
+from traceview.analysis import flame
 from traceview.cli import app
-from traceview.commands import flame
 from traceview.engine import connect, resolve_store
 
 SAMPLES = Path(__file__).resolve().parents[1] / "sample_traces"
@@ -129,7 +129,7 @@ def test_icicle_tree_rolls_small_frames_into_other(cache_dir: Path) -> None:
             assert sum(children) <= value[parent]
     small = [v for v, label in zip(tree.values, tree.labels, strict=True) if label != flame.OTHER]
     assert min(small) >= 0.01 * result.total_ns
-    from traceview import charts
+    from traceview.reports import charts
 
     fig = charts.flame_icicle(tree.ids, tree.labels, tree.parents, tree.values, "t").to_dict()
     icicle = fig["data"][0]

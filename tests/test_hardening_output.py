@@ -313,7 +313,7 @@ def test_colored_terminal_report_has_only_its_own_colour_codes() -> None:
 
     import polars as pl
 
-    from traceview.commands.analyze import AnalysisReport
+    from traceview.analysis.report import AnalysisReport
     from traceview.packs import find_pack
     from traceview.reports import terminal
     from traceview.sandbox import Finding, QueryResult

@@ -12,8 +12,8 @@ from typer.testing import CliRunner
 
 from traceview import packs as packs_mod
 from traceview import sandbox
+from traceview.analysis.analyze import run_analyze
 from traceview.cli import app
-from traceview.commands.analyze import run_analyze
 from traceview.commands.packs import show_pack
 from traceview.packs import PackLimits, load_pack, parse_query, set_pack_limits
 from traceview.sandbox import drop_shared, format_message, run_pack, run_query, sandboxed_connection

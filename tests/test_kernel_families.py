@@ -14,11 +14,11 @@ import duckdb
 import pytest
 from conftest import write_kineto, x_event
 
+from traceview.analysis import throughput
 from traceview.analysis.diff.sides import Side
 from traceview.analysis.diff.summary import families_present
-from traceview.commands import throughput
+from traceview.analysis.families import family_ctes
 from traceview.engine import connect, resolve_store
-from traceview.families import family_ctes
 from traceview.packs import find_pack
 from traceview.sandbox import run_query
 

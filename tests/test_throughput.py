@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from traceview import charts
+from traceview.analysis import throughput
 from traceview.cli import app
-from traceview.commands import throughput
+from traceview.reports import charts
 
 SAMPLES = Path(__file__).resolve().parents[1] / "sample_traces"
 H200 = SAMPLES / "longctx_h200" / "longctx_h200.pt.trace.json.gz"

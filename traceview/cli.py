@@ -27,7 +27,7 @@ from typer.core import TyperGroup
 from parsers.errors import TraceFormatError
 from parsers.limits import set_limits
 from parsers.redact import redact_text
-from traceview import __version__
+from traceview._version import __version__
 from traceview.atomic import check_output_path, write_text_atomic
 from traceview.commands import ingest as ingest_cmd
 from traceview.commands import query as query_cmd
@@ -228,63 +228,21 @@ def analyze(
       traceview analyze rank0.pt.trace.json.gz --html report.html
     """
     from traceview.commands import analyze as analyze_cmd
-    from traceview.reports import terminal
 
     _check_outputs(json_out, html_out)
-    report = analyze_cmd.run_analyze(targets, pack, peak_bw, cache_dir)
+    report = analyze_cmd.run(targets, pack, peak_bw, cache_dir, with_html=html_out is not None, strict=_debug_wanted())
+    _warn(analyze_cmd.warnings(report))
     if not (_to_stdout(json_out) or _to_stdout(html_out)):
         color = sys.stdout.isatty()
-        rendered = terminal.render(report, color=color)
+        rendered = analyze_cmd.terminal_text(report, color=color)
         if color:  # the pieces from the trace are already safe; the colours must get through
             sys.stdout.write(rendered)
         else:
             _say(rendered, nl=False)
     if json_out is not None:
-        from traceview.reports.json_report import to_json
-
-        _write_output(json_out, to_json(report), "JSON report", is_json=True)
+        _write_output(json_out, analyze_cmd.json_text(report), "JSON report", is_json=True)
     if html_out is not None:
-        from traceview.reports.html import to_html
-
-        _write_output(html_out, to_html(report, _report_extras(report, targets, cache_dir)), "HTML report")
-
-
-def _report_extras(report, targets: list[Path], cache_dir: Optional[Path]) -> list[str]:
-    """The flame chart (device weight where there are device tasks) and the throughput panels for --html.
-
-    A section that fails is replaced by a one-line note (and a warning): the rest of the report still gets written.
-    """
-    from html import escape
-
-    from traceview.commands import flame as flame_cmd
-    from traceview.commands import throughput as throughput_cmd
-    from traceview.engine import connect, resolve_store
-    from traceview.reports import html as html_report
-
-    stores = [resolve_store(target, cache_dir) for target in targets]
-    sections: list[str] = []
-
-    def flame_section() -> str:
-        con = connect(stores)
-        try:
-            weight = flame_cmd.Weight.device if flame_cmd.has_device_tasks(con) else flame_cmd.Weight.wall
-            return html_report.flame_section(flame_cmd.compute_flame(con, weight))
-        finally:
-            con.close()
-
-    def throughput_section() -> str:
-        return html_report.throughput_section(throughput_cmd.throughput_from_report(report, stores).to_dict())
-
-    for name, make in (("flame chart", flame_section), ("throughput panels", throughput_section)):
-        try:
-            sections.append(make())
-        except Exception as exc:  # noqa: BLE001 - one section must not cost the whole report
-            if _debug_wanted():
-                raise
-            message = f"{name} left out ({type(exc).__name__}: {exc})"
-            _warn([message])
-            sections.append(f'<p class="critical">{escape(message)}</p>')
-    return sections
+        _write_output(html_out, analyze_cmd.html_text(report), "HTML report")
 
 
 @app.command()
@@ -318,30 +276,17 @@ def flame(
     """
     from traceview.commands import flame as flame_cmd
 
-    if weight not in {w.value for w in flame_cmd.Weight}:
-        raise UserError(f"--weight must be one of wall, self, device (got {weight!r})")
+    flame_cmd.check_weight(weight)
     _check_outputs(folded, html_out)
-    result = flame_cmd.run_flame(targets, weight, step, cache_dir)
-    if not result.stacks:
-        missing = {
-            "device": "no device tasks (kernels, copies, communication), so there is no device time to attribute;"
-            " try --weight wall",
-            "wall": "no host slices to build a call tree from",
-            "self": "no host slices to build a call tree from",
-        }[result.weight.value]
-        _warn([f"the trace has {missing}" + (f" in step {step}" if step is not None else "")])
+    result = flame_cmd.run(targets, weight, step, cache_dir)
+    reason = result.empty_reason()
+    _warn([reason] if reason else [])
     if folded is not None:
         _write_output(folded, result.folded(), "folded stacks")
     if html_out is not None:
-        from traceview.reports import html as html_report
-
-        body = "<h1>traceview flame graph</h1>" + html_report.flame_section(result, min_share)
-        _write_output(html_out, html_report.page("traceview flame graph", body), "HTML")
+        _write_output(html_out, flame_cmd.html_text(result, min_share), "HTML")
     if not (_to_stdout(folded) or _to_stdout(html_out)):
-        line = f"{result.weight.value}: {result.total_ns / 1e6:.3f} ms in {len(result.stacks)} stacks"
-        if result.info:
-            line += f" ({result.info['attributed_ns'] / 1e6:.3f} ms with a known host launcher)"
-        _say(line)
+        _say(flame_cmd.summary(result))
 
 
 @app.command()
@@ -366,28 +311,15 @@ def throughput(
     from traceview.commands import throughput as throughput_cmd
 
     _check_outputs(json_out, html_out)
-    data = throughput_cmd.run_throughput(targets, device_cost, cache_dir, peak_bw)
-    points = data.to_dict()
-    if not points.get("prefill") and not points.get("decode"):
-        _warn(
-            [
-                "no prefill or decode steps found: the trace has neither serving step labels (vLLM"
-                " execute_context_*, SGLang step[...], TensorRT-LLM _forward_step) nor attention shapes that tell"
-                " the phase; the prefill, decode, KV-cache and bandwidth panels are empty (see the phases query"
-                " of `traceview analyze`)"
-            ]
-        )
+    data = throughput_cmd.run(targets, device_cost, cache_dir, peak_bw)
+    _warn(throughput_cmd.warnings(data))
     if json_out is not None:
-        _write_output(json_out, data.to_json(), "JSON", is_json=True)
+        _write_output(json_out, throughput_cmd.json_text(data), "JSON", is_json=True)
     if html_out is not None:
-        from traceview.reports import html as html_report
-
-        body = "<h1>traceview throughput</h1>" + html_report.throughput_section(data.to_dict())
-        _write_output(html_out, html_report.page("traceview throughput", body), "HTML")
+        _write_output(html_out, throughput_cmd.html_text(data), "HTML")
     if not (_to_stdout(json_out) or _to_stdout(html_out)):
-        for name, points in data.to_dict().items():
-            if isinstance(points, list):
-                _say(f"{name}: {len(points)} points")
+        for line in throughput_cmd.summary(data):
+            _say(line)
 
 
 @app.command()

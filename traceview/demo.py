@@ -5,8 +5,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from traceview.analysis.analyze import run_analyze
 from traceview.atomic import write_text_atomic
-from traceview.commands.analyze import run_analyze
 from traceview.commands.query import OutputFormat, render
 from traceview.engine import Session, connect
 from traceview.reports.html import to_html
@@ -32,7 +32,7 @@ def main(out_dir: Path) -> None:
     with Session(result.store, connect(result.store)) as session:
         print("== What the trace holds (SQL over the store)\n")
         print(render(session.sql(QUESTION), OutputFormat.table))
-    report = run_analyze([result.store])
+    report = run_analyze([result.store], sections=True)
     print(render_report(report, width=140), end="")
     write_text_atomic(out_dir / "report.html", to_html(report))
     write_text_atomic(out_dir / "report.json", to_json(report))

@@ -45,7 +45,7 @@ from parsers.model import MAX_RANK, MODEL_VERSION, TABLES
 from parsers.parsed import ArrowSource, empty_table, rows_table
 from parsers.redact import redact, redact_text
 from parsers.stagetime import timed_stage
-from traceview import __version__
+from traceview._version import __version__
 from traceview.errors import UserError
 from traceview.paths import is_inside
 

@@ -1,95 +1,40 @@
-"""`traceview analyze`: run the query packs over one or more traces and collect the findings."""
+"""`traceview analyze`: the library's analysis, handed to the terminal, JSON and HTML renderers."""
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass, field
 from pathlib import Path
 
-from traceview import __version__
-from traceview.engine import resolve_store
-from traceview.packs import Pack, find_pack, load_pack
-from traceview.sandbox import (
-    DEFAULT_TIME_LIMIT_S,
-    Finding,
-    QueryResult,
-    SharedResult,
-    drop_shared,
-    run_pack,
-    sandboxed_connection,
-)
-from traceview.store import read_manifest
-
-SEVERITY_ORDER = {"critical": 0, "warning": 1, "info": 2}
-BUILTIN_PACK = "core"
+from traceview.analysis.analyze import AnalysisReport, run_analyze
 
 
-@dataclass
-class AnalysisReport:
-    """Everything `analyze` found: what was analysed, the results per query, the findings."""
-
-    traces: list[dict]
-    results: list[QueryResult]
-    findings: list[Finding] = field(default_factory=list)
-    errors: list[str] = field(default_factory=list)
-    traceview_version: str = __version__
-    shared: list[SharedResult] = field(default_factory=list)  # relations each pack computed once
-
-    def result(self, name: str) -> QueryResult | None:
-        """The result of the query called `name`, if it ran."""
-        return next((r for r in self.results if r.query.name == name), None)
-
-
-def _trace_rows(con, stores: list[Path]) -> list[dict]:
-    hashes = {}
-    for store in stores:
-        for item in read_manifest(store).get("inputs", []):
-            hashes[item["trace_id"]] = item
-    rows = con.sql(
-        "SELECT t.trace_id, t.source_path, t.format, t.rank, t.host, t.device_names, t.tool_versions,"
-        " t.event_count, t.slice_count, t.warnings, d.spec AS device_spec, d.peak_bw_bytes_per_s"
-        " FROM traces t LEFT JOIN trace_devices d USING (trace_id) ORDER BY t.rank, t.source_path"
-    ).to_arrow_table().to_pylist()
-    for row in rows:
-        entry = hashes.get(row["trace_id"], {})
-        row["content_hash"] = entry.get("content_hash")
-        row["tool_versions"] = json.loads(row["tool_versions"] or "{}")
-    return rows
-
-
-def packs_for(extra: list[Path]) -> list[Pack]:
-    """The built-in pack followed by the packs given with --pack."""
-    return [find_pack(BUILTIN_PACK)] + [load_pack(path) for path in extra]
-
-
-def run_analyze(
-    targets: list[Path],
-    extra_packs: list[Path] | None = None,
-    peak_bw_gbps: float | None = None,
-    cache_dir: Path | None = None,
-    limit_s: float = DEFAULT_TIME_LIMIT_S,
+def run(
+    targets: list[Path], packs: list[Path], peak_bw: float | None, cache_dir: Path | None, with_html: bool, strict: bool
 ) -> AnalysisReport:
-    """Analyse TARGETS (trace files, dump directories or stores) with the packs."""
-    packs = packs_for(extra_packs or [])
-    stores = [resolve_store(target, cache_dir) for target in targets]
-    overrides: dict[str, object] = {}
-    if peak_bw_gbps is not None:
-        overrides["peak_bw_gbps"] = float(peak_bw_gbps)
-    con = sandboxed_connection(stores)
-    try:
-        traces = _trace_rows(con, stores)
-        results: list[QueryResult] = []
-        shared: list[SharedResult] = []
-        for pack in packs:
-            # The pack's shared relations are computed once; a failed one is computed by each query again.
-            run = run_pack(con, pack, pack.queries, overrides, limit_s)
-            drop_shared(con, run.shared)
-            results += run.results
-            shared += run.shared
-    finally:
-        con.close()
-    findings = sorted(
-        (f for r in results for f in r.findings), key=lambda f: (SEVERITY_ORDER.get(f.severity, 9), f.query)
-    )
-    errors = [problem for pack in packs for problem in pack.problems] + [r.error for r in results if r.error]
-    return AnalysisReport(traces, results, findings, errors, shared=shared)
+    """Analyse TARGETS; the flame and throughput sections only for an HTML report (`strict`: they may raise)."""
+    return run_analyze(targets, packs, peak_bw, cache_dir, sections=with_html, strict=strict)
+
+
+def terminal_text(report: AnalysisReport, color: bool) -> str:
+    """The terminal report."""
+    from traceview.reports.terminal import render
+
+    return render(report, color=color)
+
+
+def json_text(report: AnalysisReport) -> str:
+    """The --json report."""
+    from traceview.reports.json_report import to_json
+
+    return to_json(report)
+
+
+def html_text(report: AnalysisReport) -> str:
+    """The --html report."""
+    from traceview.reports.html import to_html
+
+    return to_html(report)
+
+
+def warnings(report: AnalysisReport) -> list[str]:
+    """Report sections that could not be computed, one line each."""
+    return list(report.unavailable.values())

@@ -1,146 +1,136 @@
-"""The HTML report: one self-contained file (plotly.js inlined) that opens offline.
+"""The HTML pages of analyze, flame and throughput: one self-contained file each (plotly.js inlined).
 
-Every string that comes from a trace is escaped: HTML-escaped in the page, entity-escaped in plotly labels
-(plotly reads a subset of HTML there), and the figure JSON embedded with `<`, `>`, `&`, U+2028/9 as `\\uXXXX`
-so that no name can close or corrupt the script element.
+The pages are jinja2 templates (traceview/reports/templates) rendered by traceview.reports.templating with
+autoescaping on: every string from a trace is HTML-escaped in the page; plotly labels are entity-escaped and
+the figure JSON is embedded script-safe by the `figure` filter. This module only prepares the values.
 """
 
 from __future__ import annotations
 
-import html
 import json
+from dataclasses import dataclass
+from typing import Any
 
-import plotly.io as pio
-from plotly.offline import get_plotlyjs
-
-from traceview import charts
-from traceview.commands.analyze import AnalysisReport
+from traceview.analysis.flame import DEFAULT_MIN_SHARE, FlameResult, build_tree
+from traceview.analysis.report import AnalysisReport
+from traceview.reports import charts
 from traceview.reports.finding_groups import group_findings
-from traceview.reports.safe import plotly_safe, script_json
-from traceview.sandbox import Finding
+from traceview.reports.templating import render
 
 MAX_TABLE_ROWS = 200
-STYLE = """
-body{font-family:system-ui,sans-serif;margin:24px;color:#222}
-table{border-collapse:collapse;font-size:12px;margin:8px 0 24px}
-th,td{border-bottom:1px solid #ddd;padding:3px 8px;text-align:left;max-width:420px;overflow-wrap:anywhere}
-th{background:#f4f4f4}.critical{color:#b00020;font-weight:bold}.warning{color:#a15c00}.info{color:#005f8f}
-.chart{width:100%;min-height:380px}
-"""
+TRACE_COLUMNS = ["rank", "source", "content hash", "format", "devices", "peaks from", "versions"]
+WEIGHT_TITLES = {
+    "wall": "wall time",
+    "self": "self time",
+    "device": "device time by the host code path that launched it",
+}
 
 
-def _e(value: object) -> str:
+@dataclass
+class FlameView:
+    """What the flame section shows."""
+
+    title: str
+    total_ms: float
+    share_pct: str
+    unattributed_ms: float
+    figure: Any
+    div_id: str
+
+
+@dataclass
+class ThroughputView:
+    """What the throughput section shows: (name, figure) panels, each drawn into `<prefix>_<name>`."""
+
+    figures: list[tuple[str, Any]]
+    cost: object
+    prefix: str
+
+
+def _cell(value: object) -> str:
     if value is None:
         return ""
     if isinstance(value, float):
-        return html.escape(f"{value:.6g}")
-    return html.escape(str(value))
+        return f"{value:.6g}"
+    return str(value)
 
 
-def _table(columns: list[str], rows: list[tuple]) -> str:
-    head = "".join(f"<th>{_e(c)}</th>" for c in columns)
-    body = "".join("<tr>" + "".join(f"<td>{_e(v)}</td>" for v in row) + "</tr>" for row in rows)
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+def flame_view(result: FlameResult, min_share: float | None = None, div_id: str = "flame0") -> FlameView:
+    """The flame section of a FlameResult (frames under `min_share` of the total folded into 'other')."""
+    share = DEFAULT_MIN_SHARE if min_share is None else min_share
+    title = f"Flame graph: {WEIGHT_TITLES[result.weight.value]}"
+    title += f", step {result.step}" if result.step is not None else ""
+    tree = build_tree(result, share)
+    figure = charts.flame_icicle(tree.ids, tree.labels, tree.parents, tree.values, title) if tree.ids else None
+    unattributed = result.info.get("unattributed_ns", 0) / 1e6
+    return FlameView(title, result.total_ns / 1e6, f"{share:.1%}", unattributed, figure, div_id)
 
 
-def figure_div(fig, div_id: str) -> str:
-    """A div plus the script that draws `fig` into it (labels escaped for plotly, the JSON safely embedded)."""
-    spec = script_json(plotly_safe(json.loads(pio.to_json(fig, validate=False))))
-    return (
-        f'<div id="{div_id}" class="chart"></div>'
-        f"<script>(function(){{var f={spec};Plotly.newPlot('{div_id}',f.data,f.layout,"
-        f"{{displaylogo:false,responsive:true}});}})();</script>"
-    )
+def throughput_view(data: dict, prefix: str = "tp") -> ThroughputView:
+    """The throughput panels of `Throughput.to_dict()` (none when there are no points)."""
+    return ThroughputView(charts.throughput_figures(data), data.get("device_cost_per_hour"), prefix)
 
 
-def page(title: str, body: str) -> str:
-    """A complete self-contained HTML page with plotly.js inlined."""
-    return (
-        f"<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>{_e(title)}</title>"
-        f"<style>{STYLE}</style><script>{get_plotlyjs()}</script></head><body>{body}</body></html>\n"
-    )
-
-
-def _finding_item(finding: Finding) -> str:
-    return (
-        f'<li><span class="{_e(finding.severity)}">{_e(finding.severity)}</span> '
-        f"<b>{_e(finding.query)}</b>: {_e(finding.message)}</li>"
-    )
-
-
-def to_html(report: AnalysisReport, extra_sections: list[str] | None = None) -> str:
-    """Render the analysis report as one HTML document."""
-    parts = [f"<h1>traceview report</h1><p>traceview {_e(report.traceview_version)}</p>", "<h2>Traces</h2>"]
-    parts.append(
-        _table(
-            ["rank", "source", "content hash", "format", "devices", "peaks from", "versions"],
-            [
-                (t["rank"], t["source_path"], t["content_hash"], t["format"], ", ".join(sorted(set(t["device_names"]))),
-                 t.get("device_spec"), json.dumps(t["tool_versions"], sort_keys=True))
-                for t in report.traces
-            ],
-        )
-    )
-    parts.append(f"<h2>Findings ({len(report.findings)})</h2><ul>")
-    for group in group_findings(report.findings):
-        parts += [_finding_item(f) for f in group.shown]
-        if group.more:
-            parts.append(
-                f"<li><details><summary>{len(group.more)} more {_e(group.severity)} findings of"
-                f" <b>{_e(group.query)}</b></summary><ul>{''.join(_finding_item(f) for f in group.more)}</ul>"
-                "</details></li>"
-            )
-    parts.append("</ul>")
-    for error in report.errors:
-        parts.append(f'<p class="critical">error: {_e(error)}</p>')
-    chart_index = 0
+def _result_sections(report: AnalysisReport) -> list[dict[str, Any]]:
+    sections = []
     for result in report.results:
         if result.frame is None or result.frame.is_empty():
             continue
-        parts.append(f"<h2>{_e(result.query.title)} <small>({_e(result.query.name)})</small></h2>")
-        if result.query.description:
-            parts.append(f"<p>{_e(result.query.description)}</p>")
         make_figure = charts.FIGURES.get(result.query.name)
-        if make_figure is not None:
-            parts.append(figure_div(make_figure(result.frame), f"chart{chart_index}"))
-            chart_index += 1
         frame = result.frame.head(MAX_TABLE_ROWS)
-        parts.append(_table(frame.columns, frame.rows()))
-        if result.frame.height > MAX_TABLE_ROWS:
-            parts.append(f"<p>{MAX_TABLE_ROWS} of {result.frame.height} rows; the JSON report has all.</p>")
-    parts.extend(extra_sections or [])
-    return page("traceview report", "".join(parts))
+        sections.append(
+            {
+                "title": result.query.title,
+                "name": result.query.name,
+                "description": result.query.description,
+                "figure": make_figure(result.frame) if make_figure is not None else None,
+                "div_id": f"chart{sum(s['figure'] is not None for s in sections)}",
+                "columns": frame.columns,
+                "rows": [[_cell(v) for v in row] for row in frame.rows()],
+                "total_rows": result.frame.height,
+            }
+        )
+    return sections
 
 
-def flame_section(result, min_share: float | None = None, div_id: str = "flame0") -> str:
-    """An HTML section with the icicle chart of a FlameResult (traceview.commands.flame)."""
-    from traceview.commands.flame import DEFAULT_MIN_SHARE, build_tree
-
-    share = DEFAULT_MIN_SHARE if min_share is None else min_share
-    tree = build_tree(result, share)
-    what = {"wall": "wall time", "self": "self time", "device": "device time by the host code path that launched it"}
-    title = f"Flame graph: {what[result.weight.value]}" + (f", step {result.step}" if result.step is not None else "")
-    parts = [f"<h2>{_e(title)}</h2>",
-             f"<p>total {result.total_ns / 1e6:.3f} ms; frames under {share:.1%} of the total are folded into"
-             f" &quot;other&quot;; identical stacks merged, ProfilerStep#N shown as ProfilerStep#*.</p>"]
-    if result.info.get("unattributed_ns"):
-        parts.append(f"<p>{result.info['unattributed_ns'] / 1e6:.3f} ms of device time has no known host launcher.</p>")
-    if not tree.ids:
-        parts.append("<p>no host slices.</p>")
-        return "".join(parts)
-    fig = charts.flame_icicle(tree.ids, tree.labels, tree.parents, tree.values, title)
-    parts.append(figure_div(fig, div_id))
-    return "".join(parts)
+def _trace_rows(report: AnalysisReport) -> list[list[str]]:
+    return [
+        [
+            _cell(t["rank"]),
+            _cell(t["source_path"]),
+            _cell(t["content_hash"]),
+            _cell(t["format"]),
+            ", ".join(sorted(set(t["device_names"]))),
+            _cell(t.get("device_spec")),
+            json.dumps(t["tool_versions"], sort_keys=True),
+        ]
+        for t in report.traces
+    ]
 
 
-def throughput_section(data: dict, prefix: str = "tp") -> str:
-    """An HTML section with the throughput panels (data: Throughput.to_dict())."""
-    figures = charts.throughput_figures(data)
-    if not figures:
-        return ""
-    parts = ["<h2>Throughput vs context length</h2>"]
-    if data.get("device_cost_per_hour") is not None:
-        parts.append(f"<p>cost per million tokens at {_e(data['device_cost_per_hour'])} per device-hour.</p>")
-    for name, fig in figures:
-        parts.append(figure_div(fig, f"{prefix}_{name}"))
-    return "".join(parts)
+def to_html(report: AnalysisReport) -> str:
+    """The analysis report as one HTML document (with its flame and throughput sections where computed)."""
+    return render(
+        "report.html.j2",
+        title="traceview report",
+        version=report.traceview_version,
+        trace_columns=TRACE_COLUMNS,
+        trace_rows=_trace_rows(report),
+        finding_count=len(report.findings),
+        groups=group_findings(report.findings),
+        errors=report.errors,
+        results=_result_sections(report),
+        flame=flame_view(report.flame) if report.flame is not None else None,
+        throughput=throughput_view(report.throughput.to_dict()) if report.throughput is not None else None,
+        unavailable=list(report.unavailable.values()),
+    )
+
+
+def flame_page(result: FlameResult, min_share: float | None = None) -> str:
+    """`traceview flame --html`: the icicle chart on a page of its own."""
+    return render("flame.html.j2", title="traceview flame graph", flame=flame_view(result, min_share))
+
+
+def throughput_page(data: dict) -> str:
+    """`traceview throughput --html`: the panels on a page of their own (data: Throughput.to_dict())."""
+    return render("throughput.html.j2", title="traceview throughput", throughput=throughput_view(data))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import json
+import re
 from typing import Any
 
 import jinja2
@@ -26,14 +27,18 @@ th{background:#f4f4f4}.critical{color:#b00020;font-weight:bold}.warning{color:#a
 .chart{width:100%;min-height:380px}
 """
 
+_DIV_ID = re.compile(r"[A-Za-z][A-Za-z0-9_-]*")
+
 
 def figure_markup(fig: Any, div_id: str) -> Markup:
     """A div plus the script that draws plotly figure `fig` into it (labels escaped for plotly, the
     JSON safely embedded in the script element)."""
+    if not _DIV_ID.fullmatch(div_id):  # ids are ours, never trace text; checked so the quoting below holds
+        raise ValueError(f"not a chart id: {div_id!r}")
     spec = script_json(plotly_safe(json.loads(pio.to_json(fig, validate=False))))
     div = Markup('<div id="{}" class="chart"></div>').format(div_id)
     script = (
-        f"<script>(function(){{var f={spec};Plotly.newPlot({json.dumps(div_id)},f.data,f.layout,"
+        f"<script>(function(){{var f={spec};Plotly.newPlot('{div_id}',f.data,f.layout,"
         "{displaylogo:false,responsive:true});})();</script>"
     )
     return div + Markup(script)

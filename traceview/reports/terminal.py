@@ -14,7 +14,7 @@ from rich.table import Table
 from rich.text import Text
 
 from parsers.redact import redact_text
-from traceview.commands.analyze import AnalysisReport
+from traceview.analysis.report import AnalysisReport
 from traceview.reports.finding_groups import group_findings
 from traceview.reports.safe import terminal_safe
 

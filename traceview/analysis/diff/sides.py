@@ -10,9 +10,9 @@ import polars as pl
 
 from traceview.analysis.diff.names import canonical_op, normalise_kernel
 from traceview.analysis.diff.report import LEVELS
+from traceview.analysis.families import family_ctes
 from traceview.engine import connect, resolve_store
 from traceview.errors import UserError
-from traceview.families import family_ctes
 from traceview.packs import find_pack
 from traceview.sandbox import run_query
 

@@ -8,8 +8,8 @@ import polars as pl
 from traceview.analysis.diff.report import SummaryMetric
 from traceview.analysis.diff.sides import Side, one_row
 from traceview.analysis.diff.stats import median_ci, pct_change
+from traceview.analysis.families import family_ctes
 from traceview.errors import UserError
-from traceview.families import family_ctes
 from traceview.packs import Pack, find_pack
 from traceview.sandbox import run_query
 

@@ -14,8 +14,15 @@ BREAKDOWN_PARTS = (
 
 
 def _layout(fig: go.Figure, title: str, x: str, y: str) -> go.Figure:
-    fig.update_layout(title=title, xaxis_title=x, yaxis_title=y, template="plotly_white", height=380,
-                      margin={"l": 60, "r": 20, "t": 50, "b": 50}, legend={"orientation": "h", "y": -0.2})
+    fig.update_layout(
+        title=title,
+        xaxis_title=x,
+        yaxis_title=y,
+        template="plotly_white",
+        height=380,
+        margin={"l": 60, "r": 20, "t": 50, "b": 50},
+        legend={"orientation": "h", "y": -0.2},
+    )
     return fig
 
 
@@ -37,9 +44,13 @@ def gap_histogram(frame: pl.DataFrame) -> go.Figure:
     fig = go.Figure()
     for trace_id in frame["trace_id"].unique(maintain_order=True).to_list():
         part = frame.filter(pl.col("trace_id") == trace_id)
-        fig.add_bar(x=part["bucket"].to_list(), y=[v / 1e6 for v in part["idle_ns"].to_list()],
-                    name=f"{trace_id} idle ms", customdata=part["gaps"].to_list(),
-                    hovertemplate="%{x}: %{y:.3f} ms in %{customdata} gaps")
+        fig.add_bar(
+            x=part["bucket"].to_list(),
+            y=[v / 1e6 for v in part["idle_ns"].to_list()],
+            name=f"{trace_id} idle ms",
+            customdata=part["gaps"].to_list(),
+            hovertemplate="%{x}: %{y:.3f} ms in %{customdata} gaps",
+        )
     return _layout(fig, "Device idle gaps by length", "gap length", "idle time (ms)")
 
 
@@ -51,10 +62,21 @@ def memory_timeline(frame: pl.DataFrame) -> go.Figure:
         t0 = part["ts_ns"].min()
         x = [(t - t0) / 1e6 for t in part["ts_ns"].to_list()]
         label = f"{device_type}:{device_id}"
-        fig.add_scatter(x=x, y=[v / 2**20 for v in part["total_allocated"].to_list()], mode="lines",
-                        name=f"{label} allocated", line_shape="hv")
-        fig.add_scatter(x=x, y=[v / 2**20 for v in part["total_reserved"].to_list()], mode="lines",
-                        name=f"{label} reserved", line_shape="hv", line_dash="dot")
+        fig.add_scatter(
+            x=x,
+            y=[v / 2**20 for v in part["total_allocated"].to_list()],
+            mode="lines",
+            name=f"{label} allocated",
+            line_shape="hv",
+        )
+        fig.add_scatter(
+            x=x,
+            y=[v / 2**20 for v in part["total_reserved"].to_list()],
+            mode="lines",
+            name=f"{label} reserved",
+            line_shape="hv",
+            line_dash="dot",
+        )
     return _layout(fig, "Device memory over time", "ms from first memory event", "MiB")
 
 
@@ -62,8 +84,13 @@ def bandwidth(frame: pl.DataFrame) -> go.Figure:
     """Markers: achieved bandwidth per task or window, with the device peak as a line."""
     fig = go.Figure()
     for source, part in frame.group_by("source", maintain_order=True):
-        fig.add_scatter(x=list(range(part.height)), y=[v / 1e9 for v in part["achieved_bytes_per_s"].to_list()],
-                        mode="markers", name=str(source[0]), text=part["name"].to_list())
+        fig.add_scatter(
+            x=list(range(part.height)),
+            y=[v / 1e9 for v in part["achieved_bytes_per_s"].to_list()],
+            mode="markers",
+            name=str(source[0]),
+            text=part["name"].to_list(),
+        )
     peaks = [p for p in frame["peak_bytes_per_s"].unique().to_list() if p]
     for peak in peaks:
         fig.add_hline(y=peak / 1e9, line_dash="dash", annotation_text=f"peak {peak / 1e9:.0f} GB/s")
@@ -79,11 +106,19 @@ FIGURES = {
 
 
 def flame_icicle(ids: list[str], labels: list[str], parents: list[str], values: list[int], title: str) -> go.Figure:
-    """Icicle chart of a call tree (values inclusive, ns); see traceview.commands.flame.build_tree."""
+    """Icicle chart of a call tree (values inclusive, ns); see traceview.analysis.flame.build_tree."""
     fig = go.Figure(
-        go.Icicle(ids=ids, labels=labels, parents=parents, values=[v / 1e6 for v in values], branchvalues="total",
-                  tiling={"orientation": "v"}, root={"color": "#f4f4f4"}, maxdepth=12,
-                  hovertemplate="%{label}<br>%{value:.3f} ms (%{percentRoot:.1%} of all)<extra></extra>")
+        go.Icicle(
+            ids=ids,
+            labels=labels,
+            parents=parents,
+            values=[v / 1e6 for v in values],
+            branchvalues="total",
+            tiling={"orientation": "v"},
+            root={"color": "#f4f4f4"},
+            maxdepth=12,
+            hovertemplate="%{label}<br>%{value:.3f} ms (%{percentRoot:.1%} of all)<extra></extra>",
+        )
     )
     fig.update_layout(title=title, template="plotly_white", height=560, margin={"l": 10, "r": 10, "t": 50, "b": 10})
     return fig
@@ -108,22 +143,50 @@ def throughput_figures(data: dict) -> list[tuple[str, go.Figure]]:
         fig = go.Figure()
         for trace, pts in _by_trace(data["prefill"]).items():
             pts = sorted(pts, key=lambda p: (p["prompt_len"], p["step"]))
-            fig.add_scatter(x=[p["prompt_len"] for p in pts], y=[p["dur_ns"] / 1e6 for p in pts], mode="markers",
-                            name=trace, text=[f"step {p['step']}, context {p['context_len']}" for p in pts])
-        figures.append(("prefill", _layout(fig, "Prefill time vs prompt length",
-                                           "prompt tokens (new tokens of the step)", "step time (ms)")))
+            fig.add_scatter(
+                x=[p["prompt_len"] for p in pts],
+                y=[p["dur_ns"] / 1e6 for p in pts],
+                mode="markers",
+                name=trace,
+                text=[f"step {p['step']}, context {p['context_len']}" for p in pts],
+            )
+        figures.append(
+            (
+                "prefill",
+                _layout(
+                    fig, "Prefill time vs prompt length", "prompt tokens (new tokens of the step)", "step time (ms)"
+                ),
+            )
+        )
     if data.get("decode"):
         fig = make_subplots(specs=[[{"secondary_y": True}]])
         for trace, pts in _by_trace(data["decode"]).items():
             pts = sorted(pts, key=lambda p: (p["context_len"], p["step"]))
             x = [p["context_len"] for p in pts]
-            fig.add_scatter(x=x, y=[p["dur_ns"] / 1e6 for p in pts], mode="markers+lines", name=f"{trace} step ms",
-                            secondary_y=False)
-            fig.add_scatter(x=x, y=[p["tokens_per_s"] for p in pts], mode="markers", marker_symbol="diamond",
-                            name=f"{trace} tokens/s", secondary_y=True)
+            fig.add_scatter(
+                x=x,
+                y=[p["dur_ns"] / 1e6 for p in pts],
+                mode="markers+lines",
+                name=f"{trace} step ms",
+                secondary_y=False,
+            )
+            fig.add_scatter(
+                x=x,
+                y=[p["tokens_per_s"] for p in pts],
+                mode="markers",
+                marker_symbol="diamond",
+                name=f"{trace} tokens/s",
+                secondary_y=True,
+            )
             if pts and "cost_per_million_tokens" in pts[0]:
-                fig.add_scatter(x=x, y=[p["cost_per_million_tokens"] for p in pts], mode="markers",
-                                marker_symbol="x", name=f"{trace} cost per 1M tokens", secondary_y=True)
+                fig.add_scatter(
+                    x=x,
+                    y=[p["cost_per_million_tokens"] for p in pts],
+                    mode="markers",
+                    marker_symbol="x",
+                    name=f"{trace} cost per 1M tokens",
+                    secondary_y=True,
+                )
         _layout(fig, "Decode step time and tokens/s vs context length", "context length (KV tokens)", "step time (ms)")
         fig.update_yaxes(title_text="tokens/s (and cost per 1M tokens)", secondary_y=True)
         figures.append(("decode", fig))
@@ -133,30 +196,66 @@ def throughput_figures(data: dict) -> list[tuple[str, go.Figure]]:
             pts = sorted(pts, key=lambda p: (p["context_len"], p["step"]))
             per_token = {p["kv_bytes_per_token"] for p in pts if p["kv_bytes_per_token"]}
             label = trace + (f" ({', '.join(f'{b:,} B/token' for b in sorted(per_token))})" if per_token else "")
-            fig.add_scatter(x=[p["context_len"] for p in pts], y=[p["kv_bytes"] / 2**30 for p in pts],
-                            mode="markers", name=label, text=[f"step {p['step']} {p['phase']}" for p in pts])
-        figures.append(("kv_cache", _layout(fig, "KV-cache bytes vs context length", "context length (KV tokens)",
-                                            "KV cache (GiB)")))
+            fig.add_scatter(
+                x=[p["context_len"] for p in pts],
+                y=[p["kv_bytes"] / 2**30 for p in pts],
+                mode="markers",
+                name=label,
+                text=[f"step {p['step']} {p['phase']}" for p in pts],
+            )
+        figures.append(
+            (
+                "kv_cache",
+                _layout(fig, "KV-cache bytes vs context length", "context length (KV tokens)", "KV cache (GiB)"),
+            )
+        )
     if data.get("mix"):
         traces = _by_trace(data["mix"])
         fig = make_subplots(rows=1, cols=len(traces), subplot_titles=list(traces), shared_yaxes=True)
         for col, (_trace, pts) in enumerate(traces.items(), start=1):
             labels = [f"{p['context_len']} ({p['phase']} s{p['step']})" for p in pts]
             for family, color in MIX_COLORS.items():
-                fig.add_bar(x=labels, y=[p[f"{family}_pct"] for p in pts], name=family, marker_color=color,
-                            legendgroup=family, showlegend=col == 1, row=1, col=col)
+                fig.add_bar(
+                    x=labels,
+                    y=[p[f"{family}_pct"] for p in pts],
+                    name=family,
+                    marker_color=color,
+                    legendgroup=family,
+                    showlegend=col == 1,
+                    row=1,
+                    col=col,
+                )
         fig.update_layout(barmode="stack")
-        figures.append(("mix", _layout(fig, "Share of device task time by family vs context length",
-                                       "context length (phase, step)", "% of the step's device task time")))
+        figures.append(
+            (
+                "mix",
+                _layout(
+                    fig,
+                    "Share of device task time by family vs context length",
+                    "context length (phase, step)",
+                    "% of the step's device task time",
+                ),
+            )
+        )
     if data.get("bandwidth"):
         fig = go.Figure()
         for trace, pts in _by_trace(data["bandwidth"]).items():
             pts = sorted(pts, key=lambda p: (p["context_len"] or 0, p["step"]))
-            fig.add_scatter(x=[p["context_len"] for p in pts], y=[p["achieved_bytes_per_s"] / 1e9 for p in pts],
-                            mode="markers", name=trace)
+            fig.add_scatter(
+                x=[p["context_len"] for p in pts],
+                y=[p["achieved_bytes_per_s"] / 1e9 for p in pts],
+                mode="markers",
+                name=trace,
+            )
             peaks = {p["peak_bytes_per_s"] for p in pts if p["peak_bytes_per_s"]}
             for peak in sorted(peaks):
                 fig.add_hline(y=peak / 1e9, line_dash="dash", annotation_text=f"{trace} peak {peak / 1e9:.0f} GB/s")
-        figures.append(("bandwidth", _layout(fig, "Achieved bandwidth of decode steps vs the device peak",
-                                             "context length (KV tokens)", "GB/s")))
+        figures.append(
+            (
+                "bandwidth",
+                _layout(
+                    fig, "Achieved bandwidth of decode steps vs the device peak", "context length (KV tokens)", "GB/s"
+                ),
+            )
+        )
     return figures

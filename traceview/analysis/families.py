@@ -1,4 +1,4 @@
-"""The kernel family rule set for the Python commands.
+"""The kernel family rule set for the Python analyses.
 
 The rules live in one place, the core pack's `_family_rules.sql` fragment (included by `kernel_families.sql`);
 `traceview throughput` (its kernel mix) and `traceview diff --by family` run the same fragment through DuckDB

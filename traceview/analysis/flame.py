@@ -1,0 +1,287 @@
+"""The flame graph: the host call tree (from slice nesting) as folded stacks, and its icicle tree.
+
+Slices that start inside their parent but end after it (overlaps_parent, e.g. ProfilerStep#N opened inside a
+short record_function call) start a stack of their own, so no time is cut off; their overlap with the parent is
+then counted twice in the wall total (it is the sum of the roots' durations).
+
+Weights:
+  wall    a frame's value is its duration (children clipped to their parent, and to the step with --step);
+          the folded value of a stack is the wall time spent there and not in a child, so the folded values
+          add up to the wall time of the roots.
+  self    the model's self_ns per slice, summed per stack.
+  device  every device task's duration, attributed to the host stack that launched it: the runtime launch with
+          the task's correlation id, or the host end of a flow into the task (Ascend async_npu: the op), the
+          deepest one; the task's own name is the leaf. Tasks with no known launcher sit under
+          "[no host launcher]".
+
+The aggregation runs in DuckDB: a recursive walk down parent_id builds each slice's stack as a string of name
+ids, then rows are grouped by stack. Names are normalised (hex addresses, long digit ids, ProfilerStep#N) so
+repeated steps merge.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from traceview.engine import connect, resolve_store
+from traceview.errors import UserError
+
+NO_LAUNCHER = "[no host launcher]"
+DEVICE_PREFIX = "[device] "
+OTHER = "other"
+MAX_NAME = 160
+DEFAULT_MIN_SHARE = 0.001
+
+
+class Weight(enum.StrEnum):
+    """What a frame's value measures."""
+
+    wall = "wall"
+    self = "self"
+    device = "device"
+
+
+def _norm(expr: str) -> str:
+    """SQL: a slice name normalised so that repeated steps and objects merge (no ';' left, for folded output)."""
+    out = f"replace(coalesce({expr}, '?'), ';', ':')"
+    out = f"regexp_replace({out}, '\\s+', ' ', 'g')"
+    out = f"regexp_replace({out}, '0x[0-9a-fA-F]+', '0x?', 'g')"
+    out = f"regexp_replace({out}, '^ProfilerStep#[0-9]+', 'ProfilerStep#*')"
+    out = f"regexp_replace({out}, '[0-9]{{5,}}', '#', 'g')"
+    return f"left(trim({out}), {MAX_NAME})"
+
+
+HOST_SQL = f"""
+WITH host_raw AS (
+  SELECT trace_id, slice_id, parent_id, ts_ns, ts_ns + dur_ns AS end_ns, self_ns, step, depth, kind,
+         coalesce(overlaps_parent, false) AS overlaps_parent, {_norm("name")} AS norm
+  FROM slices WHERE device_type = 'cpu' AND dur_ns IS NOT NULL AND dur_ns >= 0
+),
+names AS (SELECT norm, CAST(row_number() OVER (ORDER BY norm) - 1 AS VARCHAR) AS nid
+          FROM (SELECT DISTINCT norm FROM host_raw))
+SELECT h.*, n.nid,
+       h.parent_id IS NULL OR h.overlaps_parent
+         OR NOT EXISTS (SELECT 1 FROM host_raw p WHERE p.trace_id = h.trace_id AND p.slice_id = h.parent_id) AS is_root
+FROM host_raw h JOIN names n USING (norm)
+"""
+
+
+def _tree_sql(window: bool) -> str:
+    """The host tree: per host slice its stack (name ids joined by '/'), its parent's stack, clipped interval."""
+    lo, hi = ("w.lo", "w.hi") if window else ("h.ts_ns", "h.end_ns")
+    join = "JOIN win w ON w.trace_id = h.trace_id" if window else ""
+    return f"""
+    tree AS (
+      SELECT h.trace_id, h.slice_id, greatest(h.ts_ns, {lo}) AS s, least(h.end_ns, {hi}) AS e, h.nid AS path,
+             CAST(NULL AS VARCHAR) AS parent_path
+      FROM _flame_host h {join}
+      WHERE h.is_root AND least(h.end_ns, {hi}) >= greatest(h.ts_ns, {lo})
+      UNION ALL
+      SELECT c.trace_id, c.slice_id, greatest(c.ts_ns, t.s), least(c.end_ns, t.e), t.path || '/' || c.nid, t.path
+      FROM tree t JOIN _flame_host c ON c.trace_id = t.trace_id AND c.parent_id = t.slice_id AND NOT c.is_root
+      WHERE least(c.end_ns, t.e) >= greatest(c.ts_ns, t.s)
+    )"""
+
+
+@dataclass
+class FlameResult:
+    """Folded stacks (tuple of frame names -> ns) for one weight, and the totals behind them."""
+
+    weight: Weight
+    stacks: dict[tuple[str, ...], int]
+    total_ns: int
+    step: int | None = None
+    info: dict[str, int] = field(default_factory=dict)
+
+    def folded(self) -> str:
+        """Brendan Gregg's folded format: `frame;frame;frame value`, one stack a line, values in ns."""
+        lines = [";".join(stack) + f" {value}" for stack, value in sorted(self.stacks.items()) if value > 0]
+        return "\n".join(lines) + ("\n" if lines else "")
+
+    def to_json(self) -> dict[str, Any]:
+        """The stacks (root first, ns) and totals as a JSON-able dict."""
+        stacks = [{"frames": list(stack), "ns": value} for stack, value in sorted(self.stacks.items())]
+        return {
+            "weight": self.weight.value,
+            "step": self.step,
+            "total_ns": self.total_ns,
+            "info": self.info,
+            "stacks": stacks,
+        }
+
+    def empty_reason(self) -> str | None:
+        """Why there are no stacks (None when there are)."""
+        if self.stacks:
+            return None
+        if self.weight is Weight.device:
+            reason = (
+                "the trace has no device tasks (kernels, copies, communication), so there is no device time"
+                " to attribute; try --weight wall"
+            )
+        else:
+            reason = "the trace has no host slices to build a call tree from"
+        return reason + (f" in step {self.step}" if self.step is not None else "")
+
+
+def _decode(rows: list[tuple[str, int]], names: dict[str, str]) -> dict:
+    stacks: dict[tuple[str, ...], int] = {}
+    for path, value in rows:
+        if value is None:
+            continue
+        frames = tuple(names[i] for i in path.split("/")) if path else ()
+        stacks[frames] = stacks.get(frames, 0) + int(value)
+    return stacks
+
+
+def _step_window_sql(step: int) -> str:
+    return f"""
+    win AS (
+      SELECT trace_id, coalesce(min(ts_ns) FILTER (WHERE kind = 'step'), min(ts_ns)) AS lo,
+             coalesce(max(ts_ns + dur_ns) FILTER (WHERE kind = 'step'), max(ts_ns + dur_ns)) AS hi
+      FROM slices WHERE device_type = 'cpu' AND step = {int(step)} GROUP BY trace_id
+    ),"""
+
+
+def compute_flame(
+    con: duckdb.DuckDBPyConnection, weight: Weight | str = Weight.wall, step: int | None = None
+) -> FlameResult:
+    """Folded stacks of the traces behind `con` (a connection from traceview.engine.connect)."""
+    weight = Weight(weight)
+    window = step is not None and weight is Weight.wall
+    prefix = "WITH RECURSIVE " + (_step_window_sql(step) if window else "") + _tree_sql(window)
+    step_filter = "" if step is None else f" AND h.step = {int(step)}"
+    con.execute("CREATE OR REPLACE TEMP TABLE _flame_host AS " + HOST_SQL)
+    con.execute("CREATE OR REPLACE TEMP TABLE _flame_tree AS " + prefix + " SELECT * FROM tree")
+    names = dict(con.sql("SELECT DISTINCT nid, norm FROM _flame_host").fetchall())
+    if weight is Weight.wall:
+        rows = con.sql("""
+            WITH own AS (SELECT path, parent_path, e - s AS ns FROM _flame_tree)
+            SELECT path, CAST(sum(ns) AS BIGINT) FROM (
+              SELECT path, ns FROM own UNION ALL SELECT parent_path, -ns FROM own WHERE parent_path IS NOT NULL)
+            GROUP BY path""").fetchall()
+        total = con.sql(
+            "SELECT CAST(coalesce(sum(e - s), 0) AS BIGINT) FROM _flame_tree WHERE parent_path IS NULL"
+        ).fetchall()[0][0]
+        stacks = _decode(rows, names)
+        negative = {k: v for k, v in stacks.items() if v < 0}
+        if negative:  # cannot happen with clipped, non-overlapping children; guard the invariant
+            raise UserError(f"flame: {len(negative)} stacks with negative self time (overlapping slices)")
+        return FlameResult(weight, stacks, int(total), step)
+    if weight is Weight.self:
+        rows = con.sql(f"""
+            SELECT t.path, CAST(sum(h.self_ns) AS BIGINT)
+            FROM _flame_tree t JOIN _flame_host h ON h.trace_id = t.trace_id AND h.slice_id = t.slice_id
+            WHERE h.self_ns IS NOT NULL{step_filter}
+            GROUP BY t.path""").fetchall()
+        stacks = _decode(rows, names)
+        return FlameResult(weight, stacks, sum(stacks.values()), step)
+    task_filter = "" if step is None else f" AND d.step = {int(step)}"
+    con.execute(f"""
+        CREATE OR REPLACE TEMP TABLE _flame_tasks AS
+        SELECT d.trace_id, d.slice_id, d.correlation, d.dur_ns, {_norm("d.name")} AS leaf
+        FROM device_tasks d WHERE d.dur_ns IS NOT NULL{task_filter}""")
+    rows = con.sql("""
+        WITH candidates AS (
+          SELECT d.trace_id, d.slice_id AS task_id, s.slice_id AS launcher_id, s.depth, s.kind
+          FROM _flame_tasks d JOIN slices s ON s.trace_id = d.trace_id AND s.correlation = d.correlation
+           AND s.device_type = 'cpu' AND s.kind = 'runtime'
+          UNION ALL
+          SELECT d.trace_id, d.slice_id, s.slice_id, s.depth, s.kind
+          FROM _flame_tasks d JOIN flows f ON f.trace_id = d.trace_id AND f.dst_slice_id = d.slice_id
+          JOIN slices s ON s.trace_id = f.trace_id AND s.slice_id = f.src_slice_id AND s.device_type = 'cpu'
+        ),
+        launcher AS (
+          SELECT DISTINCT ON (trace_id, task_id) trace_id, task_id, launcher_id
+          FROM candidates ORDER BY trace_id, task_id, depth DESC NULLS LAST, kind = 'runtime' DESC, launcher_id
+        )
+        SELECT t.path, d.leaf, CAST(sum(d.dur_ns) AS BIGINT)
+        FROM _flame_tasks d
+        LEFT JOIN launcher l ON l.trace_id = d.trace_id AND l.task_id = d.slice_id
+        LEFT JOIN _flame_tree t ON t.trace_id = l.trace_id AND t.slice_id = l.launcher_id
+        GROUP BY ALL""").fetchall()
+    stacks: dict[tuple[str, ...], int] = {}
+    known = unknown = 0
+    for path, leaf, value in rows:
+        base = tuple(names[i] for i in path.split("/")) if path is not None else (NO_LAUNCHER,)
+        if path is None:
+            unknown += int(value)
+        else:
+            known += int(value)
+        key = base + (DEVICE_PREFIX + leaf,)
+        stacks[key] = stacks.get(key, 0) + int(value)
+    return FlameResult(weight, stacks, known + unknown, step, {"attributed_ns": known, "unattributed_ns": unknown})
+
+
+def has_device_tasks(con: duckdb.DuckDBPyConnection) -> bool:
+    """True when the traces record device work."""
+    return bool(con.sql("SELECT count(*) FROM (SELECT 1 FROM device_tasks LIMIT 1)").fetchall()[0][0])
+
+
+@dataclass
+class FlameTree:
+    """Icicle nodes: parallel lists as plotly wants them (values are inclusive, in ns)."""
+
+    ids: list[str]
+    labels: list[str]
+    parents: list[str]
+    values: list[int]
+
+
+def build_tree(result: FlameResult, min_share: float = DEFAULT_MIN_SHARE) -> FlameTree:
+    """Merge stacks into a tree; frames under min_share of the total are rolled into one 'other' per parent."""
+    root: dict = {"children": {}, "value": 0}
+    for stack, value in result.stacks.items():
+        if value <= 0:
+            continue
+        node = root
+        node["value"] += value
+        for frame in stack:
+            node = node["children"].setdefault(frame, {"children": {}, "value": 0})
+            node["value"] += value
+    threshold = max(1, result.total_ns) * min_share
+    tree = FlameTree([], [], [], [])
+
+    def add(label: str, value: int, parent: str) -> str:
+        node_id = f"n{len(tree.ids)}"
+        tree.ids.append(node_id)
+        tree.labels.append(label)
+        tree.parents.append(parent)
+        tree.values.append(int(value))
+        return node_id
+
+    pending: list[tuple[dict, str, str]] = []
+
+    # iterate explicitly: deep trees exceed Python's recursion limit
+    def visit(children: dict, parent: str) -> None:
+        small = 0
+        for name, child in sorted(children.items(), key=lambda kv: -kv[1]["value"]):
+            if child["value"] < threshold:
+                small += child["value"]
+                continue
+            pending.append((child, name, parent))
+        if small:
+            add(OTHER, small, parent)
+
+    visit(root["children"], "")
+    while pending:
+        child, name, parent = pending.pop()
+        node_id = add(name, child["value"], parent)
+        visit(child["children"], node_id)
+    return tree
+
+
+def run_flame(
+    targets: list[Path], weight: Weight | str = Weight.wall, step: int | None = None, cache_dir: Path | None = None
+) -> FlameResult:
+    """Open TARGETS (trace files, dumps or stores) and compute their flame graph."""
+    stores = [resolve_store(Path(t), Path(cache_dir) if cache_dir else None) for t in targets]
+    con = connect(stores)
+    try:
+        return compute_flame(con, weight, step)
+    finally:
+        con.close()

@@ -1,0 +1,120 @@
+"""The query packs over one or more stores: the results per query and the findings, as an `AnalysisReport`."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from traceview._version import __version__
+from traceview.packs import Pack, find_pack, load_pack
+from traceview.sandbox import (
+    DEFAULT_TIME_LIMIT_S,
+    Finding,
+    QueryResult,
+    SharedResult,
+    drop_shared,
+    run_pack,
+    sandboxed_connection,
+)
+from traceview.store import read_manifest
+
+if TYPE_CHECKING:
+    from traceview.analysis.flame import FlameResult
+    from traceview.analysis.throughput import Throughput
+
+SEVERITY_ORDER = {"critical": 0, "warning": 1, "info": 2}
+BUILTIN_PACK = "core"
+
+
+@dataclass
+class AnalysisReport:
+    """Everything `analyze` found: what was analysed, the results per query, the findings.
+
+    `flame` and `throughput` are the report's chart sections, computed only when asked for; a section
+    that could not be computed is None and `unavailable` says why (section name -> reason).
+    """
+
+    traces: list[dict]
+    results: list[QueryResult]
+    findings: list[Finding] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    traceview_version: str = __version__
+    shared: list[SharedResult] = field(default_factory=list)  # relations each pack computed once
+    flame: FlameResult | None = None
+    throughput: Throughput | None = None
+    unavailable: dict[str, str] = field(default_factory=dict)
+
+    def result(self, name: str) -> QueryResult | None:
+        """The result of the query called `name`, if it ran."""
+        return next((r for r in self.results if r.query.name == name), None)
+
+    def to_json(self) -> dict[str, Any]:
+        """`{"traceview_version", "traces", "findings", "errors", "results": {query: [rows]}}` (the --json report)."""
+        return {
+            "traceview_version": self.traceview_version,
+            "traces": self.traces,
+            "findings": [
+                {"query": f.query, "severity": f.severity, "message": f.message, "row": f.row} for f in self.findings
+            ],
+            "errors": self.errors,
+            "results": {r.query.name: (r.frame.to_dicts() if r.frame is not None else None) for r in self.results},
+        }
+
+
+def _trace_rows(con, stores: list[Path]) -> list[dict]:
+    hashes = {}
+    for store in stores:
+        for item in read_manifest(store).get("inputs", []):
+            hashes[item["trace_id"]] = item
+    rows = (
+        con.sql(
+            "SELECT t.trace_id, t.source_path, t.format, t.rank, t.host, t.device_names, t.tool_versions,"
+            " t.event_count, t.slice_count, t.warnings, d.spec AS device_spec, d.peak_bw_bytes_per_s"
+            " FROM traces t LEFT JOIN trace_devices d USING (trace_id) ORDER BY t.rank, t.source_path"
+        )
+        .to_arrow_table()
+        .to_pylist()
+    )
+    for row in rows:
+        entry = hashes.get(row["trace_id"], {})
+        row["content_hash"] = entry.get("content_hash")
+        row["tool_versions"] = json.loads(row["tool_versions"] or "{}")
+    return rows
+
+
+def packs_for(extra: list[Path]) -> list[Pack]:
+    """The built-in pack followed by the packs given with --pack."""
+    return [find_pack(BUILTIN_PACK)] + [load_pack(path) for path in extra]
+
+
+def run_packs(
+    stores: list[Path],
+    extra_packs: list[Path] | None = None,
+    peak_bw_gbps: float | None = None,
+    limit_s: float = DEFAULT_TIME_LIMIT_S,
+) -> AnalysisReport:
+    """Run the built-in pack and EXTRA_PACKS over STORES (each query bounded by `limit_s`)."""
+    packs = packs_for(extra_packs or [])
+    overrides: dict[str, object] = {}
+    if peak_bw_gbps is not None:
+        overrides["peak_bw_gbps"] = float(peak_bw_gbps)
+    con = sandboxed_connection(stores)
+    try:
+        traces = _trace_rows(con, stores)
+        results: list[QueryResult] = []
+        shared: list[SharedResult] = []
+        for pack in packs:
+            # The pack's shared relations are computed once; a failed one is computed by each query again.
+            run = run_pack(con, pack, pack.queries, overrides, limit_s)
+            drop_shared(con, run.shared)
+            results += run.results
+            shared += run.shared
+    finally:
+        con.close()
+    findings = sorted(
+        (f for r in results for f in r.findings), key=lambda f: (SEVERITY_ORDER.get(f.severity, 9), f.query)
+    )
+    errors = [problem for pack in packs for problem in pack.problems] + [r.error for r in results if r.error]
+    return AnalysisReport(traces, results, findings, errors, shared=shared)
