@@ -64,11 +64,11 @@ def test_a_failing_section_is_stated_not_fatal_unless_strict(tmp_path: Path, mon
     assert result.exit_code == 3
 
 
-def test_diff_from_the_package() -> None:
+def test_diff_from_the_package(tmp_path: Path) -> None:
     samples = Path(__file__).resolve().parents[1] / "sample_traces"
     base = next((samples / "runtime_v1").glob("*.json.gz"))
     test = next((samples / "runtime_v2").glob("*.json.gz"))
-    report = traceview.diff(base, test, by="family", fail_on=["step_time>+5%"])
+    report = traceview.diff(str(base), str(test), by="family", fail_on=["step_time>+5%"], cache_dir=str(tmp_path))
     document = report.to_json()
     assert "diff" in traceview.__all__
     assert {"rows", "summary", "gates"} <= set(document)

@@ -82,10 +82,16 @@ def throughput(
 
 
 def diff(
-    base: PathLike, test: PathLike, by: str = "kernel", fail_on: list[str] | None = None, **options: Any
+    base: PathLike,
+    test: PathLike,
+    by: str = "kernel",
+    fail_on: list[str] | None = None,
+    cache_dir: PathLike | None = None,
+    **options: Any,
 ) -> DiffReport:
     """TEST against BASE (trace files, dumps or stores) at level BY (op, kernel, family, phase, step), with the
-    gates FAIL_ON evaluated; OPTIONS as `traceview.analysis.diff.diff` (min_effect, resamples, seed, cache_dir)."""
+    gates FAIL_ON evaluated; OPTIONS as `traceview.analysis.diff.diff` (min_effect, resamples, seed)."""
     from traceview.analysis.diff import diff as run_diff
 
-    return run_diff(Path(base), Path(test), by=by, fail_on=fail_on, **options)
+    cache = Path(cache_dir) if cache_dir else None
+    return run_diff(Path(base), Path(test), by=by, fail_on=fail_on, cache_dir=cache, **options)
