@@ -219,7 +219,7 @@ def arrow_array(values: np.ndarray, mask: np.ndarray | None = None) -> pa.Array:
     if arrow_type is None or values.ndim != 1:
         raise TypeError(f"arrow_array takes 1-D arrays of {sorted(map(str, _ARROW_TYPES))}, not {values.dtype}")
     nulls = int(mask.sum()) if mask is not None else 0
-    validity = pa.py_buffer(np.packbits(~mask, bitorder="little")) if nulls else None
+    validity = pa.py_buffer(np.packbits(~mask, bitorder="little")) if mask is not None and nulls else None
     if arrow_type == pa.bool_():
         data = pa.py_buffer(np.packbits(values, bitorder="little"))
     else:

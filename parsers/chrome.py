@@ -137,7 +137,8 @@ def _top_level_number(
 
 
 def _trace_info(top_level: dict, rank_hint: int | None, warnings: list[str]) -> dict:
-    dist = top_level.get("distributedInfo") if isinstance(top_level.get("distributedInfo"), dict) else {}
+    dist_info = top_level.get("distributedInfo")
+    dist = dist_info if isinstance(dist_info, dict) else {}
     devices = [d for d in _as_list(top_level.get("deviceProperties")) if isinstance(d, dict)]
     versions = {
         k: v

@@ -15,7 +15,7 @@ import mmap
 import os
 import re
 from array import array
-from collections.abc import Iterator
+from collections.abc import Generator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -78,7 +78,7 @@ def _copy_range(src: Path, offset: int, out: BinaryIO) -> None:
     _copy_span(src, offset, src.stat().st_size, out)
 
 
-def _raw_chunks(path: Path, warnings: list[str]) -> Iterator[bytes]:
+def _raw_chunks(path: Path, warnings: list[str]) -> Generator[bytes, None, None]:
     """Yield the bytes of `path`, inflated when it is gzip (bounded: see `parsers.inflate`).
 
     A damaged or cut gzip stream ends the bytes early with a warning; one that inflates past the
@@ -98,7 +98,7 @@ def _raw_chunks(path: Path, warnings: list[str]) -> Iterator[bytes]:
             warnings.append(f"{state.damage}; kept the bytes before {kept}")
 
 
-def _describe_start(data: bytes) -> str:
+def _describe_start(data: bytes | bytearray) -> str:
     text = data[:16]
     if not text:
         return "an empty file"

@@ -119,7 +119,7 @@ def _redact_pairs(text: str, lowered: str) -> str:
         key_start = anchor.start()
         while key_start > scanned and text[key_start - 1] in _KEY_CHARS:
             key_start -= 1
-        key_end = _KEY_REST.match(text, anchor.end()).end()
+        key_end = _KEY_REST.match(text, anchor.end()).end()  # type: ignore[union-attr]  # the pattern matches the empty string
         scanned = key_end  # the rest of this key holds no other key
         tail = _PAIR_TAIL.match(text, key_end)
         quote = tail.group("quote") if tail else ""
@@ -128,7 +128,7 @@ def _redact_pairs(text: str, lowered: str) -> str:
         pieces.append(text[copied : tail.start("value")] + _redacted_value(tail))
         copied = scanned = tail.end()
         if tail.group("op") == ":" and not quote and not tail.group("value").startswith(("'", '"', "\\")):
-            copied = scanned = _CLAUSE.match(text, copied).end()
+            copied = scanned = _CLAUSE.match(text, copied).end()  # type: ignore[union-attr]  # the pattern matches the empty string
     pieces.append(text[copied:])
     return "".join(pieces)
 

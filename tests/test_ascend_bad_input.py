@@ -157,6 +157,20 @@ def test_unrecognised_memory_csv_in_a_dump_is_a_warning(tmp_path: Path) -> None:
     assert query(result.store, "SELECT count(*), sum(dur_ns) FROM slices WHERE kind = 'kernel'") == [(1, 50621)]
 
 
+def test_memory_csv_whose_column_only_starts_with_a_required_name_is_read(tmp_path: Path) -> None:
+    # `Component Name` passes the header check for `Component` (a prefix); it used to crash the ingest
+    dump = _dump_with(
+        tmp_path,
+        {
+            "kernel_details.csv": (KERNEL_HEADER + "50,trans_TransData_0,N/A,N/A,1736405443881410.320\t,50.621,0,0\n")
+            .encode(),
+            "memory_record.csv": b"Component Name,Timestamp(us),Total Allocated(MB),Total Reserved(MB)\nAPP,1,2,3\n",
+        },
+    )
+    result = ingest([dump], tmp_path.parent / f"{tmp_path.name}.traceview")
+    assert query(result.store, "SELECT count(*) FROM memory") == [(1,)]
+
+
 def test_rows_without_times_are_counted_and_skipped(tmp_path: Path) -> None:
     path = tmp_path / "kernel_details.csv"
     path.write_text(

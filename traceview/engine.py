@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 import duckdb
 
@@ -63,7 +63,9 @@ class Session:
             relation = relation.project(
                 ", ".join(_as_text(c, str(t)) for c, t in zip(relation.columns, relation.types, strict=True))
             )
-        return pl.from_arrow(relation.to_arrow_table() if relation is not None else None)
+        table = relation.to_arrow_table() if relation is not None else None
+        # polars types from_arrow as DataFrame | Series; a Table (or None) always gives a DataFrame
+        return cast(pl.DataFrame, pl.from_arrow(table))
 
     @property
     def manifest(self) -> dict:

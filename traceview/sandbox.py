@@ -29,6 +29,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, cast
 
 import duckdb
 import polars as pl
@@ -269,7 +270,8 @@ def _execute(con: duckdb.DuckDBPyConnection, sql: str, params: dict, limit_s: fl
             if size > cap:
                 raise ResultTooLarge(f"its result is larger than {cap} bytes, the memory limit for pack queries")
             batches.append(batch)
-    return pl.from_arrow(pa.Table.from_batches(batches, schema=reader.schema))
+    # polars types from_arrow as DataFrame | Series; a Table always gives a DataFrame
+    return cast(pl.DataFrame, pl.from_arrow(pa.Table.from_batches(batches, schema=reader.schema)))
 
 
 def format_message(template: str, row: dict) -> str:
@@ -406,11 +408,12 @@ def run_pack(
                     querying[pool.submit(run, index)] = index
             if not building and not querying:
                 break
-            wait([*building, *querying], return_when=FIRST_COMPLETED)
-            for future in [f for f in building if f.done()]:
-                built[building.pop(future)] = future.result()
-            for future in [f for f in querying if f.done()]:
-                results[querying.pop(future)] = future.result()
+            pending: list[Future[Any]] = [*building, *querying]
+            wait(pending, return_when=FIRST_COMPLETED)
+            for finished_build in [f for f in building if f.done()]:
+                built[building.pop(finished_build)] = finished_build.result()
+            for finished_query in [f for f in querying if f.done()]:
+                results[querying.pop(finished_query)] = finished_query.result()
     return PackRun(
         shared=[built[r.name] for r in pack.shared if r.name in built],
         results=[results[i] for i in range(len(queries))],

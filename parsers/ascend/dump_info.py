@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
+from typing import Any
 
 from parsers.ascend.layout import Sources
 from parsers.model import MAX_RANK
@@ -114,7 +115,7 @@ def dump_info(sources: Sources, rank_hint: int | None, warnings: list[str]) -> t
     if rank_hint is not None and not 0 <= rank_hint <= MAX_RANK:
         rank_hint = None
     world_size = _int(dist.get("world_size"))
-    info = {
+    info: dict[str, Any] = {
         "rank": rank if rank is not None else (rank_hint or 0),
         "rank_known": rank is not None,
         "world_size": world_size if world_size is not None and 0 < world_size <= MAX_RANK else None,

@@ -45,6 +45,14 @@ def _load(st: Staging, paths: list[Path], table: str, required: tuple[str, ...])
     return load_csvs(st.con, paths, table, header)
 
 
+def _required(columns: list[str], name: str) -> str:
+    """A column `_load` required: the one of that name, else the one its prefix check found."""
+    column = pick(columns, name) or pick_prefix(columns, name)
+    if column is None:  # `_load` skips a file without it: a bug here, not bad input
+        raise KeyError(f"{name!r} is not among the required columns")
+    return column
+
+
 def _device_sql(columns: list[str]) -> tuple[str, str]:
     """(device_type, device_id) expressions from `Device Type`/`Device` (`NPU:0`) and `Device_id`."""
     text = pick(columns, "Device Type", "Device")
@@ -76,9 +84,9 @@ def memory_record(st: Staging, paths: list[Path]) -> None:
     st.sql(
         f"""
         INSERT INTO st_memory
-        SELECT {ns_sql(ident(pick_prefix(columns, 'Timestamp(us)')))}, {device_type}, {device_id}, NULL, NULL,
+        SELECT {ns_sql(ident(_required(columns, 'Timestamp(us)')))}, {device_type}, {device_id}, NULL, NULL,
                {_bytes(columns, 'Total Allocated(')}, {_bytes(columns, 'Total Reserved(')},
-               {clean_sql(ident(pick(columns, 'Component')))}, {clean_sql(ident(stream)) if stream else 'NULL'}
+               {clean_sql(ident(_required(columns, 'Component')))}, {clean_sql(ident(stream)) if stream else 'NULL'}
         FROM mem_raw
         """
     )
@@ -91,7 +99,7 @@ def operator_memory(st: Staging, paths: list[Path]) -> None:
     if columns is None:
         return
     device_type, device_id = _device_sql(columns)
-    alloc = ns_sql(ident(pick(columns, "Allocation Time(us)")))
+    alloc = ns_sql(ident(_required(columns, "Allocation Time(us)")))
     release_col = pick(columns, "Release Time(us)")
     duration_col = pick(columns, "Duration(us)")
     if release_col:
@@ -101,7 +109,7 @@ def operator_memory(st: Staging, paths: list[Path]) -> None:
     else:
         release = "NULL"
     size = _bytes(columns, "Size(")
-    name = clean_sql(ident(pick(columns, "Name")))
+    name = clean_sql(ident(_required(columns, "Name")))
     component = f"CASE WHEN {name} LIKE 'aten::%' THEN 'PTA' WHEN {name} LIKE 'cann::%' THEN 'GE' END"
     st.sql(
         f"""
@@ -132,8 +140,8 @@ def npu_module_mem(st: Staging, paths: list[Path]) -> None:
     st.sql(
         f"""
         INSERT INTO st_counters
-        SELECT {ns_sql(ident(pick_prefix(columns, 'Timestamp(us)')))}, CAST({device_id} AS VARCHAR),
-               'module_mem/' || {clean_sql(ident(pick(columns, 'Component')))}, 'bytes', {reserved}
+        SELECT {ns_sql(ident(_required(columns, 'Timestamp(us)')))}, CAST({device_id} AS VARCHAR),
+               'module_mem/' || {clean_sql(ident(_required(columns, 'Component')))}, 'bytes', {reserved}
         FROM modmem_raw WHERE {reserved} >= 0
         """
     )
@@ -145,10 +153,10 @@ def npu_mem(st: Staging, paths: list[Path]) -> None:
     columns = _load(st, paths, "npumem_raw", ("event", "timestamp(us)"))
     if columns is None:
         return
-    event = clean_sql(ident(pick(columns, "event")))
+    event = clean_sql(ident(_required(columns, "event")))
     dev = pick(columns, "Device_id")
     pid = f"CAST({int_sql(ident(dev))} AS VARCHAR)" if dev else "NULL"
-    ts = ns_sql(ident(pick(columns, "timestamp(us)")))
+    ts = ns_sql(ident(_required(columns, "timestamp(us)")))
     parts = []
     for prefix, label in (("ddr(", "DDR"), ("hbm(", "HBM"), ("memory(", "Memory")):
         if pick_prefix(columns, prefix):
@@ -179,14 +187,14 @@ def step_trace_time(st: Staging, paths: list[Path]) -> None:
     if columns is None:
         return
     values = ", ".join(
-        f"{ns_sql(ident(pick(columns, header))) if pick(columns, header) else 'NULL'} AS {name}"
+        f"{ns_sql(ident(column)) if (column := pick(columns, header)) else 'NULL'} AS {name}"
         for name, header in _STEP_COLUMNS
     )
     dev = pick(columns, "Device_id")
     st.sql(
         f"""
         INSERT INTO st_steps BY NAME
-        SELECT TRY_CAST(regexp_extract({clean_sql(ident(pick(columns, 'Step')))}, '(\\d+)', 1) AS BIGINT) AS step,
+        SELECT TRY_CAST(regexp_extract({clean_sql(ident(_required(columns, 'Step')))}, '(\\d+)', 1) AS BIGINT) AS step,
                {f'CAST({int_sql(ident(dev))} AS INTEGER)' if dev else 'NULL'} AS device_id, {values},
                {quote(paths[0].name)} AS source
         FROM steps_raw
@@ -219,7 +227,7 @@ def task_time(st: Staging, paths: list[Path]) -> None:
     dev = pick(columns, "Device_id")
     stop = pick(columns, "task_stop(us)")
     time = pick(columns, "task_time(us)")
-    start = ns_sql(ident(pick(columns, "task_start(us)")))
+    start = ns_sql(ident(_required(columns, "task_start(us)")))
     duration = f"{ns_sql(ident(stop))} - {start}" if stop else (ns_sql(ident(time)) if time else "0")
     ttype = pick(columns, "kernel_type")
     stream = pick(columns, "stream_id")
@@ -227,7 +235,7 @@ def task_time(st: Staging, paths: list[Path]) -> None:
     st.sql(
         f"""
         CREATE TABLE tt AS
-        SELECT {clean_sql(ident(pick(columns, 'kernel_name')))} AS name,
+        SELECT {clean_sql(ident(_required(columns, 'kernel_name')))} AS name,
                {clean_sql(ident(ttype)) if ttype else 'NULL'} AS task_type,
                {f'CAST({int_sql(ident(dev))} AS INTEGER)' if dev else 'NULL'} AS device_id,
                {int_sql(ident(stream)) if stream else 'NULL'} AS stream,

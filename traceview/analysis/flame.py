@@ -128,7 +128,7 @@ class FlameResult:
         return reason + (f" in step {self.step}" if self.step is not None else "")
 
 
-def _decode(rows: list[tuple[str, int]], names: dict[str, str]) -> dict:
+def _decode(rows: list[tuple[str, int]], names: dict[str, str]) -> dict[tuple[str, ...], int]:
     stacks: dict[tuple[str, ...], int] = {}
     for path, value in rows:
         if value is None:
@@ -153,7 +153,7 @@ def compute_flame(
     """Folded stacks of the traces behind `con` (a connection from traceview.engine.connect)."""
     weight = Weight(weight)
     window = step is not None and weight is Weight.wall
-    prefix = "WITH RECURSIVE " + (_step_window_sql(step) if window else "") + _tree_sql(window)
+    prefix = "WITH RECURSIVE " + (_step_window_sql(step) if window and step is not None else "") + _tree_sql(window)
     step_filter = "" if step is None else f" AND h.step = {int(step)}"
     con.execute("CREATE OR REPLACE TEMP TABLE _flame_host AS " + HOST_SQL)
     con.execute("CREATE OR REPLACE TEMP TABLE _flame_tree AS " + prefix + " SELECT * FROM tree")
@@ -204,7 +204,7 @@ def compute_flame(
         LEFT JOIN launcher l ON l.trace_id = d.trace_id AND l.task_id = d.slice_id
         LEFT JOIN _flame_tree t ON t.trace_id = l.trace_id AND t.slice_id = l.launcher_id
         GROUP BY ALL""").fetchall()
-    stacks: dict[tuple[str, ...], int] = {}
+    stacks = {}
     known = unknown = 0
     for path, leaf, value in rows:
         base = tuple(names[i] for i in path.split("/")) if path is not None else (NO_LAUNCHER,)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import polars as pl
@@ -45,7 +45,8 @@ def step_mix(con) -> pl.DataFrame:
            CAST(sum(dur_ns) AS BIGINT) AS task_ns
     FROM classified GROUP BY ALL ORDER BY trace_id, step
     """
-    return pl.from_arrow(con.sql(sql).to_arrow_table())
+    # polars types from_arrow as DataFrame | Series; a Table always gives a DataFrame
+    return cast(pl.DataFrame, pl.from_arrow(con.sql(sql).to_arrow_table()))
 
 
 @dataclass

@@ -72,7 +72,7 @@ def throughput_view(data: dict, prefix: str = "tp") -> ThroughputView:
 
 
 def _result_sections(report: AnalysisReport) -> list[dict[str, Any]]:
-    sections = []
+    sections: list[dict[str, Any]] = []
     for result in report.results:
         if result.frame is None or result.frame.is_empty():
             continue

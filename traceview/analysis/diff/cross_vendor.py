@@ -2,9 +2,22 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypedDict
 
 from traceview.analysis.diff.sides import Side, attributed_sql
+
+
+class OpComparison(TypedDict):
+    """One framework op on both sides (a row of `cross_vendor_ops()["ops"]`)."""
+
+    op: str
+    base_device_ns: int
+    test_device_ns: int
+    ratio: float | None
+    base_tasks_per_op: float | None
+    test_tasks_per_op: float | None
+    base_aicpu_tasks: int
+    test_aicpu_tasks: int
 
 
 def is_cross_vendor(base: Side, test: Side) -> bool:
@@ -17,7 +30,7 @@ def cross_vendor_ops(base: Side, test: Side, min_effect: float) -> dict[str, Any
     """Per framework op (vendor-neutral key): device time, tasks per op, AI_CPU fallbacks on each side,
     and the ops slower on either side by at least `min_effect` %, falling back to AI_CPU, or split more."""
     b, t = _per_op(base), _per_op(test)
-    ops = []
+    ops: list[OpComparison] = []
     for key in sorted(set(b) | set(t)):
         x, y = b.get(key, {}), t.get(key, {})
         ops.append({
@@ -28,13 +41,13 @@ def cross_vendor_ops(base: Side, test: Side, min_effect: float) -> dict[str, Any
             "base_aicpu_tasks": x.get("aicpu_tasks", 0), "test_aicpu_tasks": y.get("aicpu_tasks", 0),
         })  # fmt: skip
     slow = 1 + min_effect / 100
-    with_ratio = [o for o in ops if o["ratio"] is not None]
+    ratios = {o["op"]: o["ratio"] for o in ops if o["ratio"] is not None}
     return {
         "base_vendors": sorted(base.vendors()),
         "test_vendors": sorted(test.vendors()),
         "ops": ops,
-        "slower_on_test": [o["op"] for o in sorted(with_ratio, key=lambda o: -o["ratio"]) if o["ratio"] >= slow],
-        "slower_on_base": [o["op"] for o in sorted(with_ratio, key=lambda o: o["ratio"]) if o["ratio"] <= 1 / slow],
+        "slower_on_test": [op for op in sorted(ratios, key=lambda op: -ratios[op]) if ratios[op] >= slow],
+        "slower_on_base": [op for op in sorted(ratios, key=lambda op: ratios[op]) if ratios[op] <= 1 / slow],
         "aicpu_fallback": [o["op"] for o in ops if o["base_aicpu_tasks"] or o["test_aicpu_tasks"]],
         "split_more": [o["op"] for o in ops if _split_more(o["base_tasks_per_op"], o["test_tasks_per_op"])],
     }

@@ -103,8 +103,9 @@ def trace_values(side: Side) -> dict[str, float | None]:
     out: dict[str, float | None] = {}
     busy, span = one_row(side.con, _BUSY_SQL)
     if span:
-        out["busy_pct"] = float(100.0 * busy / span)
-        out["idle_pct"] = 100.0 - out["busy_pct"]
+        busy_pct = float(100.0 * busy / span)
+        out["busy_pct"] = busy_pct
+        out["idle_pct"] = 100.0 - busy_pct
     mem = one_row(side.con, "SELECT max(total_allocated) FROM memory WHERE device_type <> 'cpu'")[0]
     out["peak_memory_bytes"] = float(mem) if mem is not None else None
     families = families_present(side)
