@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import gzip
 import json
+import os
 import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -247,3 +248,38 @@ def open_store() -> Iterator[Any]:
 def gunzip_prefix(data: bytes) -> bytes:
     """What a gzip stream cut short decompresses to (the bytes before the cut)."""
     return zlib.decompressobj(wbits=31).decompress(data)
+
+
+# --- a checkout without ../shared -----------------------------------------------------------------------------
+# Without the corpus, a test that fails because of it (its error or traceback names the corpus) is reported
+# as skipped, and the run ends with one line saying so; with CI=true a missing corpus stops the run.
+
+_CORPUS_SKIPS: list[str] = []
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    if os.environ.get("CI") == "true" and not CORPUS.is_dir():
+        raise pytest.UsageError(f"CI=true, but the shared corpus is missing at {CORPUS}: corpus tests cannot run")
+
+
+def _needs_corpus(report: pytest.TestReport) -> bool:
+    """The failure's report (the error and the source lines of its traceback) mentions the corpus."""
+    return "corpus" in str(report.longrepr).lower()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    outcome = yield
+    report = outcome.get_result()  # type: ignore[attr-defined]
+    if report.failed and not CORPUS.is_dir() and _needs_corpus(report):
+        report.outcome = "skipped"
+        report.longrepr = (str(item.path), item.location[1] or 0, f"Skipped: needs the shared corpus at {CORPUS}")
+        _CORPUS_SKIPS.append(item.nodeid)
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if not CORPUS.is_dir():
+        terminalreporter.write_line(
+            f"shared corpus not found at {CORPUS}: {len(_CORPUS_SKIPS)} tests that need it were skipped"
+            " (parametrised corpus cases were not collected)"
+        )
