@@ -57,6 +57,16 @@ def _complete_events_before(data: bytes, start: int) -> int:
         kept += 1
 
 
+def _record_walks(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The sizes of the arrays the tolerant path walks event by event, as it walks them."""
+    walked: list[int] = []
+    recover = jsonscan.recover_events
+    monkeypatch.setattr(
+        jsonscan, "recover_events", lambda src, out: walked.append(src.stat().st_size) or recover(src, out)
+    )
+    return walked
+
+
 @pytest.mark.parametrize("fraction", [0.6, 0.999])
 def test_cut_trace_reads_all_but_the_last_mib_in_bulk(fraction: float, tmp_path: Path, monkeypatch) -> None:
     """A cut trace keeps every complete event (>= 99.9%), and only the bytes near the cut go event by event."""
@@ -67,11 +77,7 @@ def test_cut_trace_reads_all_but_the_last_mib_in_bulk(fraction: float, tmp_path:
     prefix = data[: int(len(data) * fraction)]
     path = tmp_path / "cut.json"
     path.write_bytes(prefix)
-    walked: list[int] = []
-    recover = jsonscan.recover_events
-    monkeypatch.setattr(
-        jsonscan, "recover_events", lambda src, out: walked.append(src.stat().st_size) or recover(src, out)
-    )
+    walked = _record_walks(monkeypatch)
     code, lines = _ingest(path)
     expected = _complete_events_before(prefix, start)
     assert code == 0
@@ -291,11 +297,7 @@ def test_cut_compact_trace_reads_all_but_the_tail_in_bulk(
     prefix = data[: _compact_cuts(data)[where]]
     path = tmp_path / "cut.json"
     path.write_bytes(prefix)
-    walked: list[int] = []
-    recover = jsonscan.recover_events
-    monkeypatch.setattr(
-        jsonscan, "recover_events", lambda src, out: walked.append(src.stat().st_size) or recover(src, out)
-    )
+    walked = _record_walks(monkeypatch)
     code, lines = _ingest(path)
     expected = _complete_events_before(prefix, start)
     assert code == 0 and expected == 2999
@@ -308,11 +310,7 @@ def test_cut_compact_trace_in_its_trailer_keeps_all_events(tmp_path: Path, monke
     data = _compact(3000)
     path = tmp_path / "cut.json"
     path.write_bytes(data[: _compact_cuts(data)["in_trailer"]])
-    walked: list[int] = []
-    recover = jsonscan.recover_events
-    monkeypatch.setattr(
-        jsonscan, "recover_events", lambda src, out: walked.append(src.stat().st_size) or recover(src, out)
-    )
+    walked = _record_walks(monkeypatch)
     code, lines = _ingest(path)
     assert (code, lines) == (
         0,

@@ -7,7 +7,7 @@ import stat
 import tempfile
 from pathlib import Path
 
-from parsers.filekind import kind_name
+from parsers.filekind import kind_name, lstat_mode
 from traceview.errors import UserError
 
 
@@ -51,11 +51,11 @@ def check_output_path(path: Path) -> None:
 
 def _check_replaceable(path: Path) -> None:
     try:
-        mode = os.lstat(path).st_mode
-    except FileNotFoundError:
-        return
+        mode = lstat_mode(path)
     except OSError as exc:
         raise UserError(f"{path}: cannot be written ({exc.strerror or exc})") from exc
+    if mode is None:
+        return
     if not stat.S_ISREG(mode):
         kind = kind_name(mode)
         raise UserError(f"{path}: exists and is {kind}; refusing to replace it with the output file")

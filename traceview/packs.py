@@ -29,14 +29,13 @@ rule becomes a one-line problem (`Query.problem`, `Pack.problems`) and the other
 
 from __future__ import annotations
 
-import os
 import re
-import stat
 import tomllib
 from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
 
+from parsers.filekind import FileTooLarge, NotRegularFile, read_regular
 from traceview.errors import UserError
 
 SEVERITIES = ("info", "warning", "critical")
@@ -91,20 +90,13 @@ def read_pack_text(path: Path, pack_dir: Path | None = None) -> str:
     if pack_dir is not None and path.is_symlink() and not path.resolve().is_relative_to(pack_dir.resolve()):
         raise PackError(f"{path}: a link out of the pack directory")
     try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))  # a FIFO must not block the open
+        data = read_regular(path, limit)
+    except NotRegularFile:
+        raise PackError(f"{path}: not a regular file") from None
+    except FileTooLarge:
+        raise PackError(f"{path}: larger than {limit} bytes, the limit for a pack file") from None
     except OSError as exc:
         raise PackError(f"{path}: cannot read: {exc.strerror}") from exc
-    try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise PackError(f"{path}: not a regular file")
-        with os.fdopen(fd, "rb", closefd=False) as stream:
-            data = stream.read(limit + 1)
-    except OSError as exc:
-        raise PackError(f"{path}: cannot read: {exc.strerror}") from exc
-    finally:
-        os.close(fd)
-    if len(data) > limit:
-        raise PackError(f"{path}: larger than {limit} bytes, the limit for a pack file")
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:

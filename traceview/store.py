@@ -40,7 +40,7 @@ import pyarrow.parquet as pq
 import xxhash
 
 import parsers
-from parsers.filekind import kind_name
+from parsers.filekind import kind_name, lstat_mode, read_regular
 from parsers.model import MAX_RANK, MODEL_VERSION, TABLES
 from parsers.parsed import ArrowSource, empty_table, rows_table
 from parsers.redact import redact, redact_text
@@ -78,21 +78,9 @@ def is_store(path: Path) -> bool:
 def read_manifest(store: Path) -> dict:
     """Load a store's manifest."""
     try:
-        return json.loads(_read_small_file(store / MANIFEST, MANIFEST_MAX_BYTES))
+        return json.loads(read_regular(store / MANIFEST, MANIFEST_MAX_BYTES))
     except (OSError, ValueError) as exc:
         raise UserError(f"{store}: not a readable traceview store ({exc})") from exc
-
-
-def _read_small_file(path: Path, max_bytes: int) -> bytes:
-    """The bytes of a regular file of at most `max_bytes` (never blocks on a FIFO, never reads a device)."""
-    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
-    with os.fdopen(fd, "rb") as fh:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise ValueError(f"{path.name} is not a regular file")
-        data = fh.read(max_bytes + 1)
-    if len(data) > max_bytes:
-        raise ValueError(f"{path.name} is larger than {max_bytes} bytes")
-    return data
 
 
 def _our_manifest(store: Path) -> dict | None:
@@ -100,7 +88,7 @@ def _our_manifest(store: Path) -> dict | None:
     try:
         if not stat.S_ISDIR(os.lstat(store).st_mode) or os.path.islink(store / MANIFEST):
             return None
-        manifest = json.loads(_read_small_file(store / MANIFEST, MANIFEST_MAX_BYTES))
+        manifest = json.loads(read_regular(store / MANIFEST, MANIFEST_MAX_BYTES))
     except (OSError, ValueError):
         return None
     return manifest if isinstance(manifest, dict) and "traceview_version" in manifest else None
@@ -359,11 +347,11 @@ def _write_parsed(
 def _check_target(out: Path) -> None:
     """Refuse a store path that is not a directory (links included) or is a directory of someone else's."""
     try:
-        mode = os.lstat(out).st_mode
-    except FileNotFoundError:
-        return
+        mode = lstat_mode(out)
     except OSError as exc:
         raise UserError(f"{out}: cannot be used as a store ({exc.strerror or exc})") from exc
+    if mode is None:
+        return
     if not stat.S_ISDIR(mode):
         kind = kind_name(mode)
         raise UserError(f"{out}: exists and is {kind}, not a traceview store; refusing to write there")
@@ -491,7 +479,7 @@ def _marked_for(staging: Path, out: Path) -> bool:
     try:
         if os.path.islink(staging / STAGING_MARK):
             return False
-        mark = json.loads(_read_small_file(staging / STAGING_MARK, 4096))
+        mark = json.loads(read_regular(staging / STAGING_MARK, 4096))
     except (OSError, ValueError):
         return False
     return isinstance(mark, dict) and mark.get("store") == out.name

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from parsers.ascend.layout import Sources
+from parsers.filekind import read_regular
 from parsers.model import MAX_RANK
 from parsers.redact import redact
 
@@ -21,13 +22,12 @@ def _load_json(path: Path | None, warnings: list[str]) -> dict:
     if path is None:
         return {}
     try:
-        with open(path, "rb") as fh:
-            raw = fh.read(MAX_INFO_BYTES + 1)
+        raw = read_regular(path, MAX_INFO_BYTES)
     except OSError as exc:
         warnings.append(f"{path.name} cannot be read ({exc.strerror or exc}); ignored")
         return {}
-    if len(raw) > MAX_INFO_BYTES:
-        warnings.append(f"{path.name} is larger than {MAX_INFO_BYTES:,} bytes; ignored")
+    except ValueError as exc:  # not a regular file, or too large
+        warnings.append(f"{exc}; ignored")
         return {}
     try:
         value = json.loads(raw.decode("utf-8", errors="replace"))
