@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 DEMO_OUT := demo-output
 
-.PHONY: demo test lint bench bench-ascend clean sample-real samples
+.PHONY: demo test lint bench bench-ascend clean sample-real samples check-wheel
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -49,3 +49,11 @@ samples: $(VENV)/.installed
 
 clean:
 	rm -rf $(VENV) $(DEMO_OUT) .pytest_cache .ruff_cache
+
+# The wheel as a user gets it: built, installed with its dependencies into a fresh venv, the demo run there.
+check-wheel: $(VENV)/.installed
+	rm -rf build/wheel-check && mkdir -p build/wheel-check
+	$(BIN)/python -m pip wheel --no-deps --no-build-isolation -q -w build/wheel-check .
+	$(PYTHON) -m venv build/wheel-check/venv
+	build/wheel-check/venv/bin/python -m pip install -q build/wheel-check/traceview-*.whl
+	cd build/wheel-check && venv/bin/python -m traceview.demo demo-out

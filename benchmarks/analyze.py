@@ -154,7 +154,7 @@ def _strides(con: Any) -> tuple[int, dict[str, int]]:
 
 def _column_exprs(table: str, period_ns: int, strides: dict[str, int]) -> list[str]:
     """The SELECT list that turns a base row into its copy k (column `k`), in schema order."""
-    from parsers.model import TABLES
+    from traceview.parsers.model import TABLES
 
     ids = strides["slice_id"]
     shifted = {
@@ -189,9 +189,9 @@ def _write_copies(con: Any, table: str, exprs: list[str], copies: int, path: Pat
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from parsers.model import TABLES
-    from parsers.parsed import parquet_options
-    from parsers.slice_order import GROUP_SQL, GROUPS
+    from traceview.parsers.model import TABLES
+    from traceview.parsers.parsed import parquet_options
+    from traceview.parsers.slice_order import GROUP_SQL, GROUPS
 
     schema = TABLES[table]
     con.execute(f"CREATE OR REPLACE TEMP TABLE base_{table} AS SELECT * FROM {table}")
@@ -254,8 +254,8 @@ def ensure_store(source: Path, key: str, slices: int) -> tuple[Path, StoreMeta]:
     """A store of at least `slices` slices made of copies of `source`; built unless present."""
     import duckdb
 
-    from parsers.model import TABLES
     from traceview.engine import connect
+    from traceview.parsers.model import TABLES
     from traceview.store import MANIFEST, ingest, read_manifest
 
     base = OUTPUT / f"analyze-base-{key}"

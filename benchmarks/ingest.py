@@ -532,12 +532,12 @@ def _instrument(clock: _StageClock, statements: bool = False) -> None:
 
     With `statements`, also time each SQL statement the Kineto parser's builder runs.
     """
-    import parsers
-    import parsers.parsed
+    import traceview.parsers.parsed
     import traceview.store
+    from traceview import parsers
 
     if statements:
-        import parsers.chrome
+        import traceview.parsers.chrome
 
         builder = getattr(parsers.chrome, "_Builder", None)
         if builder is not None:

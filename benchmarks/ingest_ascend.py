@@ -201,14 +201,14 @@ import json, resource, sys, time
 from pathlib import Path
 path, reader = Path(sys.argv[1]), sys.argv[2]
 if reader == "pyarrow":
-    from parsers.ascend import kernel_arrow
-    from parsers.ascend.kernel_csv import kernel_header
+    from traceview.parsers.ascend import kernel_arrow
+    from traceview.parsers.ascend.kernel_csv import kernel_header
     _, names, found, rest = kernel_header(path)
     types = kernel_arrow.column_types(names, found, rest)
     read = lambda: kernel_arrow.read_typed([path], names, types)
 else:
     import duckdb
-    from parsers.ascend.csv_util import csv_source, read_header
+    from traceview.parsers.ascend.csv_util import csv_source, read_header
     source, _ = csv_source([path], read_header(path))
     con = duckdb.connect()
     read = lambda: con.execute(f"CREATE TABLE raw AS SELECT * FROM {source}")

@@ -7,11 +7,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from parsers import ascend, chrome
-from parsers.arrownp import small_pages
-from parsers.detect import KINETO, trace_files
-from parsers.errors import TraceFormatError
-from parsers.parsed import ParsedTrace
+from . import ascend, chrome
+from .arrownp import small_pages
+from .detect import KINETO, trace_files
+from .errors import TraceFormatError
+from .parsed import ParsedTrace
 
 PARSER_VERSIONS = {KINETO: chrome.PARSER_VERSION, **{fmt: ascend.PARSER_VERSION for fmt in ascend.FORMATS}}
 

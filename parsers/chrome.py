@@ -20,18 +20,18 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from parsers import jsonscan
-from parsers.arrownp import arrow_array, decimal_array, decimal_units, numpy_column
-from parsers.errors import TraceFormatError
-from parsers.flowbind import bind_points, pair_flows
-from parsers.model import MAX_RANK, TABLES
-from parsers.nesting import nest
-from parsers.parsed import DuckDBSource, ParsedTrace, RowGroupSource, TableSource, table_row_groups
-from parsers.redact import redact
-from parsers.rowzip import zip_rows
-from parsers.slice_order import GROUP_SQL, ROW_GROUP_ROWS, row_group_rows, row_groups
-from parsers.stagetime import timed_stage
-from parsers.steps import device_steps, host_steps
+from . import jsonscan
+from .arrownp import arrow_array, decimal_array, decimal_units, numpy_column
+from .errors import TraceFormatError
+from .flowbind import bind_points, pair_flows
+from .model import MAX_RANK, TABLES
+from .nesting import nest
+from .parsed import DuckDBSource, ParsedTrace, RowGroupSource, TableSource, table_row_groups
+from .redact import redact
+from .rowzip import zip_rows
+from .slice_order import GROUP_SQL, ROW_GROUP_ROWS, row_group_rows, row_groups
+from .stagetime import timed_stage
+from .steps import device_steps, host_steps
 
 PARSER_VERSION = "2"
 FORMAT = "kineto"

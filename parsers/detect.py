@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from parsers.ascend import layout as ascend_layout
-from parsers.ascend.fsentry import file_problem
-from parsers.errors import TraceFormatError
-from parsers.inflate import inflate_head
+from .ascend import layout as ascend_layout
+from .ascend.fsentry import file_problem
+from .errors import TraceFormatError
+from .inflate import inflate_head
 
 GZIP_MAGIC = b"\x1f\x8b"
 KINETO = "kineto"

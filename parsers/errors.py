@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from parsers.redact import redact_text
+from .redact import redact_text
 
 
 class TraceFormatError(Exception):

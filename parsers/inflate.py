@@ -8,8 +8,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
-from parsers.errors import TraceFormatError
-from parsers.limits import ENV_MAX_INFLATE_RATIO, inflate_cap, limits
+from .errors import TraceFormatError
+from .limits import ENV_MAX_INFLATE_RATIO, inflate_cap, limits
 
 GZIP_MAGIC = b"\x1f\x8b"
 READ_BLOCK = 1 << 20

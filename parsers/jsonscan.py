@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
-from parsers.errors import TraceFormatError
-from parsers.inflate import InflateState, inflate_with_state
+from .errors import TraceFormatError
+from .inflate import InflateState, inflate_with_state
 
 CHUNK = 8 << 20
 GZIP_MAGIC = b"\x1f\x8b"

@@ -2,7 +2,7 @@
 
 This module is the contract between `parsers` and `traceview`. Each table is a pyarrow schema
 whose fields carry a one-line description in their metadata; `docs/model.md` is generated from
-it (`python -m parsers.model`), and a test checks the two agree.
+it (`python -m traceview.parsers.model`), and a test checks the two agree.
 """
 
 from __future__ import annotations
@@ -294,7 +294,7 @@ def render_markdown() -> str:
     lines = [
         "# The traceview trace model",
         "",
-        "Generated from `parsers/model.py` by `python -m parsers.model > docs/model.md`; a test checks",
+        "Generated from `parsers/model.py` by `python -m traceview.parsers.model > docs/model.md`; a test checks",
         "that this file matches the code. Times are int64 nanoseconds everywhere.",
         "",
         f"Model version: {MODEL_VERSION}",

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import pyarrow as pa
 
-from parsers.arrownp import arrow_array
+from .arrownp import arrow_array
 
 
 @dataclass

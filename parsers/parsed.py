@@ -13,9 +13,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from parsers.arrownp import arrow_array, repeated_string
-from parsers.prefetch import read_ahead
-from parsers.redact import DictionaryCache, duckdb_redacted, redact_array, redact_columns, register_duckdb
+from .arrownp import arrow_array, repeated_string
+from .prefetch import read_ahead
+from .redact import DictionaryCache, duckdb_redacted, redact_array, redact_columns, register_duckdb
 
 _DUCK_TYPES = {
     pa.string(): "VARCHAR",

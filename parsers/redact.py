@@ -34,7 +34,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from parsers.arrownp import python_array
+from .arrownp import python_array
 
 REDACTED = "<redacted>"
 

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Iterator
 
 import pyarrow as pa
 
-from parsers.arrownp import POOL
+from .arrownp import POOL
 
 
 class _Rows:

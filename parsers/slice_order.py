@@ -19,7 +19,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from parsers.arrownp import POOL, arrow_array, numpy_column
+from .arrownp import POOL, arrow_array, numpy_column
 
 ROW_GROUP_ROWS = 122_880  # DuckDB's default row group size, used from about 2 M slices up
 _SMALLEST_ROW_GROUP = 16_384

@@ -32,8 +32,8 @@ from random import Random
 
 from typer.testing import CliRunner, Result
 
-from parsers.limits import limits, set_limits
 from traceview.cli import app
+from traceview.parsers.limits import limits, set_limits
 
 REPO = Path(__file__).resolve().parents[1]
 CORPUS = REPO.parent / "shared" / "corpus"

@@ -14,7 +14,7 @@ from fresh_python import fresh_python
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from parsers.arrownp import (
+from traceview.parsers.arrownp import (
     arrow_array,
     decimal_array,
     decimal_units,
@@ -74,7 +74,7 @@ def test_numpy_column_does_not_import_pandas() -> None:
     # The columns come from DuckDB, as in an ingest (pyarrow's own conversion of Python lists
     # would import pandas itself).
     code = (
-        "import sys, duckdb; from parsers.arrownp import numpy_column;"
+        "import sys, duckdb; from traceview.parsers.arrownp import numpy_column;"
         "t = duckdb.sql('SELECT range::BIGINT AS a, range % 2 = 0 AS b FROM range(5)').to_arrow_table();"
         "numpy_column(t.column('a')); numpy_column(t.column('b')); print('pandas' in sys.modules)"
     )
@@ -187,7 +187,8 @@ def test_sqlite_and_begin_end_ingests_do_not_import_pandas(tmp_path) -> None:
     )
     code = (
         "import sys, sqlite3; from pathlib import Path; import pyarrow as pa;"
-        "from parsers.ascend.sqlite_reader import SqliteSource; from parsers.ascend.staging import Staging;"
+        "from traceview.parsers.ascend.sqlite_reader import SqliteSource;"
+        "from traceview.parsers.ascend.staging import Staging;"
         f"con = sqlite3.connect({str(db)!r}); con.execute('CREATE TABLE T (a INTEGER, b REAL, c TEXT)');"
         "con.execute(\"INSERT INTO T VALUES (1, 2.5, 'x'), (NULL, NULL, NULL)\"); con.commit();"
         f"st = Staging(Path({str(tmp_path)!r}), 1);"

@@ -22,8 +22,8 @@ from ascend_support import (
     us_to_ns,
 )
 
-import parsers
-from parsers.ascend import FORMATS
+from traceview import parsers
+from traceview.parsers.ascend import FORMATS
 from traceview.store import ingest
 
 FOLDERS = sorted(p.name for p in ASCEND.iterdir() if p.is_dir()) if ASCEND.is_dir() else []

@@ -12,8 +12,8 @@ import pyarrow.parquet as pq
 import pytest
 from ascend_support import ASCEND
 
-from parsers.ascend import kernel_csv
-from parsers.ascend.staging import Staging
+from traceview.parsers.ascend import kernel_csv
+from traceview.parsers.ascend.staging import Staging
 from traceview.store import ingest
 
 KERNELS = ASCEND / "torch_npu_cann83_level2/rank_0_ascend_pt/ASCEND_PROFILER_OUTPUT/kernel_details.csv"

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from ascend_support import query, snapshot
 
-import parsers
+from traceview import parsers
 from traceview.store import ingest
 
 TS14 = "20230628101510"

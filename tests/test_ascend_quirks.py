@@ -17,7 +17,7 @@ from ascend_support import query
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from parsers.ascend.csv_util import int_sql, ns_sql, shape_sql, text_sql, us_text_to_ns
+from traceview.parsers.ascend.csv_util import int_sql, ns_sql, shape_sql, text_sql, us_text_to_ns
 from traceview.store import ingest
 
 _CON = duckdb.connect()

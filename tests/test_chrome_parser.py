@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from conftest import ingest_one, small_kineto_events, store_rows, write_kineto, x_event
 
-from parsers import chrome
+from traceview.parsers import chrome
 
 SLICE_COLS = "slice_id, name, kind, device_type, device_id, stream, depth, parent_id, self_ns, correlation, step"
 
@@ -227,7 +227,7 @@ def test_large_trace_keeps_every_column_of_a_slice_together(tmp_path: Path) -> N
 def test_slices_out_of_file_order_are_sorted_back(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """`slices0` is built without a sort, relying on DuckDB keeping the scan's order; were the rows
     ever out of slice_id order, linking sorts them back and the store is the same."""
-    from parsers import chrome
+    from traceview.parsers import chrome
 
     trace = _synthetic(tmp_path)
     want = store_rows(ingest_one(trace, tmp_path / "a.traceview").store, "slices", SLICE_COLS)

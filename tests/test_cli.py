@@ -22,9 +22,9 @@ from conftest import (
 from typer.testing import CliRunner
 
 import traceview
-from parsers.model import TABLES
 from traceview.cli import app
 from traceview.engine import CONVENIENCE_VIEWS
+from traceview.parsers.model import TABLES
 
 runner = CliRunner()
 KIND_COUNTS = "select kind, count(*) from slices group by 1"

@@ -17,10 +17,10 @@ import pytest
 from ascend_support import ASCEND, query
 from typer.testing import CliRunner
 
-from parsers import detect
-from parsers.ascend import layout
-from parsers.limits import limits, set_limits
 from traceview.cli import app
+from traceview.parsers import detect
+from traceview.parsers.ascend import layout
+from traceview.parsers.limits import limits, set_limits
 from traceview.store import _stat_key, content_hash, ingest
 
 runner = CliRunner()

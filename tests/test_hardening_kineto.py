@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-import parsers.limits
-from parsers import jsonscan
+from traceview import parsers
 from traceview.cli import app
+from traceview.parsers import jsonscan
 
 runner = CliRunner()
 EVENT = '{"ph": "X", "cat": "cpu_op", "name": "a", "pid": 1, "tid": 1, "ts": 10, "dur": 1}'

@@ -12,8 +12,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from parsers import limits as limits_mod
-from parsers.inflate import (
+from traceview.cli import app
+from traceview.parsers import limits as limits_mod
+from traceview.parsers.inflate import (
     OUT_BLOCK,
     DamagedGzipError,
     InflateLimitError,
@@ -23,8 +24,7 @@ from parsers.inflate import (
     inflate_head,
     inflate_with_state,
 )
-from parsers.limits import inflate_cap, limits, set_limits
-from traceview.cli import app
+from traceview.parsers.limits import inflate_cap, limits, set_limits
 
 
 @pytest.fixture(autouse=True)
@@ -131,7 +131,7 @@ def test_cli_option_sets_the_ratio() -> None:
 
 
 def test_environment_sets_the_ratio() -> None:
-    code = "from parsers.limits import limits; print(limits().max_inflate_ratio)"
+    code = "from traceview.parsers.limits import limits; print(limits().max_inflate_ratio)"
     env = {**os.environ, "TRACEVIEW_MAX_INFLATE_RATIO": "750"}
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env)
     assert done.stdout.strip() == "750.0"

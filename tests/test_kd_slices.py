@@ -12,8 +12,8 @@ from ascend_support import ASCEND
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from parsers.ascend import kernel_csv
-from parsers.ascend.staging import STAGING_DDL, Staging
+from traceview.parsers.ascend import kernel_csv
+from traceview.parsers.ascend.staging import STAGING_DDL, Staging
 
 CORPUS_KERNEL_CSVS = sorted([*ASCEND.rglob("kernel_details*.csv"), *ASCEND.rglob("op_summary*.csv")])
 SLICE_COLUMNS = [column.split()[0] for column in STAGING_DDL["st_slices"].split(",")]

@@ -16,9 +16,9 @@ from fresh_python import fresh_python
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from parsers.ascend import kernel_arrow
-from parsers.ascend.kernel_csv import _read_sql, kernel_header
-from parsers.ascend.staging import Staging
+from traceview.parsers.ascend import kernel_arrow
+from traceview.parsers.ascend.kernel_csv import _read_sql, kernel_header
+from traceview.parsers.ascend.staging import Staging
 
 CORPUS_KERNEL_CSVS = sorted([*ASCEND.rglob("kernel_details*.csv"), *ASCEND.rglob("op_summary*.csv")])
 HEADER = (
@@ -114,8 +114,8 @@ def test_the_typed_reader_does_not_import_pandas() -> None:
     """pyarrow's conversions of Python values import pandas (about 0.3 s); the reader makes none."""
     path = next(p for p in CORPUS_KERNEL_CSVS if p.parts[-4] == "level2")
     code = (
-        "import sys; from pathlib import Path; from parsers.ascend import kernel_arrow;"
-        "from parsers.ascend.kernel_csv import kernel_header;"
+        "import sys; from pathlib import Path; from traceview.parsers.ascend import kernel_arrow;"
+        "from traceview.parsers.ascend.kernel_csv import kernel_header;"
         f"p = Path({str(path)!r}); _, n, f, r = kernel_header(p);"
         "assert kernel_arrow.read_kernels([p], n, f, r) is not None; print('pandas' in sys.modules)"
     )

@@ -1,6 +1,7 @@
 """Imports go one way: cli > commands > reports > analysis > engine and the other core modules > parsers.
 
-Every module of traceview/ and parsers/ is parsed with `ast` (nothing is imported), and every import in it is
+Every module of traceview/ (parsers/ and queries/ included, installed as traceview.parsers and traceview.queries) is
+parsed with `ast` (nothing is imported), and every import in it is
 collected, those inside functions included (only `if TYPE_CHECKING:` blocks are skipped: they never run). A module
 may import its own layer or one below; the imports may form no cycle, whatever the layers.
 """
@@ -11,7 +12,13 @@ import ast
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGES = ("traceview", "parsers", "queries")
+# Dotted package -> its folder. traceview/parsers and traceview/queries are links to the top-level folders.
+PACKAGES = {
+    "traceview": ROOT / "traceview",
+    "traceview.parsers": ROOT / "parsers",
+    "traceview.queries": ROOT / "queries",
+}
+LINKED = {ROOT / "traceview" / "parsers", ROOT / "traceview" / "queries", ROOT / "traceview" / "demo_sample"}
 
 # Highest first. A module belongs to the first entry that is its name or a package above it.
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
@@ -34,7 +41,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "traceview._version",
         ),
     ),
-    ("parsers", ("parsers", "queries")),
+    ("parsers", ("traceview.parsers", "traceview.queries")),
 ]
 
 
@@ -42,9 +49,11 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
 def module_files() -> dict[str, Path]:
     """Dotted module name -> file, for every .py file of the packages."""
     modules = {}
-    for package in PACKAGES:
-        for path in sorted((ROOT / package).rglob("*.py")):
-            parts = path.relative_to(ROOT).with_suffix("").parts
+    for package, folder in PACKAGES.items():
+        for path in sorted(folder.rglob("*.py")):
+            if any(parent in LINKED for parent in path.parents):
+                continue
+            parts = (*package.split("."), *path.relative_to(folder).with_suffix("").parts)
             modules[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = path
     return modules
 
@@ -171,7 +180,38 @@ def test_no_import_cycle() -> None:
 
 def test_parsers_import_nothing_of_traceview() -> None:
     graph = import_graph()
-    assert not [(s, t) for s, targets in graph.items() if s.startswith("parsers") for t in targets if "traceview" in t]
+    parsers = [name for name in graph if name.startswith("traceview.parsers")]
+    assert len(parsers) > 20
+    assert not [(s, t) for s in parsers for t in graph[s] if not t.startswith("traceview.parsers")]
+
+
+def _top_level_imports(path: Path) -> set[str]:
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), str(path))):
+        if isinstance(node, ast.Import):
+            found.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and not node.level and node.module:
+            found.add(node.module.split(".")[0])
+    return found
+
+
+def test_parsers_and_queries_are_imported_only_as_traceview_modules() -> None:
+    """`import parsers` would load a second copy of every module (and its exception classes) beside
+    traceview.parsers, and fails from the installed wheel, which has no top-level `parsers`."""
+    offenders = sorted(
+        str(path.relative_to(ROOT))
+        for folder in ("traceview", "parsers", "queries", "tests", "benchmarks", "sample_traces")
+        for path in (ROOT / folder).rglob("*.py")
+        if not any(parent in LINKED for parent in path.parents)
+        and _top_level_imports(path) & {"parsers", "queries"}
+    )
+    assert offenders == []
+
+
+def test_the_links_lead_to_the_top_level_folders() -> None:
+    for link, target in (("parsers", "parsers"), ("queries", "queries"), ("demo_sample", "sample_traces/longctx_h200")):
+        assert (ROOT / "traceview" / link).is_symlink()
+        assert (ROOT / "traceview" / link).resolve() == (ROOT / target).resolve()
 
 
 def test_the_checks_see_function_level_imports_and_cycles(tmp_path: Path) -> None:

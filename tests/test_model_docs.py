@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from parsers.model import SLICE_KINDS, TABLE_DOCS, TABLES, render_markdown
+from traceview.parsers.model import SLICE_KINDS, TABLE_DOCS, TABLES, render_markdown
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -19,8 +19,9 @@ def test_docs_model_md_matches_the_code() -> None:
 
 
 def test_module_main_prints_the_markdown() -> None:
-    """`python -m parsers.model` prints exactly render_markdown()."""
-    proc = subprocess.run([sys.executable, "-m", "parsers.model"], capture_output=True, text=True, cwd=ROOT, timeout=60)
+    """`python -m traceview.parsers.model` prints exactly render_markdown()."""
+    command = [sys.executable, "-m", "traceview.parsers.model"]
+    proc = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, timeout=60)
     assert proc.returncode == 0
     assert proc.stdout == render_markdown()
 

@@ -10,8 +10,8 @@ from conftest import CorpusIngest, store_rows
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from parsers.flowbind import bind_points, pair_flows
-from parsers.nesting import _track_order, nest
+from traceview.parsers.flowbind import bind_points, pair_flows
+from traceview.parsers.nesting import _track_order, nest
 
 
 @dataclass

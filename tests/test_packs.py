@@ -217,7 +217,7 @@ def test_packs_cli(tmp_path: Path) -> None:
 
 
 def test_empty_store_has_every_table(tmp_path: Path) -> None:
-    from parsers.model import TABLES
+    from traceview.parsers.model import TABLES
 
     store = empty_store(tmp_path / "empty")
     con = sandboxed_connection(store)

@@ -9,8 +9,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from parsers.model import TABLES
-from parsers.parsed import DuckDBSource, RowGroupSource
+from traceview.parsers.model import TABLES
+from traceview.parsers.parsed import DuckDBSource, RowGroupSource
 
 
 @pytest.mark.parametrize("keep_order", [True, False])

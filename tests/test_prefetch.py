@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from parsers.prefetch import THREAD_NAME, read_ahead
+from traceview.parsers.prefetch import THREAD_NAME, read_ahead
 
 
 def _items(sizes: list[int], fail_at: int | None = None) -> Iterator[list[int]]:

@@ -15,8 +15,9 @@ import pytest
 from conftest import small_kineto_events, store_rows, write_kineto, x_event
 from typer.testing import CliRunner
 
-from parsers.errors import TraceFormatError
-from parsers.redact import (
+from traceview.cli import app
+from traceview.parsers.errors import TraceFormatError
+from traceview.parsers.redact import (
     CANDIDATE_PATTERN,
     REDACTED,
     duckdb_redacted,
@@ -26,7 +27,6 @@ from parsers.redact import (
     redact_text,
     register_duckdb,
 )
-from traceview.cli import app
 from traceview.store import ingest
 
 HF = "hf_abcdefghijklmnopqrstuvwxyz123456"

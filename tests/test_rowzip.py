@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from parsers.rowzip import zip_rows
+from traceview.parsers.rowzip import zip_rows
 
 
 def _batched(table: pa.Table, cuts: list[int]) -> pa.RecordBatchReader:

@@ -11,7 +11,7 @@ from conftest import CORPUS, KINETO_CORPUS
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from parsers.slice_order import GROUP_SQL, GROUPS, ROW_GROUP_ROWS, row_group_rows, row_groups
+from traceview.parsers.slice_order import GROUP_SQL, GROUPS, ROW_GROUP_ROWS, row_group_rows, row_groups
 from traceview.store import ingest
 
 

@@ -11,7 +11,7 @@ from conftest import KINETO_CORPUS, NOT_CHROME, store_rows
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from parsers import jsonscan
+from traceview.parsers import jsonscan
 from traceview.store import ingest
 
 

@@ -16,9 +16,9 @@ import pytest
 from conftest import KINETO_CORPUS, small_kineto_events, store_rows, write_kineto
 from typer.testing import CliRunner
 
-from parsers.model import TABLES
 from traceview.cli import app
 from traceview.errors import UserError
+from traceview.parsers.model import TABLES
 from traceview.store import ingest
 
 runner = CliRunner()

@@ -7,8 +7,8 @@ import stat
 import tempfile
 from pathlib import Path
 
-from parsers.filekind import kind_name, lstat_mode
 from traceview.errors import UserError
+from traceview.parsers.filekind import kind_name, lstat_mode
 
 
 def write_text_atomic(path: Path, text: str) -> None:

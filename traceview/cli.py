@@ -24,15 +24,15 @@ from typing import Annotated, Any, Optional
 import typer
 from typer.core import TyperGroup
 
-from parsers.errors import TraceFormatError
-from parsers.limits import set_limits
-from parsers.redact import redact_text
 from traceview._version import __version__
 from traceview.atomic import check_output_path, write_text_atomic
 from traceview.commands import ingest as ingest_cmd
 from traceview.commands import query as query_cmd
 from traceview.commands import schema as schema_cmd
 from traceview.errors import EXIT_BUG, EXIT_GATE, EXIT_USER_ERROR, UserError
+from traceview.parsers.errors import TraceFormatError
+from traceview.parsers.limits import set_limits
+from traceview.parsers.redact import redact_text
 from traceview.reports.safe import json_terminal_safe, terminal_safe
 
 STDOUT = "-"  # an output path that means stdout

@@ -14,8 +14,8 @@ from traceview.reports.json_report import to_json
 from traceview.reports.terminal import render as render_report
 from traceview.store import ingest, manifest_warnings
 
-SAMPLES = Path(__file__).resolve().parents[1] / "sample_traces"
-DEMO_SAMPLE = SAMPLES / "longctx_h200" / "longctx_h200.pt.trace.json.gz"
+# Shipped in the wheel as package data (in the repository a link to sample_traces/longctx_h200).
+DEMO_SAMPLE = Path(__file__).resolve().parent / "demo_sample" / "longctx_h200.pt.trace.json.gz"
 
 QUESTION = (
     "SELECT kind, device_type, count(*) AS slices, sum(dur_ns) AS total_ns FROM slices GROUP BY ALL ORDER BY 4 DESC"
@@ -36,11 +36,10 @@ def main(out_dir: Path) -> None:
     print(render_report(report, width=140), end="")
     write_text_atomic(out_dir / "report.html", to_html(report))
     write_text_atomic(out_dir / "report.json", to_json(report))
-    sample = DEMO_SAMPLE.relative_to(SAMPLES.parent)
-    print(f"\nSample:  {sample} (an H200-like vLLM serving run, see sample_traces/README.md)")
+    print(f"\nSample:  {DEMO_SAMPLE.name} (an H200-like vLLM serving run: sample_traces/README.md in the repository)")
     print(f"Store:   {result.store}  (Parquet tables + manifest.json)")
     print(f"Reports: {out_dir / 'report.html'} (open in a browser, works offline), {out_dir / 'report.json'}")
-    print(f'Try:     .venv/bin/traceview query {result.store} "select name, sum(dur_ns) from kernels group by 1"')
+    print(f'Try:     traceview query {result.store} "select name, sum(dur_ns) from kernels group by 1"')
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import pyarrow as pa
 
-from parsers.parsed import rows_table
+from traceview.parsers.parsed import rows_table
 
 
 @dataclass(frozen=True)

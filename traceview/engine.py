@@ -96,8 +96,8 @@ def _glob_literal(path: Path) -> str:
 
 def connect(stores: Path | list[Path]) -> duckdb.DuckDBPyConnection:
     """An in-memory DuckDB connection with the tables of one or more stores as views."""
-    from parsers.model import TABLES
-    from parsers.parsed import empty_table
+    from traceview.parsers.model import TABLES
+    from traceview.parsers.parsed import empty_table
 
     stores = [stores] if isinstance(stores, Path) else list(stores)
     con = duckdb.connect()

@@ -35,8 +35,8 @@ from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
 
-from parsers.filekind import FileTooLarge, NotRegularFile, read_regular
 from traceview.errors import UserError
+from traceview.parsers.filekind import FileTooLarge, NotRegularFile, read_regular
 
 SEVERITIES = ("info", "warning", "critical")
 PARAM_TYPES = {"INTEGER": int, "BIGINT": int, "DOUBLE": float, "VARCHAR": str, "BOOLEAN": bool}
@@ -495,7 +495,7 @@ def fragment_sql(pack: Pack, name: str) -> str:
 
 def builtin_pack_dirs() -> list[Path]:
     """The packs shipped in the `queries` package."""
-    root = Path(str(resources.files("queries")))
+    root = Path(str(resources.files("traceview.queries")))
     return sorted(p for p in root.iterdir() if p.is_dir() and (p / "pack.toml").is_file())
 
 

@@ -39,14 +39,14 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import xxhash
 
-import parsers
-from parsers.filekind import kind_name, lstat_mode, read_regular
-from parsers.model import MAX_RANK, MODEL_VERSION, TABLES
-from parsers.parsed import ArrowSource, empty_table, rows_table
-from parsers.redact import redact, redact_text
-from parsers.stagetime import timed_stage
+from traceview import parsers
 from traceview._version import __version__
 from traceview.errors import UserError
+from traceview.parsers.filekind import kind_name, lstat_mode, read_regular
+from traceview.parsers.model import MAX_RANK, MODEL_VERSION, TABLES
+from traceview.parsers.parsed import ArrowSource, empty_table, rows_table
+from traceview.parsers.redact import redact, redact_text
+from traceview.parsers.stagetime import timed_stage
 from traceview.paths import is_inside
 
 MANIFEST = "manifest.json"

@@ -12,12 +12,12 @@ from pathlib import Path
 
 import duckdb
 
-from parsers.ascend import layout, msprof_csv, sqlite_export, text_export
-from parsers.ascend.dump_info import dump_info, finish_info
-from parsers.ascend.layout import ASCEND_CSV, ASCEND_DB, ASCEND_PT, ASCEND_TIMELINE, FORMATS, MSPROF
-from parsers.ascend.staging import Staging
-from parsers.errors import TraceFormatError
-from parsers.parsed import ParsedTrace
+from ..errors import TraceFormatError
+from ..parsed import ParsedTrace
+from . import layout, msprof_csv, sqlite_export, text_export
+from .dump_info import dump_info, finish_info
+from .layout import ASCEND_CSV, ASCEND_DB, ASCEND_PT, ASCEND_TIMELINE, FORMATS, MSPROF
+from .staging import Staging
 
 PARSER_VERSION = "2"
 

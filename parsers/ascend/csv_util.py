@@ -17,7 +17,7 @@ from pathlib import Path
 
 import duckdb
 
-from parsers.errors import TraceFormatError
+from ..errors import TraceFormatError
 
 UINT32_MAX = 4294967295
 UINT64_MAX = 18446744073709551615

@@ -8,10 +8,10 @@ import re
 from pathlib import Path
 from typing import Any
 
-from parsers.ascend.layout import Sources
-from parsers.filekind import read_regular
-from parsers.model import MAX_RANK
-from parsers.redact import redact
+from ..filekind import read_regular
+from ..model import MAX_RANK
+from ..redact import redact
+from .layout import Sources
 
 # A dump's own description is a few KB; anything past these is not one.
 MAX_INFO_BYTES = 16 << 20

@@ -12,7 +12,7 @@ import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from parsers.filekind import kind_name
+from ..filekind import kind_name
 
 DIRECTORY = "a directory, not a file"
 OUTSIDE = "leads outside the dump (through a link)"

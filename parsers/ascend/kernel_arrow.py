@@ -25,7 +25,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 
-from parsers.arrownp import (
+from ..arrownp import (
     POOL,
     arrow_array,
     decimal_units_array,
@@ -35,8 +35,8 @@ from parsers.arrownp import (
     python_array,
     whole_ns_array,
 )
-from parsers.ascend.csv_util import UINT32_MAX
-from parsers.ascend.kernel_columns import COMM_CORES, KERNEL_COLUMNS, METRIC_PREFIX, KernelColumn
+from .csv_util import UINT32_MAX
+from .kernel_columns import COMM_CORES, KERNEL_COLUMNS, METRIC_PREFIX, KernelColumn
 
 _TEXT = pa.dictionary(pa.int32(), pa.string())
 _INT32_MIN, _INT32_MAX = -(2**31), 2**31 - 1

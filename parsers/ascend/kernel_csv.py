@@ -16,9 +16,13 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from parsers.arrownp import arrow_array, nullable_numpy, numpy_column, python_array, repeated_string
-from parsers.ascend import kernel_arrow
-from parsers.ascend.csv_util import (
+from ..arrownp import arrow_array, nullable_numpy, numpy_column, python_array, repeated_string
+from ..errors import TraceFormatError
+from ..model import TABLES
+from ..parsed import arrow_cursor
+from ..stagetime import timed_stage
+from . import kernel_arrow
+from .csv_util import (
     col_or_null,
     column_names,
     csv_source,
@@ -32,12 +36,8 @@ from parsers.ascend.csv_util import (
     shape_sql,
     text_sql,
 )
-from parsers.ascend.kernel_columns import COMM_CORES, KERNEL_COLUMNS, METRIC_PREFIX, REQUIRED
-from parsers.ascend.staging import Staging
-from parsers.errors import TraceFormatError
-from parsers.model import TABLES
-from parsers.parsed import arrow_cursor
-from parsers.stagetime import timed_stage
+from .kernel_columns import COMM_CORES, KERNEL_COLUMNS, METRIC_PREFIX, REQUIRED
+from .staging import Staging
 
 _HEADERS = {column.name: column.headers for column in KERNEL_COLUMNS}
 _METRICS_COLUMNS = [f.name for f in TABLES["npu_kernel_metrics"]][2:-1]  # all but trace_id, rank, metrics

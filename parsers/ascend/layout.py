@@ -13,9 +13,9 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from parsers.ascend.fsentry import DIRECTORY, OUTSIDE, Screen, entry_problem
-from parsers.inflate import InflateLimitError, bomb_message, gunzip_to
-from parsers.limits import inflate_cap
+from ..inflate import InflateLimitError, bomb_message, gunzip_to
+from ..limits import inflate_cap
+from .fsentry import DIRECTORY, OUTSIDE, Screen, entry_problem
 
 ASCEND_PT = "ascend_pt"
 MSPROF = "msprof"

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from parsers.ascend.csv_util import (
+from ..errors import TraceFormatError
+from .csv_util import (
     bytes_sql,
     clean_sql,
     ident,
@@ -23,9 +24,8 @@ from parsers.ascend.csv_util import (
     read_header,
     unit_factor,
 )
-from parsers.ascend.staging import Staging
-from parsers.ascend.timeline import task_kind_sql
-from parsers.errors import TraceFormatError
+from .staging import Staging
+from .timeline import task_kind_sql
 
 
 def _load(st: Staging, paths: list[Path], table: str, required: tuple[str, ...]) -> list[str] | None:

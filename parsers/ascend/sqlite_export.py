@@ -11,12 +11,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from parsers.ascend.csv_util import UINT32_MAX, ns_sql
-from parsers.ascend.kernel_columns import KERNEL_COLUMNS
-from parsers.ascend.sqlite_reader import SqliteSource, open_readonly
-from parsers.ascend.staging import Staging
-from parsers.ascend.timeline import task_kind_sql
-from parsers.errors import TraceFormatError
+from ..errors import TraceFormatError
+from .csv_util import UINT32_MAX, ns_sql
+from .kernel_columns import KERNEL_COLUMNS
+from .sqlite_reader import SqliteSource, open_readonly
+from .staging import Staging
+from .timeline import task_kind_sql
 
 KNOWN = (
     "TASK",

@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from parsers.arrownp import python_array
-from parsers.ascend.layout import SQLITE_MAGIC
-from parsers.ascend.staging import Staging
-from parsers.errors import TraceFormatError
+from ..arrownp import python_array
+from ..errors import TraceFormatError
+from .layout import SQLITE_MAGIC
+from .staging import Staging
 
 BATCH_ROWS = 200_000
 # text as large_string: one batch of a table of long texts (args, call stacks) may hold over 2 GiB

@@ -19,11 +19,11 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
-from parsers.arrownp import numpy_column
-from parsers.model import TABLES
-from parsers.nesting import nest
-from parsers.parsed import DuckDBSource, ParsedTrace, RowGroupSource, TableSource, arrow_cursor, table_row_groups
-from parsers.slice_order import GROUP_SQL, row_group_rows, row_groups
+from ..arrownp import numpy_column
+from ..model import TABLES
+from ..nesting import nest
+from ..parsed import DuckDBSource, ParsedTrace, RowGroupSource, TableSource, arrow_cursor, table_row_groups
+from ..slice_order import GROUP_SQL, row_group_rows, row_groups
 
 _TIMING = bool(os.environ.get("TRACEVIEW_TIMING"))
 

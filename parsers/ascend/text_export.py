@@ -9,12 +9,12 @@ flows; rows without a timeline event still become slices.
 
 from __future__ import annotations
 
-from parsers.arrownp import arrow_array, numpy_column
-from parsers.ascend import kernel_csv, msprof_csv
-from parsers.ascend.layout import Sources
-from parsers.ascend.staging import Staging
-from parsers.ascend.timeline import has_counter_track, host_kind_sql, load_timelines, task_kind_sql
-from parsers.errors import TraceFormatError
+from ..arrownp import arrow_array, numpy_column
+from ..errors import TraceFormatError
+from . import kernel_csv, msprof_csv
+from .layout import Sources
+from .staging import Staging
+from .timeline import has_counter_track, host_kind_sql, load_timelines, task_kind_sql
 
 MATCH_TOLERANCE_NS = 2
 _DEVICE_ROLES = "('task', 'comm', 'hccl_task', 'device_other')"

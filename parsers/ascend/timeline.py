@@ -18,10 +18,10 @@ from pathlib import Path
 
 import duckdb
 
-from parsers import jsonscan
-from parsers.ascend.csv_util import quote
-from parsers.ascend.staging import Staging
-from parsers.errors import TraceFormatError
+from .. import jsonscan
+from ..errors import TraceFormatError
+from .csv_util import quote
+from .staging import Staging
 
 _COLUMNS = (
     "{'ph': 'VARCHAR', 'cat': 'VARCHAR', 'name': 'VARCHAR', 'pid': 'VARCHAR', 'tid': 'VARCHAR',"

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
-from parsers.model import TABLES
-from parsers.parsed import empty_table
 from traceview.packs import Pack, PackError, Query, builtin_packs, load_pack
+from traceview.parsers.model import TABLES
+from traceview.parsers.parsed import empty_table
 from traceview.sandbox import drop_shared, materialize_shared, rule_check, run_query, sandboxed_connection
 from traceview.store import MANIFEST
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from parsers.model import TABLE_DOCS, TABLES
 from traceview.engine import CONVENIENCE_VIEWS, DEVICE_VIEWS
+from traceview.parsers.model import TABLE_DOCS, TABLES
 
 
 def describe() -> str:

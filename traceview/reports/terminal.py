@@ -13,8 +13,8 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from parsers.redact import redact_text
 from traceview.analysis.report import AnalysisReport
+from traceview.parsers.redact import redact_text
 from traceview.reports.finding_groups import group_findings
 from traceview.reports.safe import terminal_safe
 
