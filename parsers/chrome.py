@@ -20,7 +20,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from . import jsonscan
+from . import collectives, jsonscan
 from .arrownp import arrow_array, decimal_array, decimal_units, numpy_column
 from .errors import TraceFormatError
 from .flowbind import bind_points, pair_flows
@@ -33,7 +33,7 @@ from .slice_order import GROUP_SQL, ROW_GROUP_ROWS, row_group_rows, row_groups
 from .stagetime import timed_stage
 from .steps import device_steps, host_steps
 
-PARSER_VERSION = "2"
+PARSER_VERSION = "3"
 FORMAT = "kineto"
 _INT64_MAX = (1 << 63) - 1
 _TOO_LARGE = "expected ts and dur that fit int64 nanoseconds (under 292 years), found larger ones"
@@ -175,8 +175,17 @@ def _profiler_errors(top_level: dict) -> list[str]:
 class _Builder:
     """Runs the SQL that turns the raw event table `ev` into the model's tables."""
 
-    def __init__(self, con: duckdb.DuckDBPyConnection, path: Path, base_ns: int, vendor: str, workers: int = 1) -> None:
+    def __init__(
+        self,
+        con: duckdb.DuckDBPyConnection,
+        path: Path,
+        base_ns: int,
+        vendor: str,
+        workers: int = 1,
+        top_level: dict | None = None,
+    ) -> None:
         self.con = con
+        self.top_level = top_level or {}
         self.path = path
         self.workers = workers
         self.base = base_ns
@@ -467,6 +476,7 @@ class _Builder:
         What stays is the strings of the slices, for their write; the memory freed is memory that
         the write does not spill to scratch files and read back.
         """
+        collectives.create_kineto_table(self.con, self.base, self.top_level)  # reads the times dropped below
         # Their events, set aside first. An IN list on `ph` is not pushed into the scan, which then
         # reads every column of every event (0.45 s on a 1 GB trace); the semi-join on rowid reads
         # `ph` alone, then only the row groups between the first and the last match.
@@ -731,7 +741,7 @@ def _parse(path: Path, scratch: Path, trace_id: str, rank_hint: int | None, thre
         warnings.append(f"{unmodelled[1]} events of phases {unmodelled[0]} are not modelled and were skipped")
 
     info = _trace_info(extracted.top_level, rank_hint, warnings)
-    builder = _Builder(con, path, info["base_time_ns"], _vendor(extracted.top_level, con), workers)
+    builder = _Builder(con, path, info["base_time_ns"], _vendor(extracted.top_level, con), workers, extracted.top_level)
     for stage in (builder.build_slices, builder.build_links, builder.settle_event_tables):
         with timed_stage(timings, stage.__name__):
             stage()
@@ -754,6 +764,10 @@ def _parse(path: Path, scratch: Path, trace_id: str, rank_hint: int | None, thre
     tables: dict[str, TableSource] = {
         name: DuckDBSource(TABLES[name], con, query, trace_id, rank) for name, query in queries.items()
     }
+    steps = {"coll_steps": builder.nested.select(["slice_id", "step"])}
+    tables["collectives"] = DuckDBSource(
+        TABLES["collectives"], con, collectives.KINETO_QUERY, trace_id, rank, arrow=steps
+    )
     builder.group_rows = row_group_rows(slice_count)
     tables["slices"] = RowGroupSource(TABLES["slices"], builder.slice_row_groups, trace_id, rank, free_text=("args",))
     if builder.flow_pairs is not None:

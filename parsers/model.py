@@ -11,7 +11,7 @@ import sys
 
 import pyarrow as pa
 
-MODEL_VERSION = "2"
+MODEL_VERSION = "3"
 
 SLICE_KINDS = (
     "cpu_op",
@@ -32,6 +32,19 @@ SLICE_KINDS = (
 MAX_RANK = 2**31 - 1
 
 DEVICE_TYPES = ("cpu", "cuda", "rocm", "npu", "mtia", "xpu", "other")
+
+COLLECTIVE_OPS = (
+    "all_reduce",
+    "all_gather",
+    "reduce_scatter",
+    "all_to_all",
+    "broadcast",
+    "reduce",
+    "send",
+    "recv",
+    "barrier",
+    "other",
+)
 
 
 def _field(name: str, type_: pa.DataType, doc: str) -> pa.Field:
@@ -255,6 +268,80 @@ STEPS = pa.schema(
     ]
 )
 
+COLLECTIVES = pa.schema(
+    _common()
+    + [
+        _field(
+            "slice_id", pa.int64(), "slice_id of the call's slice (NCCL/RCCL kernel, gloo range, HCCL op), or null."
+        ),
+        _field("step", pa.int64(), "Profiler step where recorded (Ascend), else null: join `slices` on slice_id."),
+        _field(
+            "name", pa.string(), "Name as recorded, e.g. `ncclDevKernel_AllGather_RING_LL`, `hcom_allReduce__534_6_1`."
+        ),
+        _field("op", pa.string(), "Normalised operation: " + ", ".join(COLLECTIVE_OPS) + "."),
+        _field(
+            "group",
+            pa.string(),
+            "Process group (`Process Group Name`) or HCCL group (the number after `@` in communication.json).",
+        ),
+        _field(
+            "group_desc", pa.string(), "Group description (`Process Group Description`, Ascend parallel group name)."
+        ),
+        _field("group_ranks", pa.list_(pa.int32()), "Global ranks of the group, where recorded."),
+        _field("group_size", pa.int32(), "Number of ranks in the group, where recorded."),
+        _field(
+            "seq",
+            pa.int64(),
+            "Aligns one collective across ranks: the recorded sequence number (`Seq`; the index in an HCCL op"
+            " name), else the call's index within its group on this rank (from 0, by start time).",
+        ),
+        _field("ts_ns", pa.int64(), "Start, ns (the device kernel for NCCL/RCCL and HCCL, the host range for gloo)."),
+        _field("dur_ns", pa.int64(), "Duration, ns."),
+        _field(
+            "bytes",
+            pa.int64(),
+            "Message size: elements times dtype size; the larger of input and output (the whole buffer of"
+            " all_gather and reduce_scatter, as nccl-tests count it). Null where not recorded.",
+        ),
+        _field("dtype", pa.string(), "Element type as recorded (`Float`, `BFloat16`, `FP32`, ...)."),
+        _field("transit_ns", pa.int64(), "Time moving data (Ascend `Transit Time`), ns."),
+        _field("wait_ns", pa.int64(), "Time waiting for the other ranks (Ascend `Wait Time`), ns."),
+        _field("sync_ns", pa.int64(), "Synchronisation time (Ascend `Synchronization Time`), ns."),
+        _field("idle_ns", pa.int64(), "Time neither moving data nor waiting (Ascend `Idle Time`), ns."),
+        _field("algorithm", pa.string(), "Algorithm where recorded (HCCL `alg_type`, e.g. MESH-RING)."),
+        _field(
+            "source",
+            pa.string(),
+            "The call's record: kernel, gloo (Kineto); trace_view.json, kernel_details, COMMUNICATION_OP (Ascend, with"
+            " the time split of communication.json or analysis.db where they name the op),"
+            " communication.json (an op without a slice).",
+        ),
+    ]
+)
+
+COMM_LINKS = pa.schema(
+    _common()
+    + [
+        _field("step", pa.int64(), "Profiler step (`step13` becomes 13)."),
+        _field("group", pa.string(), "HCCL group, as `collectives.group`."),
+        _field("op", pa.string(), "Normalised operation of the op type (see `collectives.op`)."),
+        _field("op_type", pa.string(), "Op type as recorded (`allreduce`, `batchsendrecv`, ...)."),
+        _field("src_rank", pa.int32(), "Global rank sending; null where the group's rank list is not recorded."),
+        _field("dst_rank", pa.int32(), "Global rank receiving; null where the group's rank list is not recorded."),
+        _field("src_local_rank", pa.int32(), 'Sending rank within the group, as recorded (`"1-0"` keys).'),
+        _field("dst_local_rank", pa.int32(), "Receiving rank within the group, as recorded."),
+        _field("transport", pa.string(), "Link type: HCCS, PCIE, RDMA, SIO, LOCAL, ..."),
+        _field(
+            "bytes",
+            pa.int64(),
+            "Bytes sent over the link by all ops of the type in the step (`Transit Size(MB)`, 10^6).",
+        ),
+        _field("transit_ns", pa.int64(), "Time moving them (`Transit Time(ms)`), ns."),
+        _field("bandwidth_gbps", pa.float64(), "Bandwidth as recorded (`Bandwidth(GB/s)`, 10^9 bytes/s)."),
+        _field("source", pa.string(), "communication_matrix.json or analysis.db."),
+    ]
+)
+
 TABLES: dict[str, pa.Schema] = {
     "traces": TRACES,
     "slices": SLICES,
@@ -265,6 +352,8 @@ TABLES: dict[str, pa.Schema] = {
     "metadata": METADATA,
     "npu_kernel_metrics": NPU_KERNEL_METRICS,
     "steps": STEPS,
+    "collectives": COLLECTIVES,
+    "comm_links": COMM_LINKS,
 }
 
 TABLE_DOCS: dict[str, str] = {
@@ -286,6 +375,19 @@ TABLE_DOCS: dict[str, str] = {
         " order: join them to `slices` on slice_id."
     ),
     "steps": "Per-step device time breakdown written by the Ascend profiler (step_trace_time.csv, analysis.db).",
+    "collectives": (
+        "One row per collective call per rank: NCCL/RCCL kernels (with the `record_param_comms` args they"
+        " carry), gloo ranges (`gloo:all_reduce`, ...), Ascend HCCL ops (communication.json, the"
+        " timeline/kernel_details op rows, COMMUNICATION_OP with analysis.db's time split). One collective"
+        " is the same (group, seq) on every rank of its group."
+    ),
+    "comm_links": (
+        "Per-link traffic totals per (rank, step, group, op type, src, dst, transport), as the Ascend"
+        " profiler records them (communication_matrix.json, analysis.db CommAnalyzerMatrix): the"
+        " `-total` entries only, never the top/middle/bottom samples; group-local ranks mapped to global"
+        " ranks through the group's rank list (profiler_metadata.json). Empty where the profiler records"
+        " no per-link data (NCCL)."
+    ),
 }
 
 

@@ -24,6 +24,7 @@ _DUCK_TYPES = {
     pa.bool_(): "BOOLEAN",
     pa.float64(): "DOUBLE",
     pa.list_(pa.string()): "VARCHAR[]",
+    pa.list_(pa.int32()): "INTEGER[]",
 }
 
 

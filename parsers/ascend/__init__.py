@@ -14,12 +14,12 @@ import duckdb
 
 from ..errors import TraceFormatError
 from ..parsed import ParsedTrace
-from . import layout, msprof_csv, sqlite_export, text_export
+from . import communication, layout, msprof_csv, sqlite_export, text_export
 from .dump_info import dump_info, finish_info
 from .layout import ASCEND_CSV, ASCEND_DB, ASCEND_PT, ASCEND_TIMELINE, FORMATS, MSPROF
 from .staging import Staging
 
-PARSER_VERSION = "2"
+PARSER_VERSION = "3"
 
 __all__ = ["ASCEND_CSV", "ASCEND_DB", "ASCEND_PT", "ASCEND_TIMELINE", "FORMATS", "MSPROF", "PARSER_VERSION", "parse"]
 
@@ -88,6 +88,7 @@ def _parse(
             st.warnings.append("no profiling data in this collection (only its metadata files)")
         else:
             raise TraceFormatError(path, "expected Ascend profiler output, found no file traceview reads")
+        communication.load(st, sources)
         _missing(st, sources)
         return st.finish(finish_info(info, fmt), trace_id)
     except duckdb.Error as exc:

@@ -52,6 +52,13 @@ STAGING_DDL = {
     "st_steps": """step BIGINT, device_id INTEGER, computing_ns BIGINT, communication_not_overlapped_ns BIGINT,
         overlapped_ns BIGINT, communication_ns BIGINT, free_ns BIGINT, stage_ns BIGINT, bubble_ns BIGINT,
         communication_not_overlapped_exclude_receive_ns BIGINT, preparing_ns BIGINT, source VARCHAR""",
+    "st_collectives": """slice_id BIGINT, step BIGINT, name VARCHAR, op VARCHAR, "group" VARCHAR,
+        group_desc VARCHAR, group_ranks INTEGER[], group_size INTEGER, seq BIGINT, ts_ns BIGINT, dur_ns BIGINT,
+        bytes BIGINT, dtype VARCHAR, transit_ns BIGINT, wait_ns BIGINT, sync_ns BIGINT, idle_ns BIGINT,
+        algorithm VARCHAR, source VARCHAR""",
+    "st_comm_links": """step BIGINT, "group" VARCHAR, op VARCHAR, op_type VARCHAR, src_rank INTEGER, dst_rank INTEGER,
+        src_local_rank INTEGER, dst_local_rank INTEGER, transport VARCHAR, bytes BIGINT, transit_ns BIGINT,
+        bandwidth_gbps DOUBLE, source VARCHAR""",
     # Host-time windows of profiler steps (ProfilerStep#N ranges, STEP_TIME rows).
     "st_step_ranges": "step BIGINT, start_ns BIGINT, end_ns BIGINT",
 }
@@ -63,6 +70,8 @@ _OUTPUT_TABLES = {
     "instants": "st_instants",
     "metadata": "st_metadata",
     "steps": "st_steps",
+    "collectives": "st_collectives",
+    "comm_links": "st_comm_links",
 }
 
 
