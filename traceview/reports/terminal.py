@@ -29,7 +29,8 @@ def shown(value: object) -> str:
     return terminal_safe(redact_text(str(value)))
 
 
-def _table(table: Table) -> RichTable:
+def _table(table: Table) -> tuple[RichTable, str]:
+    """The rich table and the line under it (rows left out, denominators of the shares)."""
     columns = table.columns[:MAX_COLUMNS]
     out = RichTable(title=Text(shown(f"{table.title} ({table.name})")), title_justify="left", show_edge=False,
                     header_style="bold")
@@ -44,10 +45,7 @@ def _table(table: Table) -> RichTable:
     if len(table.columns) > len(columns):
         notes.append(f"{len(table.columns) - len(columns)} more columns: --json or --html")
     notes += table.legend
-    if notes:
-        out.caption = Text(shown("; ".join(notes)))
-        out.caption_justify = "left"
-    return out
+    return out, "; ".join(notes)
 
 
 def _quality(console: Console, report: AnalysisReport) -> None:
@@ -101,5 +99,8 @@ def render(report: AnalysisReport, width: int = 160, color: bool = False) -> str
         if table.empty:
             console.print(Text.assemble((shown(f"{table.title} ({table.name})"), "bold"), ": ", shown(table.empty)))
         else:
-            console.print(_table(table))
+            rich_table, notes = _table(table)
+            console.print(rich_table)
+            if notes:
+                console.print(Text(shown(notes)))
     return buffer.getvalue()
