@@ -141,7 +141,9 @@ def test_bad_presentation_lines_are_pack_errors(tmp_path: Path, line: str, probl
 NAMES = st.lists(
     st.one_of(
         st.text(min_size=0, max_size=120),
-        st.builds(lambda a, b: f"void {a}<{b}>(float*, int)", st.text("ab:_<>, ", max_size=60), st.text("xy,", max_size=60)),
+        st.builds(
+            lambda a, b: f"void {a}<{b}>(float*, int)", st.text("ab:_<>, ", max_size=60), st.text("xy,", max_size=60)
+        ),
     ),
     max_size=30,
 )
