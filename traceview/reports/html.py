@@ -15,7 +15,7 @@ from traceview.analysis.flame import DEFAULT_MIN_SHARE, FlameResult, build_tree
 from traceview.analysis.report import AnalysisReport
 from traceview.reports import charts
 from traceview.reports.finding_groups import group_findings
-from traceview.reports.tables import prepare, trace_starts
+from traceview.reports.tables import prepare, ranks_tell_traces_apart, trace_starts
 from traceview.reports.templating import render
 
 ROWS_SHOWN = 50  # rows of a table shown by impact; the next ones one click away
@@ -82,12 +82,12 @@ def _summary(description: str) -> tuple[str, str]:
 
 def _result_sections(report: AnalysisReport) -> list[dict[str, Any]]:
     sections: list[dict[str, Any]] = []
-    single = len(report.traces) <= 1
+    hide_trace_id = ranks_tell_traces_apart(report.traces)
     starts = trace_starts(report.traces)
     for result in report.results:
         if result.frame is None:
             continue  # it failed: listed with the errors
-        table = prepare(result, starts, MAX_TABLE_ROWS, NAME_WIDTH, single)
+        table = prepare(result, starts, MAX_TABLE_ROWS, NAME_WIDTH, hide_trace_id)
         make_figure = charts.FIGURES.get(result.query.name)
         figure = make_figure(result.frame) if make_figure is not None and not table.empty else None
         summary, more = _summary(result.query.description)

@@ -70,10 +70,17 @@ def trace_starts(traces: list[dict]) -> dict[str, int | None]:
     return {trace["trace_id"]: trace.get("start_ns") for trace in traces if "trace_id" in trace}
 
 
+def ranks_tell_traces_apart(traces: list[dict]) -> bool:
+    """Whether the rank column alone says which trace a row is of (then trace_id is not shown)."""
+    ranks = [trace.get("rank") for trace in traces]
+    return len(set(ranks)) == len(ranks)
+
+
 def prepare(
-    result: QueryResult, starts: dict[str, int | None], limit: int, name_width: int, single_trace: bool = True
+    result: QueryResult, starts: dict[str, int | None], limit: int, name_width: int, hide_trace_id: bool = True
 ) -> Table:
-    """RESULT's rows in impact order, the first LIMIT of them formatted (STARTS: trace_id -> start_ns)."""
+    """RESULT's rows in impact order, the first LIMIT of them formatted (STARTS: trace_id -> start_ns);
+    `hide_trace_id` where the rank column tells the traces apart."""
     query = result.query
     shown = query.presentation
     table = Table(query.name, query.title, query.description)
@@ -85,7 +92,8 @@ def prepare(
     table.order = ", ".join(_label_base(name) for name, _ in shown.order if name in frame.columns)
     head = frame.head(limit)
     columns = [c for c in frame.columns if frame[c].null_count() < frame.height]
-    columns = [c for c in columns if not (single_trace and c == "trace_id")]
+    hide_trace_id = hide_trace_id and ("rank" in frame.columns or len(starts) <= 1)
+    columns = [c for c in columns if not (hide_trace_id and c == "trace_id")]
     table.dropped_columns = sum(frame[c].null_count() == frame.height for c in frame.columns)
     units = shown.units_of(columns)
     origins = _origins(head, starts)

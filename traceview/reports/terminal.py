@@ -16,7 +16,7 @@ from traceview.analysis.report import AnalysisReport
 from traceview.parsers.redact import redact_text
 from traceview.reports.finding_groups import group_findings
 from traceview.reports.safe import terminal_safe
-from traceview.reports.tables import Table, prepare, trace_starts
+from traceview.reports.tables import Table, prepare, ranks_tell_traces_apart, trace_starts
 
 ROWS_PER_TABLE = 10  # the top rows by impact; --json and --html have the rest
 MAX_COLUMNS = 9
@@ -89,12 +89,12 @@ def render(report: AnalysisReport, width: int = 160, color: bool = False) -> str
         console.print("[bold]Findings[/bold]: none")
     for error in report.errors:
         console.print(Text.assemble("  ", ("error", "red"), "    ", shown(error)))
-    single = len(report.traces) <= 1
+    hide_trace_id = ranks_tell_traces_apart(report.traces)
     starts = trace_starts(report.traces)
     for result in report.results:
         if result.frame is None:
             continue  # it failed: listed with the errors
-        table = prepare(result, starts, ROWS_PER_TABLE, NAME_WIDTH, single)
+        table = prepare(result, starts, ROWS_PER_TABLE, NAME_WIDTH, hide_trace_id)
         console.print()
         if table.empty:
             console.print(Text.assemble((shown(f"{table.title} ({table.name})"), "bold"), ": ", shown(table.empty)))
