@@ -31,7 +31,8 @@ def test_analyze_with_sections_and_to_json(tmp_path: Path) -> None:
     assert report.flame is not None and report.flame.weight is flame_analysis.Weight.wall
     assert report.throughput is not None and report.unavailable == {}
     document = report.to_json()
-    assert set(document) == {"traceview_version", "traces", "findings", "errors", "results"}
+    keys = {"traceview_version", "traces", "data_quality", "findings", "errors", "results", "units", "empty"}
+    assert set(document) == keys
     assert jsonify.dumps(document)
     assert traceview.analyze([REAL_CPU], cache_dir=tmp_path).flame is None  # sections only when asked for
 

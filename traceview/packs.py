@@ -6,12 +6,24 @@ A header is the run of leading `-- key: value` lines:
     -- description: Kernels by total device time.
     -- param: top INTEGER 20 How many rows to keep
     -- finding: share > 0.5 => warning: {name} takes {share:.0%} of device time
+    -- units: total_ns=ns, first=ts, bytes=bytes, bw=B/s, share=% of device busy time
+    -- order: total_ns desc
+    -- empty: no kernels: a CPU-only trace
+    -- evidence: total_ns, bytes
 
 `param` lines give a name, a DuckDB type, a default and a description; the query refers to
 the value as `$name` (bound, never pasted). `finding` lines give a SQL condition over the
 result's columns, a severity (info, warning, critical) and a message whose `{column}` fields
 are filled from each matching row; a part in square brackets with fields in it, `[ step {step}]`,
 is left out when one of them is null. A file without a header is a query named after its file.
+
+The other keys tell the reports how to show the result (the JSON report keeps the raw values):
+`units` gives columns their unit (`ns`, `ts` (a time stamp, shown from the trace start), `bytes`,
+`B/s`, `%` (say its denominator, without commas: `% of device busy time`); columns without one
+get it from their name's suffix: `*ts_ns` ts, `*_ns` ns, `*bytes` bytes,
+`*_bytes_per_s` B/s, `*_pct` %); `order` the columns (each `asc` or `desc`, default desc) that
+rank rows by impact; `empty` one line saying why the result can be empty; `evidence` the columns of
+which a row needs one non-null to say anything (rows without are not shown).
 
 Files whose names start with `_` are fragments shared by several queries of the pack: a line
 `-- @include _fragment.sql` in a query's SQL is replaced by the fragment's text. A fragment is a
@@ -39,6 +51,7 @@ from traceview.errors import UserError
 from traceview.parsers.filekind import FileTooLarge, NotRegularFile, read_regular
 
 SEVERITIES = ("info", "warning", "critical")
+UNITS = ("ns", "ts", "bytes", "B/s", "%")
 PARAM_TYPES = {"INTEGER": int, "BIGINT": int, "DOUBLE": float, "VARCHAR": str, "BOOLEAN": bool}
 _HEADER_LINE = re.compile(r"^--\s*([A-Za-z_]+)\s*:\s*(.*?)\s*$")
 _PARAM = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)\s+([A-Za-z]+)\s+(\S+)\s*(.*)$")
@@ -47,6 +60,9 @@ _PARAM_USE = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)")
 _INCLUDE = re.compile(r"^\s*--\s*@include\s+(\S+)\s*$")
 _MATERIALIZE = re.compile(r"^--\s*materialize\s*:\s*(.*?)\s*$", re.IGNORECASE)
 _CTE_END = re.compile(r"^\),?\s*$")
+_UNIT = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(ns|ts|bytes|B/s|%)(?:\s+of\s+(\S.*))?$")
+_UNIT_SUFFIXES = (("ts_ns", "ts"), ("_ns", "ns"), ("bytes_per_s", "B/s"), ("bytes", "bytes"), ("_pct", "%"))
+_ORDER = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)(?:\s+(asc|desc))?$", re.IGNORECASE)
 IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
 INT_RANGES = {"INTEGER": (-(2**31), 2**31 - 1), "BIGINT": (-(2**63), 2**63 - 1)}
 TOML_TEXT_FIELDS = ("name", "version", "description")
@@ -130,6 +146,40 @@ class FindingRule:
     line: int
 
 
+@dataclass(frozen=True)
+class Unit:
+    """How a result column is shown: its unit (one of UNITS) and, for a share, what it is a share of."""
+
+    unit: str
+    of: str = ""
+
+    def __str__(self) -> str:
+        return f"{self.unit} of {self.of}" if self.of else self.unit
+
+
+@dataclass(frozen=True)
+class Presentation:
+    """The `units`, `order`, `empty` and `evidence` header lines of a query: how the reports show it."""
+
+    units: dict[str, Unit] = field(default_factory=dict)
+    order: tuple[tuple[str, bool], ...] = ()  # (column, descending), most significant first
+    empty: str = ""
+    evidence: tuple[str, ...] = ()
+
+    def units_of(self, columns: list[str]) -> dict[str, Unit]:
+        """The unit of each of `columns` that has one: declared, else from the column's name."""
+        found = {name: self.units.get(name) or inferred_unit(name) for name in columns}
+        return {name: unit for name, unit in found.items() if unit is not None}
+
+
+def inferred_unit(column: str) -> Unit | None:
+    """The unit a column's name implies (`*ts_ns` ts, `*_ns` ns, `*_bytes_per_s` B/s, `*bytes` bytes, `*_pct` %)."""
+    for suffix, unit in _UNIT_SUFFIXES:
+        if column.endswith(suffix):
+            return Unit(unit)
+    return None
+
+
 @dataclass
 class Query:
     """One query of a pack."""
@@ -145,6 +195,7 @@ class Query:
     sql_line: int = 1  # line of the file where the SQL starts
     line_map: list[tuple[Path, int]] = field(default_factory=list)  # SQL line -> (file, line)
     problem: str | None = None  # why the file could not be loaded (`file[:line]: message`); then no SQL
+    presentation: Presentation = field(default_factory=Presentation)
 
     def source_of(self, sql_line: int) -> tuple[Path, int]:
         """The file and line a line of the (expanded) SQL came from; 1-based."""
@@ -235,6 +286,7 @@ def parse_query(path: Path, text: str | None = None) -> Query:
     header: dict[str, str] = {}
     params: list[Param] = []
     findings: list[FindingRule] = []
+    shown = Presentation()
     lines = text.splitlines()
     body_start = 0
     for number, line in enumerate(lines, start=1):
@@ -253,6 +305,8 @@ def parse_query(path: Path, text: str | None = None) -> Query:
             params.append(_parse_param(path, number, value))
         elif key == "finding":
             findings.append(_parse_finding(path, number, value))
+        elif key in PRESENTATION_KEYS:
+            shown = _parse_presentation(path, number, key, value, shown)
         else:
             header[key] = value
     body = lines[body_start:]
@@ -278,6 +332,7 @@ def parse_query(path: Path, text: str | None = None) -> Query:
         header=header,
         sql_line=body_start + 1,
         line_map=[(file, number) for _, file, number in expanded],
+        presentation=shown,
     )
 
 
@@ -347,6 +402,39 @@ def _parse_finding(path: Path, line: int, value: str) -> FindingRule:
     if severity not in SEVERITIES:
         raise PackError(f"{path}:{line}: finding severity {severity!r} is not one of {', '.join(SEVERITIES)}")
     return FindingRule(condition, severity, message, line)
+
+
+PRESENTATION_KEYS = ("units", "order", "empty", "evidence")
+
+
+def _parse_presentation(path: Path, line: int, key: str, value: str, shown: Presentation) -> Presentation:
+    """`shown` with one `units`/`order`/`empty`/`evidence` header line added (units lines add up)."""
+    if len(value) > pack_limits().max_message_chars:
+        raise PackError(f"{path}:{line}: {key} longer than {pack_limits().max_message_chars} characters")
+    if key == "empty":
+        return replace(shown, empty=value)
+    if key == "order":
+        keys = []
+        for part in value.split(","):
+            match = _ORDER.match(part.strip())
+            if not match:
+                raise PackError(f"{path}:{line}: order needs 'COLUMN [asc|desc][, ...]', got {value!r}")
+            keys.append((match.group(1), (match.group(2) or "desc").lower() == "desc"))
+        return replace(shown, order=tuple(keys))
+    parts = [part.strip() for part in value.split(",") if part.strip()]
+    if key == "evidence":
+        bad = [part for part in parts if not IDENTIFIER.match(part)]
+        if bad:
+            raise PackError(f"{path}:{line}: evidence {bad[0]!r}: not a column name")
+        return replace(shown, evidence=shown.evidence + tuple(parts))
+    units = dict(shown.units)
+    for part in parts:
+        match = _UNIT.match(part)
+        if not match:
+            choices = ", ".join(UNITS)
+            raise PackError(f"{path}:{line}: units needs 'COLUMN=UNIT' with UNIT one of {choices}, got {part!r}")
+        units[match.group(1)] = Unit(match.group(2), match.group(3) or "")
+    return replace(shown, units=units)
 
 
 def load_pack(path: Path) -> Pack:

@@ -1,5 +1,8 @@
 -- title: AI CPU fallback (Ascend)
 -- description: Ascend device tasks that ran on the AI CPU (core AI_CPU, from the task itself or its kernel_details row): operators with no AI Core kernel for these dtypes or shapes, or unsupported ones, executed slowly on the device's CPU cores. Per trace, operator and issuing host op: calls, time, share of all device task time, steps affected. No rows on GPU traces.
+-- units: share_pct=% of device task time
+-- order: total_ns desc
+-- empty: no device task ran on the AI CPU (or not an Ascend trace)
 -- finding: share_pct >= 5 => warning: rank {rank}: {name} runs on the AI CPU ({calls} calls, {total_ns} ns, {share_pct:.1f}% of device task time); an AI Core implementation (other dtype/shape, or a supported op) would avoid the fallback
 -- finding: share_pct < 5 => info: rank {rank}: {name} runs on the AI CPU ({calls} calls, {total_ns} ns)
 WITH aicpu_tasks AS (

@@ -1,5 +1,8 @@
 -- title: Memory bandwidth
 -- description: Achieved memory bandwidth against the device's peak (trace_devices.peak_bw_bytes_per_s, or peak_bw_gbps when given). Rows by source: 'memcpy' (copies and sets: bytes / duration), 'kernel' (Ascend per-kernel memory metrics where collected; CUPTI dram__bytes counters; else modelled from shapes for memory-bound ops: GEMMs with at most small_m rows read their K*N weights, decode attention reads the KV cache of its step, 2 * context_len * kv_heads * head_dim * element bytes per layer), 'step' (decode steps: GEMM weights plus KV cache read, over the step's device busy time, the union of its kernels) and 'counter' (bandwidth counters over time, e.g. HBM read/write). saturated when utilization reaches saturation_pct of peak.
+-- units: utilization_pct=% of peak memory bandwidth
+-- order: utilization_pct desc
+-- empty: no copies, memory-bound kernels, decode steps or bandwidth counters with known bytes
 -- param: peak_bw_gbps DOUBLE 0 Peak memory bandwidth in GB/s (0: the device table)
 -- param: saturation_pct DOUBLE 80 Utilization (percent of peak) from which a row counts as saturated
 -- param: small_m INTEGER 64 GEMMs with at most this many rows count as memory-bound (weights dominate)

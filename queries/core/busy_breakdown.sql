@@ -1,5 +1,8 @@
 -- title: Device busy breakdown
 -- description: Per rank, device and step: span, compute, communication (all, not overlapped, overlapped with compute), memory copies and idle time, from the device tasks themselves (a sweep over task boundaries, so overlapping tasks count once). Device work outside any step is in the row whose step is null. idle_ns is the span (first to last device task) with no task running; free_ns is Ascend's Free of step_trace_time: the span of compute and communication tasks minus the time either runs.
+-- units: idle_pct=% of device span, comm_not_overlapped_pct=% of device span
+-- order: idle_ns desc
+-- empty: no device tasks (a CPU-only trace)
 -- finding: step IS NOT NULL AND span_ns > 0 AND idle_ns > 0.3 * span_ns => warning: rank {rank} device {device_id} step {step}: device idle {idle_pct:.1f}% of the step span
 -- finding: step IS NULL AND span_ns > 0 AND idle_ns > 0.3 * span_ns => warning: rank {rank} device {device_id}, outside any step: device idle {idle_pct:.1f}% of the time from the first task to the last
 -- finding: comm_ns > 0 AND comm_not_overlapped_ns > 0.5 * comm_ns AND comm_not_overlapped_ns > 0.1 * span_ns => info: rank {rank} device {device_id}[ step {step}]: {comm_not_overlapped_pct:.1f}% of the span is communication not overlapped with compute

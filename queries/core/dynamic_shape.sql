@@ -1,5 +1,7 @@
 -- title: Dynamic shapes (Ascend)
 -- description: Ascend operators whose input shapes vary across steps: per trace and operator (kernel name), the distinct input shapes, how many of them do not occur in every step the operator runs in (each new shape can mean an operator compile or a slower dynamic-shape kernel), the steps, calls and time, and the OP State kernel_details reports (dynamic / static). Needs at least two steps. No rows on GPU traces.
+-- order: total_ns desc
+-- empty: no Ascend operator changed input shapes across steps (or fewer than two steps, or not an Ascend trace)
 -- param: max_examples INTEGER 3 Example shapes to list per operator
 -- finding: varying_shapes >= 10 => info: rank {rank}: {name} ran with {distinct_shapes} input shapes over {steps} steps ({varying_shapes} not in every step; OP State {op_state})
 WITH npu_kernels AS (

@@ -1,5 +1,8 @@
 -- title: Format conversion (Ascend)
 -- description: Ascend device tasks that only convert data: TransData and format casts (layout formats such as ND <-> FRACTAL_NZ / NC1HWC0), Cast (dtype) and Transpose (layout), by operator type or kernel name. Per trace and operator: the conversion (formats and dtypes in -> out), calls, time and share of all device task time. No rows on GPU traces.
+-- units: share_pct=% of device task time
+-- order: total_ns desc
+-- empty: no format or dtype conversion tasks (or not an Ascend trace)
 -- finding: share_pct >= 5 => warning: rank {rank}: {conversion} conversions ({op_type}) take {share_pct:.1f}% of device task time ({calls} calls, {total_ns} ns): keep tensors in the format and dtype the next operator expects
 -- finding: share_pct >= 1 AND share_pct < 5 => info: rank {rank}: {conversion} conversions ({op_type}) take {share_pct:.1f}% of device task time ({calls} calls)
 WITH npu_tasks AS (

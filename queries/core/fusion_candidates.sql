@@ -1,5 +1,8 @@
 -- title: Fusion candidates
 -- description: Runs of short device tasks (each under max_task_ns) launched back to back on one stream (at most max_gap_ns apart, at least min_run tasks) where the idle gaps between them plus the launch overhead of the tasks after the first (launch_ns: one median launch call each) exceed the work itself, grouped by the framework ops that issued them (kernel -> correlation -> launch call -> its parent op) and the code path above those ops (the op's parent and grandparent). est_saved_ns is what one fused kernel per run would save: per run the larger of the gaps and the launch overhead (when the host is the bottleneck the gaps are those launch calls showing through, so the two are not added).
+-- units: saved_pct_of_span=% of device span
+-- order: est_saved_ns desc
+-- empty: no runs of short device tasks launched back to back
 -- param: max_task_ns BIGINT 10000 Tasks shorter than this count as short
 -- param: max_gap_ns BIGINT 50000 Largest gap between two tasks of one run
 -- param: min_run INTEGER 3 Fewest tasks in a run

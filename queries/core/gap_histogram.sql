@@ -1,5 +1,8 @@
 -- title: Gap histogram
 -- description: Distribution of idle gaps between consecutive tasks on each device stream, in log-spaced buckets (1 µs, 10 µs, 100 µs, 1 ms, 10 ms, more), with the share of the stream's active span each bucket accounts for.
+-- units: share_of_span_pct=% of stream span
+-- order: idle_ns desc
+-- empty: no idle gaps between device tasks (no device tasks, or one per stream)
 WITH
 -- @include _device_timeline.sql
 ,

@@ -1,5 +1,8 @@
 -- title: Hotspots
 -- description: Kernels and device tasks by total device time, and framework operators by host self time: count, mean, p50, p99, and share of busy time (device: the union of device task time per trace; host: the sum of operator self time); on Ascend also the accelerator core.
+-- units: share_pct=% of busy time (device rows: device busy time; host rows: host op self time)
+-- order: level asc, total_ns desc
+-- empty: no device tasks and no framework operators
 -- param: top INTEGER 25 Rows to keep per trace and level
 -- finding: level = 'device' AND share_pct >= 30 => warning: {name} takes {share_pct:.1f}% of device busy time on rank {rank} ({calls} calls, mean {mean_ns:.0f} ns)
 WITH device AS (

@@ -1,5 +1,8 @@
 -- title: Kernel families
 -- description: Device tasks grouped into families by kind and name (the core pack's _family_rules.sql; the first matching rule wins): copy (memcpy/memset tasks and copy kernels), comm (collectives and point-to-point communication: NCCL/RCCL, HCCL, MSCCL/MSCCL++, DeepEP, NVSHMEM, custom all-reduce), kv_cache (KV-cache writes), attention, gemm (GEMM/GEMV, convolutions), norm, sampling (argmax, top-k/top-p), elementwise (activations, rotary, embedding/index, casts, fused pointwise), other. Per trace: tasks, total and mean time, share of all device task time, and the distinct task names in each family.
+-- units: share_pct=% of device task time
+-- order: total_ns desc
+-- empty: no device tasks (a CPU-only trace)
 -- finding: family = 'other' AND share_pct >= 20 => info: rank {rank}: {share_pct:.1f}% of device task time is in kernels no family rule matches ({tasks} tasks), see names
 -- finding: family = 'comm' AND share_pct >= 30 => info: rank {rank}: communication kernels take {share_pct:.1f}% of device task time
 WITH

@@ -1,5 +1,11 @@
 -- title: KV cache
 -- description: Per trace and step: device memory from the allocator events (allocated and reserved at the step's start and end, the peak within it, growth against the previous step's end) on the device with the most memory, and the KV cache from attention input shapes: KV length (tokens attended to, summed over requests; see phases), KV bytes per token per layer (2 * kv_heads * head_dim * element bytes, from the key tensor of the KV-cache write op, else the attention op's K cache [blocks, block_size, kv_heads, head_dim] or SDPA K [B, H_kv, S, D] with GQA expansion undone) and in total (times layers = attention ops per step), the KV footprint and the KV bytes the step adds. preallocated is true when allocated memory stays flat while the shapes say the cache grows (vLLM and SGLang reserve the KV pool up front); allocator_tracks_kv when allocated memory grows by the step's new tokens times the KV bytes per token.
+-- units: allocated_start=bytes, allocated_end=bytes, allocated_peak=bytes, allocated_growth=bytes
+-- units: reserved_start=bytes, reserved_end=bytes, reserved_peak=bytes, reserved_growth=bytes
+-- units: kv_bytes_per_token_layer=bytes, kv_bytes_per_token=bytes, reserved_peak_pct_of_hbm=% of HBM capacity
+-- order: allocated_peak desc
+-- evidence: memory_events, kv_bytes_per_token, kv_footprint_bytes, kv_new_bytes
+-- empty: no allocator events and no attention kernels with KV-cache shapes (e.g. a training trace without memory profiling)
 -- finding: peak_kv_step AND preallocated => info: rank {rank}: KV cache is pre-allocated (allocated memory flat around {allocated_end} bytes); from shapes the KV in use peaks at {kv_footprint_bytes} bytes[ in step {step}] ({context_len} tokens x {kv_bytes_per_token} bytes per token)
 -- finding: peak_kv_step AND NOT coalesce(preallocated, false) AND kv_footprint_bytes IS NOT NULL => info: rank {rank}: KV cache peaks at {kv_footprint_bytes} bytes[ in step {step}] ({context_len} tokens x {kv_bytes_per_token} bytes per token, {layers} layers)
 -- finding: reserved_peak_pct_of_hbm >= 95 => warning: rank {rank}[ step {step}]: reserved device memory reaches {reserved_peak_pct_of_hbm:.1f}% of HBM

@@ -1,5 +1,8 @@
 -- title: Launch gaps
 -- description: The largest idle gaps between consecutive tasks on each device stream, with the host activity behind them: the launch call of the task after the gap, the framework op that issued it, and whether the launch came after the stream had gone idle (host-bound) or before (the device or a dependency held it back). Stream idle share is the stream's idle time over its active span.
+-- units: gap_start_ns=ts, stream_idle_pct=% of stream span
+-- order: gap_ns desc
+-- empty: no idle gap between device tasks reaches min_gap_ns
 -- param: top INTEGER 20 Gaps to keep per trace
 -- param: min_gap_ns BIGINT 1000 Ignore gaps shorter than this
 -- finding: gap_ns >= 1000000 AND cause = 'host' => warning: rank {rank} device {device_id}[ stream {stream}]: {gap_ns} ns idle before {next_task} because the host launched it late[ (in {host_op})]

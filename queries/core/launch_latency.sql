@@ -1,5 +1,7 @@
 -- title: Launch latency
 -- description: Time from the start of the launch call on the host to the start of the device task it launched (matched by correlation), per trace, device and task kind: count, mean, p50, p99, max.
+-- order: p50_ns desc
+-- empty: no device task has a launch call (matched by correlation)
 -- finding: p50_ns >= 50000 => info: rank {rank} device {device_id}: median launch latency of {kind} tasks is {p50_ns} ns
 WITH
 -- @include _launches.sql

@@ -1,5 +1,8 @@
 -- title: Memory timeline
 -- description: Allocated and reserved memory per device over time from the allocator events, reduced to at most max_points time buckets per device (each bucket keeps its highest values, so peaks survive).
+-- units: total_allocated=bytes, total_reserved=bytes
+-- order: total_reserved desc
+-- empty: no allocator events (memory profiling was off)
 -- param: max_points INTEGER 1500 Buckets per device
 WITH m AS (
   SELECT trace_id, rank, device_type, device_id, ts_ns, total_allocated, total_reserved,

@@ -1,5 +1,8 @@
 -- title: Spikes
 -- description: Steps, device tasks and framework operators whose duration exceeds multiple times their median. Steps are compared with the steps of the same phase (see phases; prefill and mixed steps by time per token, median_ns is then the median time per token times the step's tokens), and explained by the ops whose time (host self time plus the device time of the kernels they launched) grew the most against their median over those steps, and by the largest device gap attributed to the step (idle time before one of its tasks, counted from the end of all earlier work on the device, so a stall before the step's first kernel counts). Device tasks are compared with tasks of the same name launched by the same op with the same input shapes; host ops with the same op and input shapes (self time).
+-- units: gap_start_ns=ts
+-- order: dur_ns desc
+-- empty: no step, device task or operator took more than `multiple` times the median of its group
 -- param: multiple DOUBLE 3 A duration above this many times the median is a spike
 -- param: min_count INTEGER 3 Compare only within groups of at least this many members
 -- param: min_excess_ns BIGINT 10000 Ignore task and op spikes that exceed their median by less than this

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from traceview._version import __version__
+from traceview.analysis.quality import QualityNote, data_quality
 from traceview.packs import Pack, find_pack, load_pack
 from traceview.sandbox import (
     DEFAULT_TIME_LIMIT_S,
@@ -33,7 +34,9 @@ class AnalysisReport:
     """Everything `analyze` found: what was analysed, the results per query, the findings.
 
     `flame` and `throughput` are the report's chart sections, computed only when asked for; a section
-    that could not be computed is None and `unavailable` says why (section name -> reason).
+    that could not be computed is None and `unavailable` says why (section name -> reason). `quality` lists
+    what the data lacks (ingest warnings, partial dumps, tasks without launch): every renderer shows it.
+    Each trace row carries `start_ns`, its first time stamp, from which the reports show times.
     """
 
     traces: list[dict]
@@ -45,21 +48,38 @@ class AnalysisReport:
     flame: FlameResult | None = None
     throughput: Throughput | None = None
     unavailable: dict[str, str] = field(default_factory=dict)
+    quality: list[QualityNote] = field(default_factory=list)
 
     def result(self, name: str) -> QueryResult | None:
         """The result of the query called `name`, if it ran."""
         return next((r for r in self.results if r.query.name == name), None)
 
     def to_json(self) -> dict[str, Any]:
-        """`{"traceview_version", "traces", "findings", "errors", "results": {query: [rows]}}` (the --json report)."""
+        """The --json report: `{"traceview_version", "traces", "data_quality", "findings", "errors", "results":
+        {query: [rows]}, "units": {query: {column: unit}}, "empty": {query: why}}`.
+
+        Values stay exact (integers in ns, bytes); `units` says what each column is in (`ts`: a time stamp in ns,
+        `% of X`: a percentage of X); `empty` gives the reason for each query with no rows.
+        """
         return {
             "traceview_version": self.traceview_version,
             "traces": self.traces,
+            "data_quality": [note.to_json() for note in self.quality],
             "findings": [
                 {"query": f.query, "severity": f.severity, "message": f.message, "row": f.row} for f in self.findings
             ],
             "errors": self.errors,
             "results": {r.query.name: (r.frame.to_dicts() if r.frame is not None else None) for r in self.results},
+            "units": {
+                r.query.name: {k: str(v) for k, v in r.query.presentation.units_of(r.frame.columns).items()}
+                for r in self.results
+                if r.frame is not None
+            },
+            "empty": {
+                r.query.name: r.query.presentation.empty or "no rows"
+                for r in self.results
+                if r.frame is not None and r.frame.is_empty()
+            },
         }
 
 
@@ -68,11 +88,15 @@ def _trace_rows(con, stores: list[Path]) -> list[dict]:
     for store in stores:
         for item in read_manifest(store).get("inputs", []):
             hashes[item["trace_id"]] = item
+    # start_ns: the trace's first time stamp (slices or memory events), from which the reports show times
     rows = (
         con.sql(
             "SELECT t.trace_id, t.source_path, t.format, t.rank, t.host, t.device_names, t.tool_versions,"
-            " t.event_count, t.slice_count, t.warnings, d.spec AS device_spec, d.peak_bw_bytes_per_s"
-            " FROM traces t LEFT JOIN trace_devices d USING (trace_id) ORDER BY t.rank, t.source_path"
+            " t.event_count, t.slice_count, t.warnings, d.spec AS device_spec, d.peak_bw_bytes_per_s, s.start_ns"
+            " FROM traces t LEFT JOIN trace_devices d USING (trace_id)"
+            " LEFT JOIN (SELECT trace_id, min(ts_ns) AS start_ns FROM (SELECT trace_id, ts_ns FROM slices"
+            " UNION ALL SELECT trace_id, ts_ns FROM memory) GROUP BY trace_id) s USING (trace_id)"
+            " ORDER BY t.rank, t.source_path"
         )
         .to_arrow_table()
         .to_pylist()
@@ -103,6 +127,7 @@ def run_packs(
     con = sandboxed_connection(stores)
     try:
         traces = _trace_rows(con, stores)
+        quality = data_quality(con, stores, traces)
         results: list[QueryResult] = []
         shared: list[SharedResult] = []
         for pack in packs:
@@ -117,4 +142,4 @@ def run_packs(
         (f for r in results for f in r.findings), key=lambda f: (SEVERITY_ORDER.get(f.severity, 9), f.query)
     )
     errors = [problem for pack in packs for problem in pack.problems] + [r.error for r in results if r.error]
-    return AnalysisReport(traces, results, findings, errors, shared=shared)
+    return AnalysisReport(traces, results, findings, errors, shared=shared, quality=quality)

@@ -15,9 +15,12 @@ from traceview.analysis.flame import DEFAULT_MIN_SHARE, FlameResult, build_tree
 from traceview.analysis.report import AnalysisReport
 from traceview.reports import charts
 from traceview.reports.finding_groups import group_findings
+from traceview.reports.tables import prepare, ranks_tell_traces_apart, trace_starts
 from traceview.reports.templating import render
 
-MAX_TABLE_ROWS = 200
+ROWS_SHOWN = 50  # rows of a table shown by impact; the next ones one click away
+MAX_TABLE_ROWS = 500  # rows of a table in the page at all; the JSON report has every row
+NAME_WIDTH = 60  # a long name is shortened to this many characters; the full name is the cell's title
 TRACE_COLUMNS = ["rank", "source", "content hash", "format", "devices", "peaks from", "versions"]
 WEIGHT_TITLES = {
     "wall": "wall time",
@@ -71,23 +74,32 @@ def throughput_view(data: dict, prefix: str = "tp") -> ThroughputView:
     return ThroughputView(charts.throughput_figures(data), data.get("device_cost_per_hour"), prefix)
 
 
+def _summary(description: str) -> tuple[str, str]:
+    """A description's first sentence, and the rest (shown on request)."""
+    head, dot, rest = description.partition(". ")
+    return (head + dot.strip(), rest) if rest else (description, "")
+
+
 def _result_sections(report: AnalysisReport) -> list[dict[str, Any]]:
     sections: list[dict[str, Any]] = []
+    hide_trace_id = ranks_tell_traces_apart(report.traces)
+    starts = trace_starts(report.traces)
     for result in report.results:
-        if result.frame is None or result.frame.is_empty():
-            continue
+        if result.frame is None:
+            continue  # it failed: listed with the errors
+        table = prepare(result, starts, MAX_TABLE_ROWS, NAME_WIDTH, hide_trace_id)
         make_figure = charts.FIGURES.get(result.query.name)
-        frame = result.frame.head(MAX_TABLE_ROWS)
+        figure = make_figure(result.frame) if make_figure is not None and not table.empty else None
+        summary, more = _summary(result.query.description)
         sections.append(
             {
-                "title": result.query.title,
-                "name": result.query.name,
-                "description": result.query.description,
-                "figure": make_figure(result.frame) if make_figure is not None else None,
+                "table": table,
+                "summary": summary,
+                "more": more,
+                "figure": figure,
                 "div_id": f"chart{sum(s['figure'] is not None for s in sections)}",
-                "columns": frame.columns,
-                "rows": [[_cell(v) for v in row] for row in frame.rows()],
-                "total_rows": result.frame.height,
+                "shown": table.rows[:ROWS_SHOWN],
+                "hidden": table.rows[ROWS_SHOWN:],
             }
         )
     return sections
@@ -119,6 +131,7 @@ def to_html(report: AnalysisReport) -> str:
         finding_count=len(report.findings),
         groups=group_findings(report.findings),
         errors=report.errors,
+        quality=report.quality,
         results=_result_sections(report),
         flame=flame_view(report.flame) if report.flame is not None else None,
         throughput=throughput_view(report.throughput.to_dict()) if report.throughput is not None else None,

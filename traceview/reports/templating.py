@@ -22,8 +22,14 @@ from traceview.reports.safe import plotly_safe, script_json
 STYLE = """
 body{font-family:system-ui,sans-serif;margin:24px;color:#222}
 table{border-collapse:collapse;font-size:12px;margin:8px 0 24px}
-th,td{border-bottom:1px solid #ddd;padding:3px 8px;text-align:left;max-width:420px;overflow-wrap:anywhere}
-th{background:#f4f4f4}.critical{color:#b00020;font-weight:bold}.warning{color:#a15c00}.info{color:#005f8f}
+th,td{border-bottom:1px solid #ddd;padding:3px 8px;text-align:left;max-width:420px;vertical-align:top}
+td{overflow-wrap:break-word}.wide{overflow-x:auto}
+th{background:#f4f4f4;overflow-wrap:normal;word-break:normal;hyphens:none}
+th.num,td.num{text-align:right}
+details summary{cursor:pointer}td details ul{margin:2px 0;padding-left:16px}
+p.empty{margin:6px 0;color:#555}p.note{font-size:12px;color:#555;margin-top:-18px}
+.quality .kind{display:inline-block;min-width:80px;color:#a15c00}
+.critical{color:#b00020;font-weight:bold}.warning{color:#a15c00}.info{color:#005f8f}
 .chart{width:100%;min-height:380px}
 """
 

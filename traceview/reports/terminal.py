@@ -8,18 +8,19 @@ from __future__ import annotations
 
 import io
 
-import polars as pl
 from rich.console import Console
-from rich.table import Table
+from rich.table import Table as RichTable
 from rich.text import Text
 
 from traceview.analysis.report import AnalysisReport
 from traceview.parsers.redact import redact_text
 from traceview.reports.finding_groups import group_findings
 from traceview.reports.safe import terminal_safe
+from traceview.reports.tables import Table, prepare, ranks_tell_traces_apart, trace_starts
 
-ROWS_PER_TABLE = 8
+ROWS_PER_TABLE = 10  # the top rows by impact; --json and --html have the rest
 MAX_COLUMNS = 9
+NAME_WIDTH = 40  # a long name is shortened to this many characters (different names stay different)
 SEVERITY_STYLE = {"critical": "bold red", "warning": "yellow", "info": "cyan"}
 
 
@@ -28,21 +29,32 @@ def shown(value: object) -> str:
     return terminal_safe(redact_text(str(value)))
 
 
-def _short(value: object, width: int = 48) -> Text:
-    text = "" if value is None else (f"{value:.4g}" if isinstance(value, float) else shown(value))
-    return Text(text if len(text) <= width else text[: width - 1] + "…")
+def _table(table: Table) -> tuple[RichTable, str]:
+    """The rich table and the line under it (rows left out, denominators of the shares)."""
+    columns = table.columns[:MAX_COLUMNS]
+    out = RichTable(title=Text(shown(f"{table.title} ({table.name})")), title_justify="left", show_edge=False,
+                    header_style="bold")
+    for column in columns:
+        out.add_column(Text(shown(column.label)), overflow="fold", justify="right" if column.numeric else "left")
+    for row in table.rows:
+        out.add_row(*(Text(shown(cell.text)) for cell in row[: len(columns)]))
+    notes = []
+    if table.total_rows > len(table.rows):
+        order = f" by {table.order}" if table.order else ""
+        notes.append(f"top {len(table.rows)} of {table.total_rows} rows{order} (all rows: --json or --html)")
+    if len(table.columns) > len(columns):
+        notes.append(f"{len(table.columns) - len(columns)} more columns: --json or --html")
+    notes += table.legend
+    return out, "; ".join(notes)
 
 
-def _table(frame: pl.DataFrame, title: str, single_trace: bool) -> Table:
-    columns = [c for c in frame.columns if not (single_trace and c == "trace_id")][:MAX_COLUMNS]
-    table = Table(title=Text(title), title_justify="left", show_edge=False, header_style="bold")
-    for name in columns:
-        table.add_column(Text(shown(name)), overflow="fold")
-    for row in frame.select(columns).head(ROWS_PER_TABLE).iter_rows():
-        table.add_row(*(_short(v) for v in row))
-    if frame.height > ROWS_PER_TABLE:
-        table.caption = f"{ROWS_PER_TABLE} of {frame.height} rows (all rows: --json or --html)"
-    return table
+def _quality(console: Console, report: AnalysisReport) -> None:
+    if not report.quality:
+        console.print("[bold]Data quality[/bold]: no ingest warnings")
+        return
+    console.print(f"[bold]Data quality ({len(report.quality)})[/bold]")
+    for note in report.quality:
+        console.print(Text(shown(f"  {note.kind:<10} {note.message}")))
 
 
 def render(report: AnalysisReport, width: int = 160, color: bool = False) -> str:
@@ -61,6 +73,8 @@ def render(report: AnalysisReport, width: int = 160, color: bool = False) -> str
         )
         console.print(Text(shown(line)))
     console.print()
+    _quality(console, report)
+    console.print()
     if report.findings:
         console.print(f"[bold]Findings ({len(report.findings)})[/bold]")
         for group in group_findings(report.findings):
@@ -75,10 +89,18 @@ def render(report: AnalysisReport, width: int = 160, color: bool = False) -> str
         console.print("[bold]Findings[/bold]: none")
     for error in report.errors:
         console.print(Text.assemble("  ", ("error", "red"), "    ", shown(error)))
-    single = len(report.traces) <= 1
+    hide_trace_id = ranks_tell_traces_apart(report.traces)
+    starts = trace_starts(report.traces)
     for result in report.results:
-        if result.frame is None or result.frame.is_empty():
-            continue
+        if result.frame is None:
+            continue  # it failed: listed with the errors
+        table = prepare(result, starts, ROWS_PER_TABLE, NAME_WIDTH, hide_trace_id)
         console.print()
-        console.print(_table(result.frame, shown(f"{result.query.title} ({result.query.name})"), single))
+        if table.empty:
+            console.print(Text.assemble((shown(f"{table.title} ({table.name})"), "bold"), ": ", shown(table.empty)))
+        else:
+            rich_table, notes = _table(table)
+            console.print(rich_table)
+            if notes:
+                console.print(Text(shown(notes)))
     return buffer.getvalue()
