@@ -384,9 +384,14 @@ step_busy AS (
          min(s) AS device_start_ns, max(e) AS device_end_ns
   FROM busy_reach GROUP BY ALL
 ),
+step_active AS (
+  -- the step's active time: from its first device task (copies and DMA included) to the end of its last
+  SELECT trace_id, step, max(ts_ns + coalesce(dur_ns, 0)) - min(ts_ns) AS active_ns
+  FROM step_tasks WHERE ts_ns IS NOT NULL GROUP BY ALL
+),
 step_model AS (
   SELECT s.*, b.device_busy_ns, b.device_start_ns, b.device_end_ns,
-         b.device_end_ns - b.device_start_ns AS active_ns,
+         act.active_ns,
          CASE WHEN capture THEN 'capture' WHEN label_phase IS NULL AND training THEN 'training'
               ELSE coalesce(label_phase, attention_phase, gemm_phase, kernel_phase, 'unknown') END AS phase,
          CASE WHEN capture THEN 'ops' WHEN label_phase IS NOT NULL THEN 'label' WHEN training THEN 'ops'
@@ -400,4 +405,5 @@ step_model AS (
   FROM step_tokens s
   LEFT JOIN context_walk c USING (trace_id, seq)
   LEFT JOIN step_busy b ON b.trace_id = s.trace_id AND b.step IS NOT DISTINCT FROM s.step
+  LEFT JOIN step_active act ON act.trace_id = s.trace_id AND act.step IS NOT DISTINCT FROM s.step
 )
