@@ -232,3 +232,11 @@ def test_throughput_prints_the_numbers_it_plots(tmp_path: Path) -> None:
     bad = runner.invoke(app, ["throughput", str(trace), "--time", "busy", "--cache-dir", str(tmp_path / "cache")])
     assert bad.exit_code == 2
     assert "Error: --time busy: expected one of active, wall" in bad.output
+
+
+def test_a_trace_without_device_tasks_is_plotted_on_wall_time() -> None:
+    point = {"trace": "cpu", "step": 1, "prompt_len": 64, "context_len": 64, "wall_ns": 2_000_000, "active_ns": None,
+             "tokens_per_s_wall": 32_000.0, "tokens_per_s_active": None}
+    (prefill,) = charts.throughput_figures({"time_basis": "active", "prefill": [point]})
+    (drawn,) = prefill[1].to_dict()["data"]
+    assert drawn["name"] == "cpu, wall time: no device tasks" and list(drawn["y"]) == [2.0]
