@@ -31,7 +31,7 @@ from .redact import redact
 from .rowzip import zip_rows
 from .slice_order import GROUP_SQL, ROW_GROUP_ROWS, row_group_rows, row_groups
 from .stagetime import timed_stage
-from .steps import device_steps, host_steps
+from .steps import device_steps, host_steps, unlaunched_steps
 
 PARSER_VERSION = "3"
 FORMAT = "kineto"
@@ -444,6 +444,12 @@ class _Builder:
         launches = np.flatnonzero(column["is_launch"] & on_host & (column["correlation"] >= 0))
         device = np.flatnonzero(~on_host)
         step[device] = device_steps(column["correlation"][device], column["correlation"][launches], step[launches])
+        launched = np.isin(column["correlation"][device], column["correlation"][launches])
+        unlaunched, stepped = device[~launched], device[launched & (step[device] >= 0)]
+        step[unlaunched] = unlaunched_steps(
+            ts[unlaunched], ts[stepped], ts[stepped] + dur[stepped], step[stepped],
+            ts[is_step], ts[is_step] + dur[is_step], column["step_no"][is_step],
+        )
         return step
 
     def slice_row_groups(self) -> Iterator[pa.Table]:

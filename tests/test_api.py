@@ -42,7 +42,7 @@ def test_flame_and_throughput_to_json(tmp_path: Path) -> None:
     document = result.to_json()
     assert document["weight"] == "self" and sum(s["ns"] for s in document["stacks"]) == result.total_ns
     points = traceview.throughput([REAL_CPU], cache_dir=tmp_path).to_json()
-    assert set(points) == {"prefill", "decode", "kv_cache", "mix", "bandwidth"}
+    assert set(points) == {"time_basis", "prefill", "decode", "kv_cache", "mix", "bandwidth"}
 
 
 def test_a_failing_section_is_stated_not_fatal_unless_strict(tmp_path: Path, monkeypatch) -> None:

@@ -35,7 +35,7 @@ def h200(cache_dir: Path) -> dict:
 
 def test_prefill_points_are_the_prefill_steps(h200: dict) -> None:
     steps = [s for s in truth("longctx_h200")["steps"] if s["phase"] == "prefill"]
-    assert [(p["step"], p["prompt_len"], p["dur_ns"]) for p in h200["prefill"]] == [
+    assert [(p["step"], p["prompt_len"], p["wall_ns"]) for p in h200["prefill"]] == [
         (s["step"], s["tokens"], s["dur_ns"]) for s in steps
     ]
     assert {p["trace"] for p in h200["prefill"]} == {"longctx_h200"}
@@ -43,11 +43,11 @@ def test_prefill_points_are_the_prefill_steps(h200: dict) -> None:
 
 def test_decode_points_follow_the_kv_length(h200: dict) -> None:
     steps = [s for s in truth("longctx_h200")["steps"] if s["phase"] == "decode"]
-    assert [(p["step"], p["context_len"], p["dur_ns"], p["tokens"]) for p in h200["decode"]] == [
+    assert [(p["step"], p["context_len"], p["wall_ns"], p["tokens"]) for p in h200["decode"]] == [
         (s["step"], s["kv_tokens"], s["dur_ns"], s["tokens"]) for s in steps
     ]
     for point, step in zip(h200["decode"], steps, strict=True):
-        assert point["tokens_per_s"] == pytest.approx(step["tokens"] / (step["dur_ns"] / 1e9))
+        assert point["tokens_per_s_wall"] == pytest.approx(step["tokens"] / (step["dur_ns"] / 1e9))
         # 3.6 per hour is 0.001 per second
         assert point["cost_per_million_tokens"] == pytest.approx(0.001 * step["dur_ns"] / 1e9 / step["tokens"] * 1e6)
 
@@ -93,8 +93,9 @@ def test_figures_carry_the_points(h200: dict) -> None:
     decode = figures["decode"].to_dict()["data"]
     by_name = {d["name"]: d for d in decode}
     steps = sorted(h200["decode"], key=lambda p: (p["context_len"], p["step"]))
-    assert list(by_name["longctx_h200 step ms"]["x"]) == [p["context_len"] for p in steps]
-    assert list(by_name["longctx_h200 tokens/s"]["y"]) == pytest.approx([p["tokens_per_s"] for p in steps])
+    assert list(by_name["longctx_h200 active ms"]["x"]) == [p["context_len"] for p in steps]
+    rates = [p["tokens_per_s_active"] for p in steps]
+    assert list(by_name["longctx_h200 tokens/s (active)"]["y"]) == pytest.approx(rates)
     assert "longctx_h200 cost per 1M tokens" in by_name
     kv = figures["kv_cache"].to_dict()["data"]
     assert "131,072 B/token" in kv[0]["name"]
@@ -110,11 +111,11 @@ def test_cli_with_two_traces(tmp_path: Path, cache_dir: Path) -> None:
                                  str(out_html), "--cache-dir", str(cache_dir)])
     assert result.exit_code == 0, result.output
     data = json.loads(out_json.read_text())
-    assert set(data) == {"prefill", "decode", "kv_cache", "mix", "bandwidth"}
+    assert set(data) == {"time_basis", "prefill", "decode", "kv_cache", "mix", "bandwidth"}
     assert {p["trace"] for p in data["decode"]} == {"longctx_h200", "longctx_910b_ascend_pt"}
     ascend = [p for p in data["decode"] if p["trace"] == "longctx_910b_ascend_pt"]
     steps = [s for s in truth("longctx_910b")["steps"] if s["phase"] == "decode"]
-    assert [(p["step"], p["context_len"], p["dur_ns"]) for p in ascend] == [
+    assert [(p["step"], p["context_len"], p["wall_ns"]) for p in ascend] == [
         (s["step"], s["kv_tokens"], s["dur_ns"]) for s in steps
     ]
     for key in ("prefill", "decode", "kv_cache", "mix", "bandwidth"):
@@ -152,7 +153,7 @@ def test_tokens_per_joule_from_power_counters(tmp_path: Path) -> None:
     assert points and all("tokens_per_joule" in p for p in points)
     for p in points:
         tokens = p.get("prompt_len") or p["tokens"]
-        assert p["joules"] == pytest.approx(500 * p["dur_ns"] / 1e9)
-        assert p["tokens_per_joule"] == pytest.approx(tokens / (500 * p["dur_ns"] / 1e9))
+        assert p["joules"] == pytest.approx(500 * p["wall_ns"] / 1e9)
+        assert p["tokens_per_joule"] == pytest.approx(tokens / (500 * p["wall_ns"] / 1e9))
     plain = throughput.run_throughput([source], cache_dir=tmp_path / "cache").to_dict()
     assert not any("tokens_per_joule" in p for p in plain["prefill"] + plain["decode"])

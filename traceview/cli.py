@@ -301,6 +301,9 @@ def throughput(
     ] = None,
     peak_bw: PeakBw = None,
     cache_dir: CacheDir = None,
+    time_basis: Annotated[
+        str, typer.Option("--time", help="Step time the charts plot: active (first to last device task) or wall.")
+    ] = "active",
 ) -> None:
     """Prefill and decode throughput, KV cache, kernel mix and bandwidth against context length.
 
@@ -311,7 +314,7 @@ def throughput(
     from traceview.commands import throughput as throughput_cmd
 
     _check_outputs(json_out, html_out)
-    data = throughput_cmd.run(targets, device_cost, cache_dir, peak_bw)
+    data = throughput_cmd.run(targets, device_cost, cache_dir, peak_bw, time_basis)
     _warn(throughput_cmd.warnings(data))
     if json_out is not None:
         _write_output(json_out, throughput_cmd.json_text(data), "JSON", is_json=True)

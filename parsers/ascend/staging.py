@@ -325,6 +325,30 @@ class Staging:
                   AND st_slices.{key} = l.{key}
                 """
             )
+        self._assign_unlaunched_steps()
+
+    def _assign_unlaunched_steps(self) -> None:
+        """Device work no host call launched (DMA, graph and queue tasks) takes the step whose window holds its start:
+        the step's device window (its first to its last device task), else its host range (as parsers/steps.py)."""
+        self.sql(
+            """
+            CREATE TEMP TABLE unlaunched_steps AS
+            SELECT x.slice_id, coalesce(CASE WHEN x.ts_ns < d.end_ns THEN d.step END,
+                                        CASE WHEN x.ts_ns < r.end_ns THEN r.step END) AS step
+            FROM (SELECT slice_id, ts_ns FROM st_slices s
+                  WHERE device_type <> 'cpu' AND step IS NULL
+                    AND NOT EXISTS (SELECT 1 FROM st_slices h WHERE h.device_type = 'cpu'
+                                    AND (h.correlation = s.correlation OR h.external_id = s.external_id))) x
+            ASOF LEFT JOIN (SELECT step, min(ts_ns) AS start_ns, max(ts_ns + dur_ns) AS end_ns FROM st_slices
+                            WHERE device_type <> 'cpu' AND step IS NOT NULL GROUP BY step ORDER BY start_ns) d
+              ON x.ts_ns >= d.start_ns
+            ASOF LEFT JOIN (SELECT * FROM st_step_ranges ORDER BY start_ns) r ON x.ts_ns >= r.start_ns
+            """
+        )
+        self.sql(
+            """UPDATE st_slices SET step = u.step FROM unlaunched_steps u
+               WHERE st_slices.slice_id = u.slice_id AND u.step IS NOT NULL"""
+        )
 
     def _nest(self) -> None:
         self.con.register("nested_arrow", self._nesting(self.con, self.slices_sql))

@@ -27,7 +27,7 @@ label_parse AS (
          TRY_CAST(nullif(regexp_extract(name, '\bg_sk=(\d+)', 1), '') AS BIGINT) AS kv_g_sk
   FROM slices WHERE kind = 'annotation' AND device_type = 'cpu'
 ),
-labels AS (
+label_all AS (
   SELECT trace_id, rank, label_id, label, ts_ns, end_ns, profiler_step,
          CASE WHEN v.cr <> '' OR v_old.n <> '' THEN 'vllm' WHEN sgl_mode <> '' THEN 'sglang'
               WHEN trt.c <> '' THEN 'trtllm' WHEN atom_mode <> '' THEN 'atom' ELSE 'user' END AS dialect,
@@ -70,13 +70,36 @@ labels AS (
   FROM label_parse
   WHERE v.cr <> '' OR v_old.n <> '' OR sgl_mode <> '' OR trt.c <> '' OR atom_mode <> '' OR user_mode <> ''
 ),
+label_nesting AS (
+  -- a label inside an earlier one that has not ended yet (SGLang's step[DECODE bs=32] inside an execute_... range)
+  -- belongs to that one's step: the running end of the labels before it reaches past its own end
+  SELECT *, coalesce(max(end_ns) OVER (PARTITION BY trace_id ORDER BY ts_ns, end_ns DESC, label_id
+                                       ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) >= end_ns, false) AS nested
+  FROM label_all
+),
+label_groups AS (
+  SELECT *, sum(CASE WHEN nested THEN 0 ELSE 1 END)
+              OVER (PARTITION BY trace_id ORDER BY ts_ns, end_ns DESC, label_id ROWS UNBOUNDED PRECEDING) AS label_group
+  FROM label_nesting
+),
+labels AS (
+  -- one label per step: the outermost label's window, the facts of an engine's label before a user annotation's
+  -- (the innermost engine label first: it names the step the engine ran)
+  SELECT * REPLACE (first_value(ts_ns) OVER g AS ts_ns, first_value(end_ns) OVER g AS end_ns,
+                    first_value(profiler_step) OVER g AS profiler_step)
+  FROM label_groups
+  WINDOW g AS (PARTITION BY trace_id, label_group ORDER BY nested, ts_ns, end_ns DESC, label_id
+               ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING)
+  QUALIFY row_number() OVER (PARTITION BY trace_id, label_group
+                             ORDER BY dialect = 'user', nested DESC, ts_ns DESC, label_id) = 1
+),
 label_counts AS (
   SELECT trace_id, count(profiler_step) = count(*) AND count(DISTINCT profiler_step) = count(*) AS one_per_profiler_step
   FROM labels GROUP BY ALL
 ),
 step_windows AS (
   -- ProfilerStep#N spans, each with the label inside it (when every label sits in its own ProfilerStep)
-  SELECT p.trace_id, p.rank, p.profiler_step AS step, p.ts_ns, p.end_ns, l.label_id
+  SELECT p.trace_id, p.rank, p.profiler_step AS step, p.ts_ns, p.end_ns, l.label_id, 'profiler_step' AS window_kind
   FROM profiler_steps p
   LEFT JOIN label_counts c USING (trace_id)
   LEFT JOIN labels l ON l.trace_id = p.trace_id AND l.profiler_step = p.profiler_step
@@ -84,12 +107,12 @@ step_windows AS (
   UNION ALL
   -- otherwise the labels themselves, numbered in time order
   SELECT l.trace_id, l.rank, row_number() OVER (PARTITION BY l.trace_id ORDER BY l.ts_ns, l.label_id), l.ts_ns,
-         l.end_ns, l.label_id
+         l.end_ns, l.label_id, 'label'
   FROM labels l JOIN label_counts c USING (trace_id)
   WHERE NOT c.one_per_profiler_step
   UNION ALL
   -- neither: the whole trace is one step (step null)
-  SELECT trace_id, any_value(rank), NULL, min(ts_ns), max(ts_ns + dur_ns) + 1, NULL
+  SELECT trace_id, any_value(rank), NULL, min(ts_ns), max(ts_ns + dur_ns) + 1, NULL, 'trace'
   FROM slices
   WHERE trace_id NOT IN (SELECT trace_id FROM profiler_steps) AND trace_id NOT IN (SELECT trace_id FROM labels)
   GROUP BY trace_id
@@ -120,18 +143,22 @@ window_slots AS (
 -- @include _launches.sql
 ,
 step_tasks AS (
-  -- device tasks in the step their launch falls in (their own start when no launch is recorded); step null outside
-  SELECT d.trace_id, w.step, d.slice_id, d.name, d.kind, d.device_id, d.stream, d.ts_ns, d.dur_ns, d.correlation,
-         d.input_dims, d.input_types,
+  -- device tasks in the step their launch falls in; a task with no launch record keeps the ProfilerStep the parser
+  -- gave it (the step whose window holds it), else takes the window holding its own start; step null outside
+  SELECT d.trace_id, coalesce(d.parsed_step, w.step) AS step, d.slice_id, d.name, d.kind, d.device_id, d.stream,
+         d.ts_ns, d.dur_ns, d.correlation, d.input_dims, d.input_types,
          d.launch_ts_ns, d.launch_dur_ns, d.launch_parent_id
   FROM (SELECT d.trace_id, d.slice_id, d.name, d.kind, d.device_id, d.stream, d.ts_ns, d.dur_ns, d.correlation,
                d.input_dims, d.input_types,
                l.launch_ts_ns, l.launch_dur_ns, l.launch_parent_id,
+               CASE WHEN l.launch_ts_ns IS NULL AND p.trace_id IS NOT NULL THEN d.step END AS parsed_step,
                coalesce(l.launch_ts_ns, d.ts_ns) AS at_ns, coalesce(l.launch_ts_ns, d.ts_ns) // s.width AS bucket
         FROM device_tasks d
         LEFT JOIN launches l ON l.trace_id = d.trace_id AND l.correlation = d.correlation
+        LEFT JOIN (SELECT DISTINCT trace_id FROM step_windows WHERE window_kind = 'profiler_step') p
+          ON p.trace_id = d.trace_id
         CROSS JOIN slot_width s) d
-  LEFT JOIN window_slots w ON w.trace_id = d.trace_id AND w.bucket = d.bucket
+  LEFT JOIN window_slots w ON d.parsed_step IS NULL AND w.trace_id = d.trace_id AND w.bucket = d.bucket
    AND d.at_ns >= w.cut_ns AND d.at_ns < w.next_ns
 ),
 shaped_ops AS (
@@ -182,7 +209,7 @@ attention_calls AS (
 attention_shapes AS (
   SELECT a.*,
          CASE layout WHEN 'bhsd' THEN q[1] * q[3] WHEN 'bshd' THEN q[1] * q[2] ELSE q[1] END AS q_rows,
-         CASE layout WHEN 'varlen' THEN coalesce(block_table[1], cu_seqlens[1] - 1) ELSE q[1] END AS reqs,
+         greatest(CASE layout WHEN 'varlen' THEN coalesce(block_table[1], cu_seqlens[1] - 1) ELSE q[1] END, 0) AS reqs,
          -- flash-attn varlen without a block table gets the packed keys of all requests: [keys, kv_heads, head_dim]
          layout = 'varlen' AND block_table IS NULL AND len(k) = 3 AND regexp_matches(name, '(?i)varlen|flash_attn')
            AS packed_keys,
@@ -276,6 +303,14 @@ kernel_steps AS (
   FROM step_task_names s LEFT JOIN task_name_kinds n ON n.name = s.name
   GROUP BY s.trace_id, s.step
 ),
+capture_steps AS (
+  -- steps that capture a CUDA/HIP graph (vLLM's and SGLang's capture runs: dummy batches, recorded, not run)
+  SELECT DISTINCT w.trace_id, w.step
+  FROM (SELECT r.*, r.ts_ns // s.width AS bucket FROM slices r, slot_width s
+        WHERE r.kind IN ('runtime', 'driver')
+          AND regexp_matches(r.name, '^(cuda|hip|cu)(StreamBeginCapture|StreamEndCapture|GraphInstantiate)')) r
+  JOIN window_slots w ON w.trace_id = r.trace_id AND w.bucket = r.bucket AND r.ts_ns >= w.cut_ns AND r.ts_ns < w.next_ns
+),
 training_steps AS (
   -- steps that run a backward pass are training, whatever their shapes
   SELECT DISTINCT w.trace_id, w.step
@@ -306,7 +341,12 @@ step_facts AS (
               THEN CASE WHEN g.min_m = g.max_m THEN 'decode' ELSE 'prefill' END END AS gemm_phase,
          CASE WHEN k.decode_kernels AND k.prefill_kernels THEN 'mixed' WHEN k.decode_kernels THEN 'decode'
               WHEN k.prefill_kernels THEN 'prefill' END AS kernel_phase,
-         t.trace_id IS NOT NULL AS training
+         t.trace_id IS NOT NULL AS training, cs.trace_id IS NOT NULL AS capture,
+         CASE WHEN l.label_id IS NOT NULL
+                THEN CASE l.dialect WHEN 'vllm' THEN 'vllm annotation' WHEN 'sglang' THEN 'sglang step[...]'
+                                    WHEN 'trtllm' THEN 'trtllm annotation' WHEN 'atom' THEN 'atom annotation'
+                                    ELSE 'user annotation' END
+              WHEN w.window_kind = 'profiler_step' THEN 'ProfilerStep#N' ELSE 'whole trace' END AS label_source
   FROM step_windows w
   LEFT JOIN labels l ON l.trace_id = w.trace_id AND l.label_id = w.label_id
   LEFT JOIN attention_steps a ON a.trace_id = w.trace_id AND a.step IS NOT DISTINCT FROM w.step
@@ -314,6 +354,7 @@ step_facts AS (
   LEFT JOIN kernel_steps k ON k.trace_id = w.trace_id AND k.step IS NOT DISTINCT FROM w.step
   LEFT JOIN kv_writes kw ON kw.trace_id = w.trace_id AND kw.step IS NOT DISTINCT FROM w.step
   LEFT JOIN training_steps t ON t.trace_id = w.trace_id AND t.step IS NOT DISTINCT FROM w.step
+  LEFT JOIN capture_steps cs ON cs.trace_id = w.trace_id AND cs.step IS NOT DISTINCT FROM w.step
 ),
 step_tokens AS (
   SELECT *, row_number() OVER (PARTITION BY trace_id ORDER BY ts_ns) AS seq,
@@ -343,11 +384,17 @@ step_busy AS (
          min(s) AS device_start_ns, max(e) AS device_end_ns
   FROM busy_reach GROUP BY ALL
 ),
+step_active AS (
+  -- the step's active time: from its first device task (copies and DMA included) to the end of its last
+  SELECT trace_id, step, max(ts_ns + coalesce(dur_ns, 0)) - min(ts_ns) AS active_ns
+  FROM step_tasks WHERE ts_ns IS NOT NULL GROUP BY ALL
+),
 step_model AS (
   SELECT s.*, b.device_busy_ns, b.device_start_ns, b.device_end_ns,
-         CASE WHEN label_phase IS NULL AND training THEN 'training'
+         act.active_ns,
+         CASE WHEN capture THEN 'capture' WHEN label_phase IS NULL AND training THEN 'training'
               ELSE coalesce(label_phase, attention_phase, gemm_phase, kernel_phase, 'unknown') END AS phase,
-         CASE WHEN label_phase IS NOT NULL THEN 'label' WHEN training THEN 'ops'
+         CASE WHEN capture THEN 'ops' WHEN label_phase IS NOT NULL THEN 'label' WHEN training THEN 'ops'
               WHEN attention_phase IS NOT NULL OR gemm_phase IS NOT NULL THEN 'shapes'
               WHEN kernel_phase IS NOT NULL THEN 'kernels' END AS source,
          coalesce(label_context_len, ctx_exact, CASE WHEN ctx_hi IS NOT NULL THEN c.est END) AS context_len,
@@ -358,4 +405,5 @@ step_model AS (
   FROM step_tokens s
   LEFT JOIN context_walk c USING (trace_id, seq)
   LEFT JOIN step_busy b ON b.trace_id = s.trace_id AND b.step IS NOT DISTINCT FROM s.step
+  LEFT JOIN step_active act ON act.trace_id = s.trace_id AND act.step IS NOT DISTINCT FROM s.step
 )

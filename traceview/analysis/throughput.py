@@ -4,7 +4,13 @@ Inputs are the results of the core pack's `phases`, `kv_cache` and `bandwidth` q
 traceview.analysis.report.run_packs) plus a per-step kernel-family mix (the core pack's family rules,
 queries/core/_family_rules.sql, applied per step). One point per prefill step and per decode step; mixed steps
 (prefill batched with decodes) are left out of the prefill and decode series but kept in the KV-cache, mix and
-bandwidth series.
+bandwidth series; graph capture runs are left out of all.
+
+Each prefill and decode point has two times: `wall_ns`, the step's wall time (its annotation or ProfilerStep span,
+which in a serving engine may include waiting for work), and `active_ns`, its device time from the first device task's
+start to the last one's end; `tokens_per_s_wall` and `tokens_per_s_active` divide the step's tokens by each. The
+charts use active time unless told otherwise (TIME_BASES); cost and energy are over the wall time (the device is
+held for all of it).
 """
 
 from __future__ import annotations
@@ -21,6 +27,8 @@ from traceview.analysis.report import AnalysisReport, run_packs
 from traceview.engine import connect, resolve_store
 
 MIX_FAMILIES = ("attention", "gemm", "comm", "other")
+TIME_BASES = ("active", "wall")
+DEFAULT_TIME_BASIS = "active"
 
 
 def step_mix(con) -> pl.DataFrame:
@@ -59,10 +67,12 @@ class Throughput:
     mix: list[dict] = field(default_factory=list)
     bandwidth: list[dict] = field(default_factory=list)
     device_cost_per_hour: float | None = None
+    time_basis: str = DEFAULT_TIME_BASIS
 
     def to_dict(self) -> dict[str, Any]:
-        """The points per panel (and the device cost, when given), as in the --json output."""
+        """The points per panel, the time the charts use (time_basis) and the device cost, when given."""
         out: dict[str, Any] = {
+            "time_basis": self.time_basis,
             "prefill": self.prefill,
             "decode": self.decode,
             "kv_cache": self.kv_cache,
@@ -108,6 +118,16 @@ def _cost(dur_ns: int, tokens: int, price: float | None) -> float | None:
     return price / 3600.0 * (dur_ns / 1e9) / tokens * 1e6
 
 
+def _times(tokens: int, wall_ns: int, active_ns: int | None) -> dict[str, Any]:
+    """The step's wall and active time and tokens/s over each (active: None without device tasks)."""
+    return {
+        "wall_ns": wall_ns,
+        "active_ns": active_ns,
+        "tokens_per_s_wall": tokens / (wall_ns / 1e9),
+        "tokens_per_s_active": tokens / (active_ns / 1e9) if active_ns else None,
+    }
+
+
 def build_throughput(
     report: AnalysisReport, mix: pl.DataFrame | None = None, device_cost: float | None = None
 ) -> Throughput:
@@ -127,8 +147,7 @@ def build_throughput(
                 "step": row["step"],
                 "prompt_len": tokens,
                 "context_len": row["context_len"],
-                "dur_ns": dur,
-                "tokens_per_s": tokens / (dur / 1e9),
+                **_times(tokens, dur, row["active_ns"]),
             }
             if device_cost is not None:
                 point["cost_per_million_tokens"] = _cost(dur, tokens, device_cost)
@@ -138,9 +157,8 @@ def build_throughput(
                 "trace": trace,
                 "step": row["step"],
                 "context_len": row["context_len"],
-                "dur_ns": dur,
                 "tokens": tokens,
-                "tokens_per_s": tokens / (dur / 1e9),
+                **_times(tokens, dur, row["active_ns"]),
             }
             if device_cost is not None:
                 point["cost_per_million_tokens"] = _cost(dur, tokens, device_cost)
@@ -148,7 +166,7 @@ def build_throughput(
     kv = _frame(report, "kv_cache")
     if kv is not None:
         for row in kv.sort("trace_id", "ts_ns").iter_rows(named=True):
-            if row["kv_footprint_bytes"] is None or row["context_len"] is None:
+            if row["kv_footprint_bytes"] is None or row["context_len"] is None or row["phase"] == "capture":
                 continue
             out.kv_cache.append(
                 {
@@ -163,7 +181,7 @@ def build_throughput(
     if mix is not None:
         for row in mix.iter_rows(named=True):
             key = (row["trace_id"], row["step"])
-            if key not in phase_of or not row["task_ns"]:
+            if key not in phase_of or phase_of[key] == "capture" or not row["task_ns"]:
                 continue
             point = {
                 "trace": labels.get(row["trace_id"], row["trace_id"]),
@@ -239,14 +257,17 @@ def add_energy(out: Throughput, report: AnalysisReport, power: dict[str, tuple[n
         start = starts.get((trace_id, point["step"]))
         if trace_id not in power or start is None or not tokens:
             continue
-        joules = _joules(power[trace_id], start, point["dur_ns"])
+        joules = _joules(power[trace_id], start, point["wall_ns"])
         if joules:
             point["joules"] = joules
             point["tokens_per_joule"] = tokens / joules
 
 
-def throughput_from_report(report: AnalysisReport, stores: list[Path], device_cost: float | None = None) -> Throughput:
-    """Throughput points for an existing report over STORES (the per-step mix is computed here)."""
+def throughput_from_report(
+    report: AnalysisReport, stores: list[Path], device_cost: float | None = None, time_basis: str = DEFAULT_TIME_BASIS
+) -> Throughput:
+    """Throughput points for an existing report over STORES (the per-step mix is computed here); the charts plot
+    `time_basis` ('active' or 'wall')."""
     con = connect(stores)
     try:
         mix = step_mix(con)
@@ -254,6 +275,7 @@ def throughput_from_report(report: AnalysisReport, stores: list[Path], device_co
     finally:
         con.close()
     out = build_throughput(report, mix, device_cost)
+    out.time_basis = time_basis
     add_energy(out, report, power)
     return out
 
@@ -263,8 +285,11 @@ def run_throughput(
     device_cost: float | None = None,
     cache_dir: Path | None = None,
     peak_bw_gbps: float | None = None,
+    time_basis: str = DEFAULT_TIME_BASIS,
 ) -> Throughput:
-    """Analyse TARGETS and return the throughput points."""
+    """Analyse TARGETS and return the throughput points (the charts plot `time_basis`: 'active' or 'wall')."""
+    if time_basis not in TIME_BASES:
+        raise ValueError(f"time basis {time_basis!r}: expected one of {', '.join(TIME_BASES)}")
     stores = [resolve_store(Path(t), Path(cache_dir) if cache_dir else None) for t in targets]
     report = run_packs(stores, peak_bw_gbps=peak_bw_gbps)
-    return throughput_from_report(report, stores, device_cost)
+    return throughput_from_report(report, stores, device_cost, time_basis)

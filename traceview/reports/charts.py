@@ -134,48 +134,63 @@ def _by_trace(points: list[dict]) -> dict[str, list[dict]]:
 MIX_COLORS = {"attention": "#E45756", "gemm": "#4C78A8", "comm": "#F58518", "other": "#BAB0AC"}
 
 
+def _trace_basis(pts: list[dict], basis: str) -> tuple[str, str]:
+    """The time one trace's points are plotted on, and a note for its name: wall time where none of its points has
+    an active time (a CPU-only trace has no device tasks)."""
+    if basis == "wall" or any(p["active_ns"] for p in pts):
+        return basis, ""
+    return "wall", ", wall time: no device tasks"
+
+
 def throughput_figures(data: dict) -> list[tuple[str, go.Figure]]:
-    """The throughput panels (name, figure) from Throughput.to_dict(); panels without points are left out."""
+    """The throughput panels (name, figure) from Throughput.to_dict(); panels without points are left out.
+
+    Step times and tokens/s are over data["time_basis"]: 'active' (the default: first to last device task of the
+    step) or 'wall' (the step's annotation span); the axes say which."""
     from plotly.subplots import make_subplots
 
+    basis = "wall" if data.get("time_basis") == "wall" else "active"
+    time_title = "step wall time (ms)" if basis == "wall" else "active time (ms, first to last device task)"
     figures: list[tuple[str, go.Figure]] = []
     if data.get("prefill"):
         fig = go.Figure()
         for trace, pts in _by_trace(data["prefill"]).items():
-            pts = sorted(pts, key=lambda p: (p["prompt_len"], p["step"]))
+            used, note = _trace_basis(pts, basis)
+            pts = sorted((p for p in pts if p[f"{used}_ns"]), key=lambda p: (p["prompt_len"], p["step"]))
             fig.add_scatter(
                 x=[p["prompt_len"] for p in pts],
-                y=[p["dur_ns"] / 1e6 for p in pts],
+                y=[p[f"{used}_ns"] / 1e6 for p in pts],
                 mode="markers",
-                name=trace,
+                name=f"{trace}{note}",
                 text=[f"step {p['step']}, context {p['context_len']}" for p in pts],
             )
         figures.append(
             (
                 "prefill",
                 _layout(
-                    fig, "Prefill time vs prompt length", "prompt tokens (new tokens of the step)", "step time (ms)"
+                    fig, f"Prefill {basis} time vs prompt length", "prompt tokens (new tokens of the step)", time_title
                 ),
             )
         )
     if data.get("decode"):
         fig = make_subplots(specs=[[{"secondary_y": True}]])
         for trace, pts in _by_trace(data["decode"]).items():
-            pts = sorted(pts, key=lambda p: (p["context_len"], p["step"]))
+            used, note = _trace_basis(pts, basis)
+            pts = sorted((p for p in pts if p[f"{used}_ns"]), key=lambda p: (p["context_len"], p["step"]))
             x = [p["context_len"] for p in pts]
             fig.add_scatter(
                 x=x,
-                y=[p["dur_ns"] / 1e6 for p in pts],
+                y=[p[f"{used}_ns"] / 1e6 for p in pts],
                 mode="markers+lines",
-                name=f"{trace} step ms",
+                name=f"{trace} {used} ms{note}",
                 secondary_y=False,
             )
             fig.add_scatter(
                 x=x,
-                y=[p["tokens_per_s"] for p in pts],
+                y=[p[f"tokens_per_s_{used}"] for p in pts],
                 mode="markers",
                 marker_symbol="diamond",
-                name=f"{trace} tokens/s",
+                name=f"{trace} tokens/s ({used})",
                 secondary_y=True,
             )
             if pts and "cost_per_million_tokens" in pts[0]:
@@ -187,8 +202,8 @@ def throughput_figures(data: dict) -> list[tuple[str, go.Figure]]:
                     name=f"{trace} cost per 1M tokens",
                     secondary_y=True,
                 )
-        _layout(fig, "Decode step time and tokens/s vs context length", "context length (KV tokens)", "step time (ms)")
-        fig.update_yaxes(title_text="tokens/s (and cost per 1M tokens)", secondary_y=True)
+        _layout(fig, f"Decode {basis} time and tokens/s vs context length", "context length (KV tokens)", time_title)
+        fig.update_yaxes(title_text=f"tokens/s over {basis} time (cost per 1M tokens: wall)", secondary_y=True)
         figures.append(("decode", fig))
     if data.get("kv_cache"):
         fig = go.Figure()
