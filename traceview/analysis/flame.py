@@ -9,10 +9,9 @@ Weights:
           the folded value of a stack is the wall time spent there and not in a child, so the folded values
           add up to the wall time of the roots.
   self    the model's self_ns per slice, summed per stack.
-  device  every device task's duration, attributed to the host stack that launched it: the runtime launch with
-          the task's correlation id, or the host end of a flow into the task (Ascend async_npu: the op), the
-          deepest one; the task's own name is the leaf. Tasks with no known launcher sit under
-          "[no host launcher]".
+  device  every device task's duration, attributed to the host stack that launched it (one path with the
+          cross-vendor diff: traceview.analysis.attribution); the task's own name is the leaf. Tasks with no
+          known launcher sit under "[no host launcher]".
 
 The aggregation runs in DuckDB: a recursive walk down parent_id builds each slice's stack as a string of name
 ids, then rows are grouped by stack. Names are normalised (hex addresses, long digit ids, ProfilerStep#N) so
@@ -28,6 +27,7 @@ from typing import Any
 
 import duckdb
 
+from traceview.analysis.attribution import create_owners
 from traceview.engine import connect, resolve_store
 from traceview.errors import UserError
 
@@ -181,28 +181,13 @@ def compute_flame(
         stacks = _decode(rows, names)
         return FlameResult(weight, stacks, sum(stacks.values()), step)
     task_filter = "" if step is None else f" AND d.step = {int(step)}"
-    con.execute(f"""
-        CREATE OR REPLACE TEMP TABLE _flame_tasks AS
-        SELECT d.trace_id, d.slice_id, d.correlation, d.dur_ns, {_norm("d.name")} AS leaf
-        FROM device_tasks d WHERE d.dur_ns IS NOT NULL{task_filter}""")
-    rows = con.sql("""
-        WITH candidates AS (
-          SELECT d.trace_id, d.slice_id AS task_id, s.slice_id AS launcher_id, s.depth, s.kind
-          FROM _flame_tasks d JOIN slices s ON s.trace_id = d.trace_id AND s.correlation = d.correlation
-           AND s.device_type = 'cpu' AND s.kind = 'runtime'
-          UNION ALL
-          SELECT d.trace_id, d.slice_id, s.slice_id, s.depth, s.kind
-          FROM _flame_tasks d JOIN flows f ON f.trace_id = d.trace_id AND f.dst_slice_id = d.slice_id
-          JOIN slices s ON s.trace_id = f.trace_id AND s.slice_id = f.src_slice_id AND s.device_type = 'cpu'
-        ),
-        launcher AS (
-          SELECT DISTINCT ON (trace_id, task_id) trace_id, task_id, launcher_id
-          FROM candidates ORDER BY trace_id, task_id, depth DESC NULLS LAST, kind = 'runtime' DESC, launcher_id
-        )
-        SELECT t.path, d.leaf, CAST(sum(d.dur_ns) AS BIGINT)
-        FROM _flame_tasks d
-        LEFT JOIN launcher l ON l.trace_id = d.trace_id AND l.task_id = d.slice_id
-        LEFT JOIN _flame_tree t ON t.trace_id = l.trace_id AND t.slice_id = l.launcher_id
+    owners = create_owners(con)
+    rows = con.sql(f"""
+        SELECT t.path, {_norm("d.name")} AS leaf, CAST(sum(d.dur_ns) AS BIGINT)
+        FROM device_tasks d
+        LEFT JOIN {owners} w ON w.trace_id = d.trace_id AND w.task_id = d.slice_id
+        LEFT JOIN _flame_tree t ON t.trace_id = w.trace_id AND t.slice_id = w.launcher_id
+        WHERE d.dur_ns IS NOT NULL{task_filter}
         GROUP BY ALL""").fetchall()
     stacks = {}
     known = unknown = 0

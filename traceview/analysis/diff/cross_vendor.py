@@ -1,10 +1,10 @@
-"""A Kineto (CUDA/ROCm) trace against an Ascend one: device time per framework op, attributed by correlation."""
+"""A Kineto (CUDA/ROCm) trace against an Ascend one: device time per framework op (traceview.analysis.attribution)."""
 
 from __future__ import annotations
 
 from typing import Any, TypedDict
 
-from traceview.analysis.diff.sides import Side, attributed_sql
+from traceview.analysis.diff.sides import Side
 
 
 class OpComparison(TypedDict):
@@ -63,7 +63,7 @@ def _split_more(base_tasks_per_op: float | None, test_tasks_per_op: float | None
 def _per_op(side: Side) -> dict[str, dict[str, int]]:
     side.register("_ops_canon", side.op_canon_frame())
     rows = side.con.sql(
-        f"WITH a AS ({attributed_sql()}) "
+        f"WITH a AS ({side.attributed_sql()}) "
         "SELECT coalesce(c.key, a.op_name) AS key, count(*) AS tasks, count(DISTINCT a.op_id) AS ops, "
         "CAST(sum(a.dur_ns) AS BIGINT) AS device_ns, "
         "count(*) FILTER (WHERE a.core = 'AI_CPU') AS aicpu_tasks, "

@@ -8,6 +8,7 @@ from typing import Any, cast
 import duckdb
 import polars as pl
 
+from traceview.analysis.attribution import create_owners
 from traceview.analysis.diff.names import canonical_op, normalise_kernel
 from traceview.analysis.diff.report import LEVELS
 from traceview.analysis.families import family_ctes
@@ -16,7 +17,7 @@ from traceview.errors import UserError
 from traceview.packs import find_pack
 from traceview.sandbox import run_query
 
-MAX_OWNER_HOPS = 64  # parent links walked up from a launch to its outermost framework op
+UNATTRIBUTED = "(unattributed)"  # the op key of device time with no known framework op
 
 
 def one_row(con: duckdb.DuckDBPyConnection, sql: str) -> tuple[Any, ...]:
@@ -32,6 +33,7 @@ class Side:
         self.store = resolve_store(target, cache_dir)
         self.con = connect(self.store)
         self.con.sql("SET enable_progress_bar = false")
+        self._owners: str | None = None
 
     def close(self) -> None:
         self.con.close()
@@ -69,7 +71,7 @@ class Side:
             self.register("_ops_canon", self.op_canon_frame())
             return (
                 f"SELECT coalesce(c.key, a.op_name) AS key, {unit.replace('step', 'a.step')} AS unit, a.dur_ns "
-                f"FROM ({attributed_sql()}) a LEFT JOIN _ops_canon c ON c.name = a.op_name"
+                f"FROM ({self.attributed_sql()}) a LEFT JOIN _ops_canon c ON c.name = a.op_name"
             )
         if level == "op":
             return f"SELECT name AS key, {unit} AS unit, dur_ns FROM ops"
@@ -88,6 +90,19 @@ class Side:
         if level == "step":
             return f"SELECT 'step ' || step AS key, {unit} AS unit, dur_ns FROM slices WHERE kind = 'step'"
         raise UserError(f"--by {level}: expected one of {', '.join(LEVELS)}")
+
+    def attributed_sql(self) -> str:
+        """SQL giving each device task with the framework op it belongs to (traceview.analysis.attribution):
+        trace_id, rank, step, dur_ns, core, name, op_id, op_name ('(unattributed)' where no op is known)."""
+        if self._owners is None:
+            self._owners = create_owners(self.con)
+        return f"""
+        SELECT d.trace_id, d.rank, d.step, d.dur_ns, d.core, d.name, w.op_id,
+               coalesce(o.name, '{UNATTRIBUTED}') AS op_name
+        FROM device_tasks d
+        LEFT JOIN {self._owners} w ON w.trace_id = d.trace_id AND w.task_id = d.slice_id
+        LEFT JOIN slices o ON o.trace_id = w.trace_id AND o.slice_id = w.op_id
+        """
 
     def level_stats(self, level: str, cross: bool) -> tuple[pl.DataFrame, pl.DataFrame]:
         """Per key: count, total, mean, p50; and per (key, unit): total."""
@@ -122,38 +137,3 @@ class Side:
         else:
             frame = result.frame.select("trace_id", "step", "phase")
         self.register("_phases", frame)
-
-
-def attributed_sql() -> str:
-    """Device tasks with the framework op they belong to: task -> launch (correlation) -> outermost cpu_op.
-
-    The launch's parent_id chain is walked up to the outermost enclosing cpu_op; where the launch has no
-    enclosing op on its track (Ascend: launches run on another thread) the op with the launch's
-    external_id is the start.
-    """
-    return f"""
-    WITH RECURSIVE launch AS (
-      SELECT trace_id, correlation, arg_min(slice_id, parent_id IS NULL) AS slice_id,
-             arg_min(parent_id, parent_id IS NULL) AS parent_id, arg_min(external_id, parent_id IS NULL) AS external_id
-      FROM slices WHERE kind = 'runtime' AND correlation IS NOT NULL GROUP BY trace_id, correlation
-    ),
-    opx AS (SELECT trace_id, external_id, min(slice_id) AS slice_id FROM ops WHERE external_id IS NOT NULL
-            GROUP BY ALL),
-    start AS (
-      SELECT l.trace_id, l.correlation, coalesce(l.parent_id, o.slice_id) AS cur
-      FROM launch l LEFT JOIN opx o ON o.trace_id = l.trace_id AND o.external_id = l.external_id
-    ),
-    up(trace_id, correlation, cur, op_id, hops) AS (
-      SELECT trace_id, correlation, cur, NULL::BIGINT, 0 FROM start WHERE cur IS NOT NULL
-      UNION ALL
-      SELECT u.trace_id, u.correlation, s.parent_id, CASE WHEN s.kind = 'cpu_op' THEN s.slice_id ELSE u.op_id END,
-             u.hops + 1
-      FROM up u JOIN slices s ON s.trace_id = u.trace_id AND s.slice_id = u.cur
-      WHERE u.hops < {MAX_OWNER_HOPS}
-    ),
-    owner AS (SELECT trace_id, correlation, arg_max(op_id, hops) AS op_id FROM up WHERE op_id IS NOT NULL GROUP BY ALL)
-    SELECT d.trace_id, d.rank, d.step, d.dur_ns, d.core, d.name, w.op_id, coalesce(o.name, '(unattributed)') AS op_name
-    FROM device_tasks d
-    LEFT JOIN owner w ON w.trace_id = d.trace_id AND w.correlation = d.correlation
-    LEFT JOIN slices o ON o.trace_id = w.trace_id AND o.slice_id = w.op_id
-    """
