@@ -40,6 +40,7 @@ from traceview.parsers.nesting import nearest_earlier_reaching
 NO_LAUNCHER = "[no host launcher]"
 DEVICE_PREFIX = "[device] "
 OTHER = "other"
+NO_NAME = "(no name)"  # the frame of a slice without a name
 MAX_NAME = 160
 DEFAULT_MIN_SHARE = 0.001
 
@@ -54,12 +55,12 @@ class Weight(enum.StrEnum):
 
 def _norm(expr: str) -> str:
     """SQL: a slice name normalised so that repeated steps and objects merge (no ';' left, for folded output)."""
-    out = f"replace(coalesce({expr}, '?'), ';', ':')"
+    out = f"replace(coalesce({expr}, ''), ';', ':')"
     out = f"regexp_replace({out}, '\\s+', ' ', 'g')"
     out = f"regexp_replace({out}, '0x[0-9a-fA-F]+', '0x?', 'g')"
     out = f"regexp_replace({out}, '^ProfilerStep#[0-9]+', 'ProfilerStep#*')"
     out = f"regexp_replace({out}, '[0-9]{{5,}}', '#', 'g')"
-    return f"left(trim({out}), {MAX_NAME})"
+    return f"coalesce(nullif(left(trim({out}), {MAX_NAME}), ''), '{NO_NAME}')"
 
 
 HOST_RAW_SQL = f"""
@@ -127,6 +128,44 @@ def _find_containers(con: duckdb.DuckDBPyConnection) -> None:
             WHERE o.overlaps_parent""")
     finally:
         con.unregister("_flame_found")
+
+
+MAX_STEP_RANGES = 6  # an unknown --step lists at most this many runs of steps (the first and the last ones)
+
+
+class UnknownStepError(UserError):
+    """A step the traces do not have; `available` says which they have."""
+
+    def __init__(self, step: int, available: str) -> None:
+        super().__init__(f"step {step}: {available}")
+        self.step = step
+        self.available = available
+
+
+def _step_ranges(steps: list[int]) -> str:
+    """Ascending step numbers as runs: `1-4, 7, 9-12` (the middle elided when there are many runs)."""
+    runs: list[list[int]] = []
+    for step in steps:
+        if runs and step == runs[-1][1] + 1:
+            runs[-1][1] = step
+        else:
+            runs.append([step, step])
+    text = [str(a) if a == b else f"{a}-{b}" for a, b in runs]
+    if len(text) > MAX_STEP_RANGES:
+        text = text[: MAX_STEP_RANGES - 2] + ["..."] + text[-1:]
+    return ", ".join(text)
+
+
+def check_step(con: duckdb.DuckDBPyConnection, step: int) -> None:
+    """UnknownStepError unless some slice of the traces behind `con` falls in step `step`."""
+    rows = con.sql("SELECT DISTINCT step FROM slices WHERE step IS NOT NULL ORDER BY step").fetchall()
+    steps = [int(row[0]) for row in rows]
+    if step in steps:
+        return
+    several = con.sql("SELECT count(*) FROM traces").fetchall()[0][0] > 1
+    subject = "the traces have" if several else "the trace has"
+    available = f"{subject} steps {_step_ranges(steps)}" if steps else f"{subject} no steps (no ProfilerStep#N)"
+    raise UnknownStepError(step, available)
 
 
 def _clamp(value: str, lo: str, hi: str) -> str:
@@ -218,8 +257,11 @@ def _step_window_sql(step: int) -> str:
 def compute_flame(
     con: duckdb.DuckDBPyConnection, weight: Weight | str = Weight.wall, step: int | None = None
 ) -> FlameResult:
-    """Folded stacks of the traces behind `con` (a connection from traceview.engine.connect)."""
+    """Folded stacks of the traces behind `con` (a connection from traceview.engine.connect), of step `step` only
+    where given (UnknownStepError when the traces do not have it)."""
     weight = Weight(weight)
+    if step is not None:
+        check_step(con, step)
     window = step is not None and weight is Weight.wall
     prefix = "WITH RECURSIVE " + (_step_window_sql(step) if window and step is not None else "") + _tree_sql(window)
     step_filter = "" if step is None else f" AND h.step = {int(step)}"
