@@ -17,9 +17,10 @@ Weights:
           deepest one; the task's own name is the leaf. Tasks with no known launcher sit under
           "[no host launcher]".
 
-The aggregation runs in DuckDB: a recursive walk down parent_id builds each slice's stack as a string of name
-ids, then rows are grouped by stack. Names are normalised (hex addresses, long digit ids, ProfilerStep#N) so
-repeated steps merge.
+The aggregation runs in DuckDB: a recursive walk down parent_id (re-parented as above; the enclosing slice is
+found with numpy, parsers.nesting.nearest_earlier_reaching) builds each slice's stack as a string of name ids,
+then rows are grouped by stack. Names are normalised (hex addresses, long digit ids, ProfilerStep#N) so repeated
+steps merge; a slice without a name is "(no name)".
 """
 
 from __future__ import annotations
