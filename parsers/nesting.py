@@ -160,3 +160,9 @@ def nest(track: np.ndarray, ts: np.ndarray, dur: np.ndarray, slice_id: np.ndarra
         for span in largest_first:
             work(span)
     return Nesting(depth, parent, overlaps, self_ns, order)
+
+
+def nearest_earlier_reaching(ends: np.ndarray) -> np.ndarray:
+    """For slices of one track in nesting order (`Nesting.order`), the index of the nearest earlier slice that
+    ends at or after each one ends, or -1: the innermost slice that contains it whole."""
+    return _nearest_open_before(ends.astype(np.int64) - 1, ends)

@@ -15,6 +15,7 @@ atomically, into a directory that must exist; with an output on stdout the human
 
 from __future__ import annotations
 
+import math
 import os
 import sys
 import traceback
@@ -87,8 +88,18 @@ CacheDir = Annotated[
 ]
 
 
+def _positive_peak_bw(value: Optional[float]) -> Optional[float]:
+    """--peak-bw: a bandwidth must be a positive, finite number of GB/s."""
+    if value is not None and not (math.isfinite(value) and value > 0):
+        raise UserError(f"--peak-bw {value:g}: must be a positive number of GB/s")
+    return value
+
+
 PeakBw = Annotated[
-    Optional[float], typer.Option("--peak-bw", help="Device peak memory bandwidth in GB/s (overrides the table).")
+    Optional[float],
+    typer.Option(
+        "--peak-bw", help="Device peak memory bandwidth in GB/s (overrides the table).", callback=_positive_peak_bw
+    ),
 ]
 
 

@@ -1,21 +1,25 @@
 """The flame graph: the host call tree (from slice nesting) as folded stacks, and its icicle tree.
 
 Slices that start inside their parent but end after it (overlaps_parent, e.g. ProfilerStep#N opened inside a
-short record_function call) start a stack of their own, so no time is cut off; their overlap with the parent is
-then counted twice in the wall total (it is the sum of the roots' durations).
+short record_function call) are re-parented to their deepest ancestor that contains them, or become a root of
+their thread when none does. Such a slice then overlaps an earlier sibling (the slice it started in, or one of
+that slice's ancestors): its start is clipped to the end of the earlier siblings, and its children with it, so
+siblings never overlap and every instant of a thread is counted once. The folded wall values then add up to the
+union of the thread's host slices (per pid, tid); the clipped-off start is time of the earlier sibling.
 
 Weights:
-  wall    a frame's value is its duration (children clipped to their parent, and to the step with --step);
-          the folded value of a stack is the wall time spent there and not in a child, so the folded values
-          add up to the wall time of the roots.
+  wall    a frame's value is its duration (clipped as above, children to their parent, and to the step with
+          --step); the folded value of a stack is the wall time spent there and not in a child, so the folded
+          values add up to the time covered by host slices, thread by thread.
   self    the model's self_ns per slice, summed per stack.
   device  every device task's duration, attributed to the host stack that launched it (one path with the
           cross-vendor diff: traceview.analysis.attribution); the task's own name is the leaf. Tasks with no
           known launcher sit under "[no host launcher]".
 
-The aggregation runs in DuckDB: a recursive walk down parent_id builds each slice's stack as a string of name
-ids, then rows are grouped by stack. Names are normalised (hex addresses, long digit ids, ProfilerStep#N) so
-repeated steps merge.
+The aggregation runs in DuckDB: a recursive walk down parent_id (re-parented as above; the enclosing slice is
+found with numpy, parsers.nesting.nearest_earlier_reaching) builds each slice's stack as a string of name ids,
+then rows are grouped by stack. Names are normalised (hex addresses, long digit ids, ProfilerStep#N) so repeated
+steps merge; a slice without a name is "(no name)".
 """
 
 from __future__ import annotations
@@ -26,14 +30,18 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import numpy as np
+import pyarrow as pa
 
 from traceview.analysis.attribution import create_owners
 from traceview.engine import connect, resolve_store
 from traceview.errors import UserError
+from traceview.parsers.nesting import nearest_earlier_reaching
 
 NO_LAUNCHER = "[no host launcher]"
 DEVICE_PREFIX = "[device] "
 OTHER = "other"
+NO_NAME = "(no name)"  # the frame of a slice without a name
 MAX_NAME = 160
 DEFAULT_MIN_SHARE = 0.001
 
@@ -48,43 +56,143 @@ class Weight(enum.StrEnum):
 
 def _norm(expr: str) -> str:
     """SQL: a slice name normalised so that repeated steps and objects merge (no ';' left, for folded output)."""
-    out = f"replace(coalesce({expr}, '?'), ';', ':')"
+    out = f"replace(coalesce({expr}, ''), ';', ':')"
     out = f"regexp_replace({out}, '\\s+', ' ', 'g')"
     out = f"regexp_replace({out}, '0x[0-9a-fA-F]+', '0x?', 'g')"
     out = f"regexp_replace({out}, '^ProfilerStep#[0-9]+', 'ProfilerStep#*')"
     out = f"regexp_replace({out}, '[0-9]{{5,}}', '#', 'g')"
-    return f"left(trim({out}), {MAX_NAME})"
+    return f"coalesce(nullif(left(trim({out}), {MAX_NAME}), ''), '{NO_NAME}')"
 
 
-HOST_SQL = f"""
-WITH host_raw AS (
-  SELECT trace_id, slice_id, parent_id, ts_ns, ts_ns + dur_ns AS end_ns, self_ns, step, depth, kind,
-         coalesce(overlaps_parent, false) AS overlaps_parent, {_norm("name")} AS norm
-  FROM slices WHERE device_type = 'cpu' AND dur_ns IS NOT NULL AND dur_ns >= 0
-),
-names AS (SELECT norm, CAST(row_number() OVER (ORDER BY norm) - 1 AS VARCHAR) AS nid
-          FROM (SELECT DISTINCT norm FROM host_raw))
-SELECT h.*, n.nid,
-       h.parent_id IS NULL OR h.overlaps_parent
-         OR NOT EXISTS (SELECT 1 FROM host_raw p WHERE p.trace_id = h.trace_id AND p.slice_id = h.parent_id) AS is_root
-FROM host_raw h JOIN names n USING (norm)
+HOST_RAW_SQL = f"""
+SELECT trace_id, slice_id, parent_id, pid, tid, ts_ns, ts_ns + dur_ns AS end_ns, self_ns, step, depth, kind,
+       coalesce(overlaps_parent, false) AS overlaps_parent, {_norm("name")} AS norm
+FROM slices WHERE device_type = 'cpu' AND dur_ns IS NOT NULL AND dur_ns >= 0
+"""
+
+# The threads with a slice that outlasts its parent, their slices in nesting order (parsers.nesting: start, longer
+# first, slice id).
+OUTLASTING_THREADS_SQL = """
+WITH t AS (
+  SELECT trace_id, slice_id, ts_ns, end_ns, overlaps_parent, dense_rank() OVER (ORDER BY trace_id, pid, tid) AS track,
+         bool_or(overlaps_parent) OVER (PARTITION BY trace_id, pid, tid) AS has_outlasting
+  FROM _flame_raw
+)
+SELECT row_number() OVER (ORDER BY track, ts_ns, end_ns DESC, slice_id) - 1 AS pos, track, trace_id, slice_id, end_ns,
+       overlaps_parent
+FROM t WHERE has_outlasting
+"""
+
+HOST_SQL = """
+WITH names AS (SELECT norm, CAST(row_number() OVER (ORDER BY norm) - 1 AS VARCHAR) AS nid
+               FROM (SELECT DISTINCT norm FROM _flame_raw)),
+reparented AS (
+  SELECT h.*, CASE WHEN h.overlaps_parent THEN k.container_id WHEN p.slice_id IS NOT NULL THEN h.parent_id END
+              AS tree_parent
+  FROM _flame_raw h LEFT JOIN _flame_containers k ON k.trace_id = h.trace_id AND k.slice_id = h.slice_id
+  LEFT JOIN _flame_raw p ON p.trace_id = h.trace_id AND p.slice_id = h.parent_id
+)
+SELECT r.*, n.nid, r.tree_parent IS NULL AS is_root,
+       -- a slice starts where the earlier siblings (roots: of its thread) end, so siblings never overlap
+       greatest(r.ts_ns, coalesce(max(r.end_ns) OVER (
+         PARTITION BY r.trace_id, r.tree_parent, CASE WHEN r.tree_parent IS NULL THEN r.pid END,
+                      CASE WHEN r.tree_parent IS NULL THEN r.tid END
+         ORDER BY r.ts_ns, r.end_ns DESC, r.slice_id ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), r.ts_ns))
+         AS start_ns
+FROM reparented r JOIN names n USING (norm)
 """
 
 
+def _find_containers(con: duckdb.DuckDBPyConnection) -> None:
+    """Table _flame_containers: per host slice that outlasts its parent, the innermost slice of its thread that
+    contains it whole (container_id null where none does)."""
+    if not con.sql("SELECT count(*) FROM (SELECT 1 FROM _flame_raw WHERE overlaps_parent LIMIT 1)").fetchall()[0][0]:
+        con.execute(
+            "CREATE OR REPLACE TEMP TABLE _flame_containers AS"
+            " SELECT trace_id, slice_id, slice_id AS container_id FROM _flame_raw LIMIT 0"
+        )
+        return
+    con.execute("CREATE OR REPLACE TEMP TABLE _flame_order AS " + OUTLASTING_THREADS_SQL)
+    columns = con.sql("SELECT track, end_ns FROM _flame_order ORDER BY pos").fetchnumpy()
+    track, ends = np.asarray(columns["track"], dtype=np.int64), np.asarray(columns["end_ns"], dtype=np.int64)
+    found = nearest_earlier_reaching(ends)
+    # the nearest such slice on an earlier thread means none on its own
+    same_thread = (found >= 0) & (track[np.maximum(found, 0)] == track)
+    container_pos = np.where(same_thread, found, -1)
+    positions = pa.table({"pos": np.arange(len(ends), dtype=np.int64), "container_pos": container_pos})
+    con.register("_flame_found", positions)
+    try:
+        con.execute("""
+            CREATE OR REPLACE TEMP TABLE _flame_containers AS
+            SELECT o.trace_id, o.slice_id, c.slice_id AS container_id
+            FROM _flame_order o JOIN _flame_found f USING (pos) LEFT JOIN _flame_order c ON c.pos = f.container_pos
+            WHERE o.overlaps_parent""")
+    finally:
+        con.unregister("_flame_found")
+
+
+MAX_STEP_RANGES = 6  # an unknown --step lists at most this many runs of steps (the first and the last ones)
+
+
+class UnknownStepError(UserError):
+    """A step the traces do not have; `available` says which they have."""
+
+    def __init__(self, step: int, available: str) -> None:
+        super().__init__(f"step {step}: {available}")
+        self.step = step
+        self.available = available
+
+
+def _step_ranges(steps: list[int]) -> str:
+    """Ascending step numbers as runs: `1-4, 7, 9-12` (the middle elided when there are many runs)."""
+    runs: list[list[int]] = []
+    for step in steps:
+        if runs and step == runs[-1][1] + 1:
+            runs[-1][1] = step
+        else:
+            runs.append([step, step])
+    text = [str(a) if a == b else f"{a}-{b}" for a, b in runs]
+    if len(text) > MAX_STEP_RANGES:
+        text = text[: MAX_STEP_RANGES - 2] + ["..."] + text[-1:]
+    return ", ".join(text)
+
+
+def check_step(con: duckdb.DuckDBPyConnection, step: int) -> None:
+    """UnknownStepError unless some slice of the traces behind `con` falls in step `step`."""
+    rows = con.sql("SELECT DISTINCT step FROM slices WHERE step IS NOT NULL ORDER BY step").fetchall()
+    steps = [int(row[0]) for row in rows]
+    if step in steps:
+        return
+    several = con.sql("SELECT count(*) FROM traces").fetchall()[0][0] > 1
+    subject = "the traces have" if several else "the trace has"
+    available = f"{subject} steps {_step_ranges(steps)}" if steps else f"{subject} no steps (no ProfilerStep#N)"
+    raise UnknownStepError(step, available)
+
+
+def _clamp(value: str, lo: str, hi: str) -> str:
+    return f"least(greatest({value}, {lo}), {hi})"
+
+
 def _tree_sql(window: bool) -> str:
-    """The host tree: per host slice its stack (name ids joined by '/'), its parent's stack, clipped interval."""
+    """The host tree: per host slice its stack (name ids joined by '/'), its parent's stack, clipped interval.
+
+    Every slice under a kept root is kept, with an empty interval where its time went to an earlier sibling, so
+    that self and device time keep their stacks; with a step window, slices outside it are left out.
+    """
     lo, hi = ("w.lo", "w.hi") if window else ("h.ts_ns", "h.end_ns")
-    join = "JOIN win w ON w.trace_id = h.trace_id" if window else ""
+    root_s, child_s = _clamp("h.start_ns", lo, hi), _clamp("c.start_ns", "t.s", "t.e")
+    in_window = "c.ts_ns <= w.hi AND c.end_ns >= w.lo" if window else "true"
+    win = "JOIN win w ON w.trace_id = {}.trace_id" if window else ""
     return f"""
     tree AS (
-      SELECT h.trace_id, h.slice_id, greatest(h.ts_ns, {lo}) AS s, least(h.end_ns, {hi}) AS e, h.nid AS path,
+      SELECT h.trace_id, h.slice_id, {root_s} AS s, {_clamp("h.end_ns", root_s, hi)} AS e, h.nid AS path,
              CAST(NULL AS VARCHAR) AS parent_path
-      FROM _flame_host h {join}
-      WHERE h.is_root AND least(h.end_ns, {hi}) >= greatest(h.ts_ns, {lo})
+      FROM _flame_host h {win.format("h")}
+      WHERE h.is_root AND h.ts_ns <= {hi} AND h.end_ns >= {lo}
       UNION ALL
-      SELECT c.trace_id, c.slice_id, greatest(c.ts_ns, t.s), least(c.end_ns, t.e), t.path || '/' || c.nid, t.path
-      FROM tree t JOIN _flame_host c ON c.trace_id = t.trace_id AND c.parent_id = t.slice_id AND NOT c.is_root
-      WHERE least(c.end_ns, t.e) >= greatest(c.ts_ns, t.s)
+      SELECT c.trace_id, c.slice_id, {child_s}, {_clamp("c.end_ns", child_s, "t.e")}, t.path || '/' || c.nid, t.path
+      FROM tree t JOIN _flame_host c ON c.trace_id = t.trace_id AND c.tree_parent = t.slice_id {win.format("c")}
+      WHERE {in_window}
     )"""
 
 
@@ -150,11 +258,16 @@ def _step_window_sql(step: int) -> str:
 def compute_flame(
     con: duckdb.DuckDBPyConnection, weight: Weight | str = Weight.wall, step: int | None = None
 ) -> FlameResult:
-    """Folded stacks of the traces behind `con` (a connection from traceview.engine.connect)."""
+    """Folded stacks of the traces behind `con` (a connection from traceview.engine.connect), of step `step` only
+    where given (UnknownStepError when the traces do not have it)."""
     weight = Weight(weight)
+    if step is not None:
+        check_step(con, step)
     window = step is not None and weight is Weight.wall
     prefix = "WITH RECURSIVE " + (_step_window_sql(step) if window and step is not None else "") + _tree_sql(window)
     step_filter = "" if step is None else f" AND h.step = {int(step)}"
+    con.execute("CREATE OR REPLACE TEMP TABLE _flame_raw AS " + HOST_RAW_SQL)
+    _find_containers(con)
     con.execute("CREATE OR REPLACE TEMP TABLE _flame_host AS " + HOST_SQL)
     con.execute("CREATE OR REPLACE TEMP TABLE _flame_tree AS " + prefix + " SELECT * FROM tree")
     names = dict(con.sql("SELECT DISTINCT nid, norm FROM _flame_host").fetchall())

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from traceview.analysis.flame import FlameResult, Weight, run_flame
+from traceview.analysis.flame import FlameResult, UnknownStepError, Weight, run_flame
 from traceview.errors import UserError
 
 
@@ -15,9 +15,12 @@ def check_weight(weight: str) -> None:
 
 
 def run(targets: list[Path], weight: str, step: int | None, cache_dir: Path | None) -> FlameResult:
-    """Check the weight, then compute the flame graph of TARGETS."""
+    """Check the weight, then compute the flame graph of TARGETS (a usage error for a step they do not have)."""
     check_weight(weight)
-    return run_flame(targets, weight, step, cache_dir)
+    try:
+        return run_flame(targets, weight, step, cache_dir)
+    except UnknownStepError as exc:
+        raise UserError(f"--step {exc.step}: {exc.available}") from None
 
 
 def html_text(result: FlameResult, min_share: float) -> str:

@@ -11,6 +11,12 @@ BREAKDOWN_PARTS = (
     ("memcpy_ns", "memory copies", "#54A24B"),
     ("idle_ns", "idle", "#BAB0AC"),
 )
+NO_NAME = "(no name)"
+
+
+def _text(value: object, missing: str = NO_NAME) -> str:
+    """A label from a value that may be missing: `missing` instead of "None" or an empty label."""
+    return missing if value is None or value == "" else str(value)
 
 
 def _layout(fig: go.Figure, title: str, x: str, y: str) -> go.Figure:
@@ -26,12 +32,15 @@ def _layout(fig: go.Figure, title: str, x: str, y: str) -> go.Figure:
     return fig
 
 
+def _breakdown_label(rank: int | None, device_id: int | None, step: int | None) -> str:
+    rank_text = "unknown rank" if rank is None else f"r{rank}"
+    device_text = "unknown device" if device_id is None else f"d{device_id}"
+    return f"{rank_text} {device_text} " + ("no step" if step is None else f"step {step}")
+
+
 def busy_breakdown(frame: pl.DataFrame) -> go.Figure:
     """Stacked bars: per rank, device and step, where the device span went."""
-    labels = [
-        f"r{r} d{d} " + ("no step" if s is None else f"step {s}")
-        for r, d, s in frame.select("rank", "device_id", "step").iter_rows()
-    ]
+    labels = [_breakdown_label(*row) for row in frame.select("rank", "device_id", "step").iter_rows()]
     fig = go.Figure()
     for column, name, color in BREAKDOWN_PARTS:
         fig.add_bar(x=labels, y=[v / 1e6 for v in frame[column].to_list()], name=name, marker_color=color)
@@ -42,16 +51,21 @@ def busy_breakdown(frame: pl.DataFrame) -> go.Figure:
 def gap_histogram(frame: pl.DataFrame) -> go.Figure:
     """Bars: number of idle gaps and idle time per gap-length bucket."""
     fig = go.Figure()
-    for trace_id in frame["trace_id"].unique(maintain_order=True).to_list():
-        part = frame.filter(pl.col("trace_id") == trace_id)
+    for (trace_id,), part in frame.group_by("trace_id", maintain_order=True):
         fig.add_bar(
             x=part["bucket"].to_list(),
             y=[v / 1e6 for v in part["idle_ns"].to_list()],
-            name=f"{trace_id} idle ms",
+            name=f"{_text(trace_id, 'unknown trace')} idle ms",
             customdata=part["gaps"].to_list(),
             hovertemplate="%{x}: %{y:.3f} ms in %{customdata} gaps",
         )
     return _layout(fig, "Device idle gaps by length", "gap length", "idle time (ms)")
+
+
+def _device_label(device_type: str | None, device_id: int | None) -> str:
+    if device_id is None:
+        return _text(device_type, "unknown device")
+    return f"device {device_id}" if device_type is None else f"{device_type}:{device_id}"
 
 
 def memory_timeline(frame: pl.DataFrame) -> go.Figure:
@@ -61,7 +75,7 @@ def memory_timeline(frame: pl.DataFrame) -> go.Figure:
         trace_id, device_type, device_id = key
         t0 = part["ts_ns"].min()
         x = [(t - t0) / 1e6 for t in part["ts_ns"].to_list()]
-        label = f"{device_type}:{device_id}"
+        label = _device_label(device_type, device_id)
         fig.add_scatter(
             x=x,
             y=[v / 2**20 for v in part["total_allocated"].to_list()],
@@ -88,8 +102,8 @@ def bandwidth(frame: pl.DataFrame) -> go.Figure:
             x=list(range(part.height)),
             y=[v / 1e9 for v in part["achieved_bytes_per_s"].to_list()],
             mode="markers",
-            name=str(source[0]),
-            text=part["name"].to_list(),
+            name=_text(source[0], "unknown source"),
+            text=[_text(name) for name in part["name"].to_list()],
         )
     peaks = [p for p in frame["peak_bytes_per_s"].unique().to_list() if p]
     for peak in peaks:
@@ -110,7 +124,7 @@ def flame_icicle(ids: list[str], labels: list[str], parents: list[str], values: 
     fig = go.Figure(
         go.Icicle(
             ids=ids,
-            labels=labels,
+            labels=[_text(label) for label in labels],
             parents=parents,
             values=[v / 1e6 for v in values],
             branchvalues="total",
