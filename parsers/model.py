@@ -11,7 +11,7 @@ import sys
 
 import pyarrow as pa
 
-MODEL_VERSION = "2"
+MODEL_VERSION = "3"
 
 SLICE_KINDS = (
     "cpu_op",
@@ -111,8 +111,19 @@ COUNTERS = pa.schema(
         _field("ts_ns", pa.int64(), "Sample time, ns."),
         _field("pid", pa.string(), "Process (track) id as written."),
         _field("name", pa.string(), "Counter name."),
-        _field("series", pa.string(), "Series within the counter (the args key)."),
-        _field("value", pa.float64(), "Sample value."),
+        _field(
+            "series",
+            pa.string(),
+            "Series within the counter: the args key (Ascend byte series: their unit), with the event's id keys"
+            " (`value acc_id=3`).",
+        ),
+        _field("value", pa.float64(), "Sample value, in `unit`."),
+        _field(
+            "unit",
+            pa.string(),
+            "Unit of `value`: `bytes`, `bytes/s` (the only bandwidth unit), `%`, another unit as written"
+            " (`MHz`, `W`), or null when the trace gives none.",
+        ),
     ]
 )
 

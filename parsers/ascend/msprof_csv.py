@@ -141,7 +141,7 @@ def npu_module_mem(st: Staging, paths: list[Path]) -> None:
         f"""
         INSERT INTO st_counters
         SELECT {ns_sql(ident(_required(columns, 'Timestamp(us)')))}, CAST({device_id} AS VARCHAR),
-               'module_mem/' || {clean_sql(ident(_required(columns, 'Component')))}, 'bytes', {reserved}
+               'module_mem/' || {clean_sql(ident(_required(columns, 'Component')))}, 'bytes', {reserved}, 'bytes'
         FROM modmem_raw WHERE {reserved} >= 0
         """
     )
@@ -161,7 +161,8 @@ def npu_mem(st: Staging, paths: list[Path]) -> None:
     for prefix, label in (("ddr(", "DDR"), ("hbm(", "HBM"), ("memory(", "Memory")):
         if pick_prefix(columns, prefix):
             parts.append(
-                f"SELECT {ts}, {pid}, {event} || '/{label}', 'bytes', {_bytes(columns, prefix)} FROM npumem_raw"
+                f"SELECT {ts}, {pid}, {event} || '/{label}', 'bytes', {_bytes(columns, prefix)}, 'bytes'"
+                " FROM npumem_raw"
             )
     if parts:
         st.sql("INSERT INTO st_counters " + " UNION ALL ".join(parts))
