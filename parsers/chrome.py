@@ -22,6 +22,7 @@ import pyarrow.compute as pc
 
 from . import collectives, jsonscan
 from .arrownp import arrow_array, decimal_array, decimal_units, numpy_column
+from .counters import counter_rows_sql
 from .errors import TraceFormatError
 from .flowbind import bind_points, pair_flows
 from .model import MAX_RANK, TABLES
@@ -524,13 +525,7 @@ class _Builder:
         """
 
     def counters_query(self) -> str:
-        return f"""
-            SELECT {self.base} + {_ns("e.ts")} AS ts_ns, e.pid, e.name, j.key AS series,
-                   TRY_CAST(j.value AS DOUBLE) AS value
-            FROM small_ev e, json_each(e.args) j
-            WHERE e.ph = 'C' AND e.ts IS NOT NULL
-            ORDER BY e.rid
-        """
+        return counter_rows_sql("small_ev", "rid", f"{self.base} + {_ns('e.ts')}", binary=False)
 
     def instants_query(self) -> str:
         return f"""

@@ -124,8 +124,19 @@ COUNTERS = pa.schema(
         _field("ts_ns", pa.int64(), "Sample time, ns."),
         _field("pid", pa.string(), "Process (track) id as written."),
         _field("name", pa.string(), "Counter name."),
-        _field("series", pa.string(), "Series within the counter (the args key)."),
-        _field("value", pa.float64(), "Sample value."),
+        _field(
+            "series",
+            pa.string(),
+            "Series within the counter: the args key (Ascend byte series: their unit), with the event's id keys"
+            " (`value acc_id=3`).",
+        ),
+        _field("value", pa.float64(), "Sample value, in `unit`."),
+        _field(
+            "unit",
+            pa.string(),
+            "Unit of `value`: `bytes`, `bytes/s` (the only bandwidth unit), `%`, another unit as written"
+            " (`MHz`, `W`), or null when the trace gives none.",
+        ),
     ]
 )
 
