@@ -464,7 +464,7 @@ def test_busy_breakdown_matches_an_interval_union(rel: str, cache_dir: Path) -> 
     busy = frame(report, "busy_breakdown")
     expected = _raw_busy(path)
     device_rows = busy.filter(pl.col("scope") == "device")
-    got = {row["device_id"]: (row["span_ns"], row["span_ns"] - row["idle_ns"]) for row in device_rows.iter_rows(named=True)}
+    got = {r["device_id"]: (r["span_ns"], r["span_ns"] - r["idle_ns"]) for r in device_rows.iter_rows(named=True)}
     assert got == expected, rel
     # the step windows and the time outside them tile the device span: their rows add up to the device row
     parts = busy.filter(pl.col("scope") != "device").group_by("device_id").agg(pl.col("span_ns", "idle_ns").sum())
