@@ -5,14 +5,22 @@
 -- finding: scope = 'device' AND steps = 0 AND span_ns > 0 AND idle_ns > 0.3 * span_ns => warning: rank {rank} device {device_id}: device idle {idle_pct:.1f}% of the device span (first task start to last task end)
 -- finding: scope <> 'device' AND comm_ns > 0 AND comm_not_overlapped_ns > 0.5 * comm_ns AND comm_not_overlapped_ns > 0.1 * span_ns => info: rank {rank} device {device_id}[ step {step}]: {comm_not_overlapped_pct:.1f}% of the {scope_span} is communication not overlapped with compute
 WITH
+-- @include _device_timeline.sql
+,
 -- @include _family_rules.sql
 ,
+named_comm AS (
+  -- tasks of family comm by their name whose kind is not `comm` (DeepEP, NVSHMEM, custom all-reduce, ...): few
+  SELECT d.trace_id, d.slice_id FROM device_tasks d
+  SEMI JOIN (SELECT kind, name FROM task_families WHERE family = 'comm' AND kind NOT IN ('comm', 'memcpy', 'memset')) f
+    ON f.kind = d.kind AND f.name = d.name
+),
 tasks AS (
   SELECT d.trace_id, d.rank, d.device_id, d.step, d.ts_ns AS s, d.ts_ns + d.dur_ns AS e,
-         CASE WHEN d.kind IN ('memcpy', 'memset') THEN 'mem' WHEN f.family = 'comm' THEN 'comm' ELSE 'compute' END AS cls
-  FROM device_tasks d
-  LEFT JOIN (SELECT kind, name, family FROM task_families WHERE family = 'comm') f
-    ON f.kind = d.kind AND f.name IS NOT DISTINCT FROM d.name
+         CASE WHEN d.kind IN ('memcpy', 'memset') THEN 'mem' WHEN d.kind = 'comm' OR c.slice_id IS NOT NULL THEN 'comm'
+              ELSE 'compute' END AS cls
+  FROM device_timeline d
+  LEFT JOIN named_comm c ON c.trace_id = d.trace_id AND c.slice_id = d.slice_id
 ),
 devices AS (
   SELECT trace_id, rank, device_id, min(s) AS start_ns, max(e) AS end_ns, max(e) FILTER (WHERE step IS NOT NULL)
