@@ -32,8 +32,8 @@ SUMMARY_METRICS = (*STEP_METRICS, *TRACE_METRIC_UNITS)
 def step_metric_sql(name: str) -> str:
     """The SQL of a per-step metric: rows (step, value). device_busy: per step, the busy time of its device window
     (busy_breakdown's step rows, summed over devices: the union of the task intervals, not their sum);
-    launch_latency: per step, the median launch latency of its tasks launched onto an idle stream (the core pack's
-    _launch_delays.sql, as in `analyze`'s launch_latency)."""
+    launch_latency: per step, the median launch latency of its kernels launched onto an idle stream (the core pack's
+    _launch_delays.sql, as `analyze`'s launch_latency measures it per device and kind)."""
     pack = find_pack("core")
     if name == "step_time":
         return "SELECT step, dur_ns FROM slices WHERE kind = 'step'"
@@ -43,7 +43,7 @@ def step_metric_sql(name: str) -> str:
     if name == "launch_latency":
         ctes = ", ".join(fragment_sql(pack, f) for f in ("_device_timeline.sql", "_launches.sql", "_launch_delays.sql"))
         return (f"WITH {ctes} SELECT step, median(delay_ns) FROM launch_delays "
-                "WHERE step IS NOT NULL AND NOT queued GROUP BY step")
+                "WHERE step IS NOT NULL AND NOT queued AND kind = 'kernel' GROUP BY step")
     raise ValueError(f"no step metric {name!r}")
 
 
