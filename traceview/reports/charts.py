@@ -48,7 +48,7 @@ def busy_breakdown(frame: pl.DataFrame) -> go.Figure:
     """
     if "scope" not in frame.columns:
         frame = frame.with_columns(pl.lit("step").alias("scope"))
-    keys = ["trace_id", "rank", "device_id"]
+    keys = [key for key in ("trace_id", "rank", "device_id") if key in frame.columns]
     parts = frame.group_by(keys).agg((pl.col("scope") != "device").any().alias("has_parts"))
     frame = frame.join(parts, on=keys, how="left", nulls_equal=True).filter(
         (pl.col("scope") != "device") | ~pl.col("has_parts")
