@@ -149,3 +149,18 @@ def test_cluster_cli_writes_n_ranks_and_rejects_a_bad_spec(tmp_path: Path, capsy
     assert truth["files"] == [f"rank{r}_ascend_pt" for r in range(8)]
     assert main(["cluster", "--ranks", "8", "--degraded-link", "3:5", str(tmp_path / "b")]) == 1
     assert capsys.readouterr().err.strip() == "Error: degraded link must be a ring link r -> r+1"
+
+
+def test_real_gloo_sample_ingests_and_the_slowed_rank_arrives_last_every_step(tmp_path: Path) -> None:
+    truth = _truth("real_gloo")
+    paths = [SAMPLES / "real_gloo" / f for f in truth["files"]]
+    result = ingest(paths, tmp_path / "s.traceview")
+    assert result.warnings == []
+    assert [r[0] for r in store_rows(result.store, "traces", "rank", "ORDER BY rank")] == list(range(4))
+    starts = []
+    for path in paths:
+        events = _load(path)["traceEvents"]
+        starts.append(sorted(e["ts"] for e in events if e.get("name") == "gloo:all_reduce"))
+    assert all(len(s) == len(truth["profiler_steps"]) for s in starts)
+    for step_starts in zip(*starts, strict=True):
+        assert max(range(len(step_starts)), key=lambda r: step_starts[r]) == truth["straggler"]["rank"]

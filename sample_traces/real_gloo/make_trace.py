@@ -35,7 +35,7 @@ from torch.profiler import ProfilerActivity, profile, record_function, schedule
 HERE = Path(__file__).resolve().parent
 TRUTH_NAME = "truth.json"
 SEED = 0
-ALL_REDUCE_ELEMS = 1 << 20  # float32: 4 MiB
+ALL_REDUCE_ELEMS = 1 << 16  # float32: 256 KiB, quick next to the sleep
 ALL_GATHER_ELEMS = 1 << 12
 HIDDEN = 256
 
@@ -95,7 +95,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--world-size", type=int, default=4)
     ap.add_argument("--steps", type=int, default=5)
     ap.add_argument("--slow-rank", type=int, default=2)
-    ap.add_argument("--delay-ms", type=float, default=20.0)
+    ap.add_argument("--delay-ms", type=float, default=50.0)
     ap.add_argument("--port", type=int, default=29517)
     args = ap.parse_args(argv)
     if not 0 <= args.slow_rank < args.world_size:
