@@ -153,7 +153,7 @@ def test_launch_gaps_are_device_idle_gaps(report: AnalysisReport) -> None:
     warnings = [f.message for f in report.findings if f.query == "launch_gaps" and f.severity == "warning"]
     # stream 7's 3 ms gap [8, 11) ms is not idle from 10 ms on (stream 20 runs): no "launched late" warning for it
     assert warnings == [
-        "rank 0 device 0: 2500000 ns with the whole device idle before k3_gemm (stream 7) because the host "
+        "rank 0 device 0: 2.50 ms with the whole device idle before k3_gemm (stream 7) because the host "
         "launched it late (in ProfilerStep#3)"
     ]
 

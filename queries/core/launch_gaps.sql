@@ -5,8 +5,8 @@
 -- empty: no gap with the whole device idle reaches min_gap_ns
 -- param: top INTEGER 20 Gaps to keep per trace
 -- param: min_gap_ns BIGINT 1000 Ignore gaps shorter than this
--- finding: gap_ns >= 1000000 AND cause = 'host' => warning: rank {rank} device {device_id}: {gap_ns} ns with the whole device idle before {next_task}[ (stream {stream})] because the host launched it late[ (in {host_op})]
--- finding: gap_ns >= 1000000 AND cause <> 'host' => info: rank {rank} device {device_id}: {gap_ns} ns with the whole device idle before {next_task}[ (stream {stream})]; cause: {cause}
+-- finding: gap_ns >= 1000000 AND cause = 'host' => warning: rank {rank} device {device_id}: {gap_ns:ns} with the whole device idle before {next_task}[ (stream {stream})] because the host launched it late[ (in {host_op})]
+-- finding: gap_ns >= 1000000 AND cause <> 'host' => info: rank {rank} device {device_id}: {gap_ns:ns} with the whole device idle before {next_task}[ (stream {stream})]; cause: {cause}
 WITH
 -- @include _device_timeline.sql
 ,

@@ -2,7 +2,7 @@
 -- description: Per trace, device and task kind, two measures of the time from the start of a task's launch call on the host to the start of the task on the device (matched by correlation). Launch latency (launch_latency_*): over the tasks launched onto an idle stream (no earlier task of the stream still running when the call started), the launch overhead on an empty queue. Queue delay (queue_delay_*): over the tasks launched while earlier work of their stream was still running, how long the task waited behind it (it includes the launch overhead). tasks: all tasks with a recorded launch; launched_idle and queued split them.
 -- order: launch_latency_p50_ns desc
 -- empty: no device task has a launch call (matched by correlation)
--- finding: launch_latency_p50_ns >= 50000 => info: rank {rank} device {device_id}: median launch latency of {kind} tasks is {launch_latency_p50_ns} ns (over the {launched_idle} tasks launched onto an idle stream)
+-- finding: launch_latency_p50_ns >= 50000 => info: rank {rank} device {device_id}: median launch latency of {kind} tasks is {launch_latency_p50_ns:ns} (over the {launched_idle} tasks launched onto an idle stream)
 WITH
 -- @include _device_timeline.sql
 ,
