@@ -7,6 +7,7 @@ extra they skip, saying why; under CI=true a missing ray stops the run (tests/co
 from __future__ import annotations
 
 import gzip
+import json
 import os
 import shutil
 import sys
@@ -20,9 +21,11 @@ from fresh_python import fresh_python
 from typer.testing import CliRunner
 
 from traceview import ray_engine
+from traceview.analysis.report import run_packs
 from traceview.cli import app
+from traceview.packs import PackError, find_pack, parse_query
 from traceview.parsers.model import TABLES
-from traceview.store import Unit, ingest
+from traceview.store import Unit, ingest, read_manifest
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = ROOT / "sample_traces"
@@ -169,3 +172,48 @@ def test_gzip_damage_message_is_the_parsers(local_ray: object, tmp_path: Path) -
     on_ray = runner.invoke(app, ["ingest", *map(str, files), "--ray", "-o", str(tmp_path / "ray.traceview")])
     problem = local.stderr.removeprefix(f"Error: {files[0]}: ").strip()
     assert f"Warning: {files[0].resolve()}: failed: {problem}" in on_ray.stderr.splitlines()
+
+
+@pytest.mark.parametrize("sample", CLUSTERS)
+def test_analyze_on_ray_gives_the_local_results(local_ray: object, sample: str, tmp_path: Path) -> None:
+    """`analyze --json` with and without --ray: identical results, findings and errors (rank queries ran on Ray)."""
+    store = ingest([SAMPLES / sample], tmp_path / "s.traceview").store
+    reports = {}
+    for name, extra in (("local", []), ("ray", ["--ray"])):
+        result = runner.invoke(app, ["analyze", str(store), "--json", str(tmp_path / f"{name}.json"), *extra])
+        assert result.exit_code == 0, result.output
+        reports[name] = json.loads((tmp_path / f"{name}.json").read_text())
+    assert reports["ray"]["results"] == reports["local"]["results"]
+    assert reports["ray"]["findings"] == reports["local"]["findings"]
+    assert reports["ray"]["errors"] == reports["local"]["errors"] == []
+
+
+def test_rank_queries_run_once_per_trace(tmp_path: Path) -> None:
+    """run_packs hands exactly the `scope: rank` queries to the rank runner, with every trace in trace_id order."""
+    store = ingest([SAMPLES / "cluster_gpu"], tmp_path / "s.traceview").store
+    calls: list[tuple[list, list[str]]] = []
+
+    def fails_every_query(traces: list, queries: list, overrides: dict, limit_s: float) -> list:
+        calls.append((traces, [q.name for q in queries]))
+        return [(None, "on purpose", 0.0) for _ in queries]
+
+    report = run_packs([store], rank_runner=fails_every_query)
+    (traces, names), = calls
+    assert [trace_id for _, trace_id in traces] == sorted(e["trace_id"] for e in read_manifest(store)["inputs"])
+    assert len(traces) == 4
+    rank_scoped = [q.name for q in find_pack("core").queries if q.scope == "rank"]
+    assert names == rank_scoped and "hotspots" in names
+    assert {r.query.name for r in report.results if r.error == "on purpose"} == set(rank_scoped)
+
+
+def test_scope_header(tmp_path: Path) -> None:
+    """`-- scope: rank|cluster`; a query without it is `cluster`; another value is a file:line error."""
+    path = tmp_path / "q.sql"
+    path.write_text("-- title: q\nSELECT 1\n")
+    assert parse_query(path).scope == "cluster"
+    path.write_text("-- title: q\n-- scope: rank\nSELECT 1\n")
+    assert parse_query(path).scope == "rank"
+    path.write_text("-- title: q\n-- scope: node\nSELECT 1\n")
+    with pytest.raises(PackError) as error:
+        parse_query(path)
+    assert str(error.value) == f"{path}:2: scope: 'node' is not one of rank, cluster"

@@ -251,17 +251,23 @@ def analyze(
     ] = None,
     peak_bw: PeakBw = None,
     cache_dir: CacheDir = None,
+    ray: RayFlag = False,
+    ray_cpus: RayCpus = None,
 ) -> None:
     """Analyse traces: hotspots, busy breakdown, launch gaps, bandwidth, KV cache, phases and more.
 
     \b
+    With --ray, the per-rank queries (-- scope: rank) run as one Ray task per rank; the results are the same.
     Example:
       traceview analyze rank0.pt.trace.json.gz --html report.html
     """
     from traceview.commands import analyze as analyze_cmd
 
     _check_outputs(json_out, html_out)
-    report = analyze_cmd.run(targets, pack, peak_bw, cache_dir, with_html=html_out is not None, strict=_debug_wanted())
+    report = analyze_cmd.run(
+        targets, pack, peak_bw, cache_dir, with_html=html_out is not None, strict=_debug_wanted(),
+        ray=ray_requested(ray), ray_cpus=ray_cpus,
+    )  # fmt: skip
     _warn(analyze_cmd.warnings(report))
     if not (_to_stdout(json_out) or _to_stdout(html_out)):
         color = sys.stdout.isatty()

@@ -1,4 +1,4 @@
-"""Ray as an optional engine (`--ray`, TRACEVIEW_RAY=1, or `runner=` in the API): ingest fanned out as Ray tasks.
+"""Ray as an optional engine (`--ray`, TRACEVIEW_RAY=1, or `runner=` in the API): ingest and analyze as Ray tasks.
 
 Ray is imported here only, and only when asked for (`pip install 'traceview[ray]'`). `RAY_ADDRESS`, Ray's own
 convention, names an existing cluster; without it a local Ray is started with `num_cpus` CPUs (default: the
@@ -9,6 +9,10 @@ the same code as the local engine (`traceview.store.ingest_unit`), its parser's 
 it, and writes its part files into the store's staging directory, which must be on a path every node sees. The
 driver writes the manifest last. A task whose worker dies is retried (`MAX_RETRIES`); a unit that still fails comes
 back as its one-line error, and the store keeps the others (`IngestResult.failed`).
+
+Analyze runs the packs' queries declared `-- scope: rank` as one task per trace (DuckDB over that trace's part
+files, its threads from the task's CPUs); their rows come back as Arrow and are concatenated in trace_id order,
+the order those queries give, so the result equals the local one. Findings and every other query run on the driver.
 """
 
 from __future__ import annotations
@@ -17,12 +21,19 @@ import logging
 import os
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from pathlib import Path
 from types import ModuleType
+from typing import TYPE_CHECKING
 
 from traceview.errors import UserError
 from traceview.parsers.errors import TraceFormatError
 from traceview.store import Progress, Unit, failed_outcome, ingest_unit
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+    from traceview.packs import Query
 
 MISSING_EXTRA = "--ray needs the ray extra: pip install 'traceview[ray]'"
 TASK_CPUS = 1
@@ -118,3 +129,55 @@ def run_units(
 def _ray_reason(exc: BaseException) -> str:
     """Ray's error in one line: its class and the first line of its message."""
     return f"{type(exc).__name__}: {_first_line(exc)}"
+
+
+RankRows = tuple["pa.Table | None", str | None, float]
+"""One query's outcome over one rank or gathered: its rows as Arrow, or its error; and the seconds it took."""
+
+
+def _rank_task(store: str, trace_id: str, queries: list[Query], overrides: dict, limit_s: float) -> list[RankRows]:
+    """The rank-scoped queries over one trace's part files, in a Ray worker; rows as Arrow, findings left out."""
+    from traceview.sandbox import run_query, sandboxed_connection
+
+    con = sandboxed_connection([Path(store)], trace_id, threads=task_cpus())
+    try:
+        outcomes: list[RankRows] = []
+        for query in queries:
+            result = run_query(con, replace(query, findings=[]), overrides, limit_s)
+            rows = result.frame.to_arrow() if result.frame is not None and result.error is None else None
+            outcomes.append((rows, result.error, result.seconds))
+        return outcomes
+    finally:
+        con.close()
+
+
+def run_rank_queries(
+    traces: list[tuple[Path, str]],
+    queries: list[Query],
+    overrides: dict,
+    limit_s: float,
+    num_cpus: int | None = None,
+) -> list[RankRows]:
+    """Run rank-scoped queries as one Ray task per trace (`(store, trace_id)`, in trace_id order) and gather each
+    query's rows in that order, as the local engine orders them; a query that failed on a rank fails as a whole."""
+    import pyarrow as pa
+
+    ray = connect(num_cpus)
+    task = ray.remote(num_cpus=TASK_CPUS, max_retries=MAX_RETRIES)(_rank_task)
+    refs = [task.remote(str(store), trace_id, queries, overrides, limit_s) for store, trace_id in traces]
+    per_rank: list[list[RankRows]] = []
+    for (_, trace_id), ref in zip(traces, refs, strict=True):
+        try:
+            per_rank.append(ray.get(ref))
+        except ray.exceptions.RayError as exc:
+            per_rank.append([(None, f"trace {trace_id}: Ray task failed ({_ray_reason(exc)})", 0.0)] * len(queries))
+    gathered: list[RankRows] = []
+    for index in range(len(queries)):
+        outcomes = [rank[index] for rank in per_rank]
+        seconds = sum(outcome[2] for outcome in outcomes)
+        error = next((outcome[1] for outcome in outcomes if outcome[1]), None)
+        if error is not None:
+            gathered.append((None, error, seconds))
+        else:
+            gathered.append((pa.concat_tables([outcome[0] for outcome in outcomes]), None, seconds))
+    return gathered
