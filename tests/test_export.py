@@ -133,7 +133,7 @@ def test_a_step_of_two_real_ranks_reads_back_exactly(hta_store: Path, tmp_path: 
     out = tmp_path / "step.json"
     result = invoke("export", hta_store, "--step", 551, "-o", out)
     assert result.exit_code == 0, result.output
-    assert result.stdout == "4745 slices, 0 flows, 0 counter samples of rank 0-1 (step 551)\n"
+    assert result.stdout == "4745 slices, 0 flows, 0 counter samples of ranks 0-1 (step 551)\n"
     lo, hi = window_of(read_export(out))
     expected = original_tracks(hta_store, lo, hi)
     assert sum(len(track) for tracks in expected.values() for track in tracks) == 4745
@@ -260,7 +260,7 @@ def test_align_collective_needs_a_common_collective(tmp_path: Path) -> None:
     result = invoke("export", store, "--align", "collective", "-o", tmp_path / "x.json")
     assert (result.exit_code, result.stderr) == (
         2,
-        "Error: --align collective: ranks 0-1 have no collective in common"
+        "Error: --align collective: no collective common to ranks 0-1"
         " (no communication recorded on every one of them)\n",
     )
     assert not (tmp_path / "x.json").exists()
@@ -276,8 +276,8 @@ def test_align_collective_needs_a_common_collective(tmp_path: Path) -> None:
         (["--window", "5:3"], "--window 5:3: START must be before END"),
         (["--window", "5"], "--window 5: expected START:END, such as 10ms:25ms"),
         (["--window", "1h:2h"], "--window 1h:2h: expected times such as 12.5ms, 800us, 2s or 40ns, found '1h'"),
-        (["--step", "7"], "--step 7: ranks 0-1 have no step 7 (steps 1-2)"),
-        (["--ranks", "0,5-6"], "--ranks: rank 5-6 is not in the target (it has rank 0-1)"),
+        (["--step", "7"], "--step 7: no step 7 on ranks 0-1 (steps 1-2)"),
+        (["--ranks", "0,5-6"], "--ranks: not in the target: ranks 5-6 (it has ranks 0-1)"),
         (["--ranks", "1-0"], "--ranks 1-0: the range 1-0 is empty (write it low to high)"),
         (["--ranks", "a"], "--ranks a: expected rank numbers and ranges such as 0,2-3"),
         (["--step", "1", "--window", "0:1"], "--step and --window choose the same thing: give one of them"),
@@ -288,6 +288,30 @@ def test_bad_choices_are_one_line_errors(synth_store: Path, tmp_path: Path, args
     result = invoke("export", synth_store, *args, "-o", tmp_path / "x.json")
     assert (result.exit_code, result.stderr) == (2, f"Error: {message}\n")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_an_input_is_never_the_output(synth_store: Path, tmp_path: Path) -> None:
+    trace = write_kineto(tmp_path / "rank0.json", rank_events(0))
+    before = trace.read_bytes()
+    result = invoke("export", trace, "-o", trace, "--cache-dir", tmp_path / "cache")
+    assert result.exit_code == 2
+    never = "inputs are never written, choose another output"
+    assert result.stderr == f"Error: {trace}: is the input {trace}; {never}\n"
+    assert trace.read_bytes() == before
+    inside = synth_store / "x.json"
+    result = invoke("export", synth_store, "-o", inside)
+    assert result.stderr == f"Error: {inside}: lies inside the input {synth_store}; {never}\n"
+    assert not inside.exists()
+
+
+def test_an_empty_window_is_a_valid_trace_and_a_warning(synth_store: Path, tmp_path: Path) -> None:
+    out = tmp_path / "empty.json"
+    result = invoke("export", synth_store, "--window", "1000s:2000s", "-o", out)
+    assert result.exit_code == 0, result.output
+    assert result.stderr == (
+        f"Warning: nothing in the window (1000000-2000000 ms from the start) on ranks 0-1\nChrome trace: {out}\n"
+    )
+    assert read_export(out)["traceEvents"] == []
 
 
 def test_two_traces_of_one_rank_are_refused(tmp_path: Path) -> None:

@@ -398,14 +398,13 @@ def export(
 ) -> None:
     """Write several ranks on one time axis as a Chrome trace for Perfetto UI or chrome://tracing.
 
-    One process per rank and side ("rank N host", "rank N device K"), a thread per host thread or device
-    stream, flows and counters kept; ts and dur in µs with three decimals (exact ns). Slices overlapping
-    the window are written; reading the file back gives them exactly.
-
     \b
+    One process per rank and side ("rank N host", "rank N device K"), a thread per host thread
+    or device stream; ts and dur in µs with three decimals (exact ns); flows and counters kept.
+    Slices that overlap the window are written; read back, they are the same slices.
     Examples:
       traceview export run.traceview --ranks 0-7 --step 12 -o step12.json.gz
-      traceview export rank0.json.gz rank1.json.gz --align collective --window 0:50ms -o first50ms.json
+      traceview export r0.json.gz r1.json.gz --align collective --window 0:50ms -o w.json
     """
     from traceview.commands import export as export_cmd
 

@@ -205,6 +205,11 @@ def _time_ns(part: str, whole: str) -> int:
     return ns
 
 
+def ranks_text(ranks: list[int]) -> str:
+    """`rank 3`, `ranks 0-2,5`."""
+    return f"rank{'s' if len(set(ranks)) > 1 else ''} {format_ranks(ranks)}"
+
+
 def format_ranks(ranks: list[int]) -> str:
     """[0, 1, 2, 5] -> `0-2,5`."""
     runs: list[list[int]] = []
@@ -216,6 +221,14 @@ def format_ranks(ranks: list[int]) -> str:
     return ",".join(str(a) if a == b else f"{a}-{b}" for a, b in runs)
 
 
+def check_choices(step: int | None, window: tuple[int, int] | None, align: str) -> None:
+    """UserError for an unknown alignment, or a step and a window both given."""
+    if align not in ALIGNMENTS:
+        raise UserError(f"--align must be one of {', '.join(ALIGNMENTS)} (got {align!r})")
+    if step is not None and window is not None:
+        raise UserError("--step and --window choose the same thing: give one of them")
+
+
 def build_export(
     con: duckdb.DuckDBPyConnection,
     ranks: list[int] | None = None,
@@ -224,10 +237,7 @@ def build_export(
     align: str = "clock",
 ) -> TraceExport:
     """The export of `con`'s traces (a connection from traceview.engine.connect; the result closes it)."""
-    if align not in ALIGNMENTS:
-        raise UserError(f"--align must be one of {', '.join(ALIGNMENTS)} (got {align!r})")
-    if step is not None and window is not None:
-        raise UserError("--step and --window choose the same thing: give one of them")
+    check_choices(step, window, align)
     traces = _chosen_traces(con, ranks)
     chosen = sorted(traces)
     offsets = _collective_offsets(con, traces) if align == "collective" else dict.fromkeys(chosen, 0)
@@ -247,7 +257,7 @@ def build_export(
     exported = {p.rank for p in processes}
     empty = [rank for rank in chosen if rank not in exported]
     if empty:
-        warnings.append(f"rank {format_ranks(empty)} has nothing in the window ({span.label})")
+        warnings.append(f"nothing in the window ({span.label}) on {ranks_text(empty)}")
     return TraceExport(chosen, align, offsets, span, origin, processes, threads, counts, warnings, con)
 
 
@@ -270,7 +280,7 @@ def _chosen_traces(con: duckdb.DuckDBPyConnection, ranks: list[int] | None) -> d
     missing = [rank for rank in wanted if rank not in by_rank]
     if missing:
         raise UserError(
-            f"--ranks: rank {format_ranks(missing)} is not in the target (it has rank {format_ranks(list(by_rank))})"
+            f"--ranks: not in the target: {ranks_text(missing)} (it has {ranks_text(list(by_rank))})"
         )
     for rank in wanted:
         if len(by_rank[rank]) > 1:
@@ -302,7 +312,7 @@ def _collective_offsets(con: duckdb.DuckDBPyConnection, traces: dict[int, tuple[
             reference = end_by_rank[chosen[0]]
             return {rank: reference - end_by_rank[rank] for rank in chosen}
     raise UserError(
-        f"--align collective: ranks {format_ranks(chosen)} have no collective in common"
+        f"--align collective: no collective common to {ranks_text(chosen)}"
         " (no communication recorded on every one of them)"
     )
 
@@ -340,10 +350,10 @@ def _window(
 ) -> Window:
     start, end = con.sql("SELECT min(ts), max(ts + greatest(dur, 0)) FROM _x_slices").fetchall()[0]
     if start is None:
-        raise UserError(f"ranks {format_ranks(ranks)} record no slices to export")
+        raise UserError(f"no slices to export on {ranks_text(ranks)}")
     if window is not None:
         lo, hi = int(start) + window[0], int(start) + window[1]
-        return Window(lo, hi, f"{_ms(window[0])}-{_ms(window[1])} from the start")
+        return Window(lo, hi, f"{_ms(window[0])}-{_ms(window[1])} ms from the start")
     if step is None:
         return Window(int(start), int(end) + 1, "whole trace")  # +1: a last slice of no duration is in it
     lo_hi = con.sql(
@@ -352,12 +362,14 @@ def _window(
     if lo_hi[0] is None:
         steps = con.sql("SELECT DISTINCT step FROM _x_slices WHERE step IS NOT NULL ORDER BY 1").fetchall()
         known = f"steps {format_ranks([int(s) for (s,) in steps])}" if steps else "no steps"
-        raise UserError(f"--step {step}: ranks {format_ranks(ranks)} have no step {step} ({known})")
+        raise UserError(f"--step {step}: no step {step} on {ranks_text(ranks)} ({known})")
     return Window(int(lo_hi[0]), int(lo_hi[1]) + 1, f"step {step}")
 
 
 def _ms(ns: int) -> str:
-    return f"{ns / 1e6:g} ms"
+    """ns as ms, exact (`600500` -> `0.6005`)."""
+    whole, part = divmod(ns, 1_000_000)
+    return f"{whole}.{part:06d}".rstrip("0").rstrip(".")
 
 
 def _select(con: duckdb.DuckDBPyConnection, window: Window) -> list[str]:
@@ -441,8 +453,7 @@ def run_export(
     cache_dir: Path | None = None,
 ) -> TraceExport:
     """Open TARGETS (stores, trace files, dumps) and choose what to export; close the result when written."""
-    if align not in ALIGNMENTS:
-        raise UserError(f"--align must be one of {', '.join(ALIGNMENTS)} (got {align!r})")
+    check_choices(step, window, align)
     stores = [resolve_store(Path(t), Path(cache_dir) if cache_dir else None) for t in targets]
     con = connect(stores)
     try:
