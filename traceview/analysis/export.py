@@ -102,7 +102,6 @@ class TraceExport:
     origin_ns: int
     processes: list[Process]
     threads: list[Thread]
-    counts: dict[str, int]
     warnings: list[str] = field(default_factory=list)
     _con: duckdb.DuckDBPyConnection | None = None
 
@@ -246,26 +245,11 @@ def build_export(
     warnings = _select(con, span)
     origin = _origin(con, span)
     processes, threads = _layout(con)
-    counts = {
-        name: int(con.sql(query).fetchall()[0][0])
-        for name, query in (
-            ("slices", "SELECT count(*) FROM _x_sel"),
-            ("flows", _FLOW_COUNT),
-            ("counters", "SELECT count(*) FROM _x_counters"),
-        )
-    }
     exported = {p.rank for p in processes}
     empty = [rank for rank in chosen if rank not in exported]
     if empty:
         warnings.append(f"nothing in the window ({span.label}) on {ranks_text(empty)}")
-    return TraceExport(chosen, align, offsets, span, origin, processes, threads, counts, warnings, con)
-
-
-_FLOW_COUNT = """
-    SELECT count(*) FROM flows f
-    JOIN _x_sel a ON a.trace_id = f.trace_id AND a.slice_id = f.src_slice_id
-    JOIN _x_sel b ON b.trace_id = f.trace_id AND b.slice_id = f.dst_slice_id
-"""
+    return TraceExport(chosen, align, offsets, span, origin, processes, threads, warnings, con)
 
 
 def _chosen_traces(con: duckdb.DuckDBPyConnection, ranks: list[int] | None) -> dict[int, tuple[str, str]]:
@@ -279,9 +263,7 @@ def _chosen_traces(con: duckdb.DuckDBPyConnection, ranks: list[int] | None) -> d
     wanted = list(by_rank) if ranks is None else ranks
     missing = [rank for rank in wanted if rank not in by_rank]
     if missing:
-        raise UserError(
-            f"--ranks: not in the target: {ranks_text(missing)} (it has {ranks_text(list(by_rank))})"
-        )
+        raise UserError(f"--ranks: not in the target: {ranks_text(missing)} (it has {ranks_text(list(by_rank))})")
     for rank in wanted:
         if len(by_rank[rank]) > 1:
             ids = ", ".join(trace_id for trace_id, _ in by_rank[rank])
