@@ -11,7 +11,7 @@ import sys
 
 import pyarrow as pa
 
-MODEL_VERSION = "3"
+MODEL_VERSION = "4"
 
 SLICE_KINDS = (
     "cpu_op",
