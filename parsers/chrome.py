@@ -34,7 +34,7 @@ from .slice_order import GROUP_SQL, ROW_GROUP_ROWS, row_group_rows, row_groups
 from .stagetime import timed_stage
 from .steps import device_steps, host_steps, unlaunched_steps
 
-PARSER_VERSION = "3"
+PARSER_VERSION = "4"
 FORMAT = "kineto"
 _INT64_MAX = (1 << 63) - 1
 _TOO_LARGE = "expected ts and dur that fit int64 nanoseconds (under 292 years), found larger ones"

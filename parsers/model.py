@@ -11,7 +11,7 @@ import sys
 
 import pyarrow as pa
 
-MODEL_VERSION = "3"
+MODEL_VERSION = "4"
 
 SLICE_KINDS = (
     "cpu_op",
@@ -348,7 +348,11 @@ COMM_LINKS = pa.schema(
             "Bytes sent over the link by all ops of the type in the step (`Transit Size(MB)`, 10^6).",
         ),
         _field("transit_ns", pa.int64(), "Time moving them (`Transit Time(ms)`), ns."),
-        _field("bandwidth_gbps", pa.float64(), "Bandwidth as recorded (`Bandwidth(GB/s)`, 10^9 bytes/s)."),
+        _field(
+            "bandwidth_gbps",
+            pa.float64(),
+            "Bytes over transit time, 10^9 bytes/s (`Bandwidth(GB/s)` as recorded where the time is 0).",
+        ),
         _field("source", pa.string(), "communication_matrix.json or analysis.db."),
     ]
 )

@@ -284,8 +284,9 @@ def format_message(template: str, row: dict) -> str:
     """Fill `{column}` / `{column:spec}` fields from a result row (no attribute or index access).
 
     A spec that names a unit, `{gap_ns:ns}`, `{peak_bytes:bytes}`, `{achieved_bytes_per_s:B/s}`, writes the value in
-    its human scale (`98.8 ms`, `1.2 GB`, `310 GB/s`: traceview.units). A part in square brackets that holds fields, `[ on stream {stream}]`, is left out when one of
-    them is null, and written without its brackets otherwise; any other null reads `n/a`.
+    its human scale (`98.8 ms`, `1.23 GB`, `310 GB/s`: traceview.units). A part in square brackets that holds
+    fields, `[ on stream {stream}]`, is left out when one of them is null, and written without its brackets
+    otherwise; any other null reads `n/a`.
     """
 
     def optional(match: re.Match[str]) -> str:
