@@ -10,8 +10,12 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 
+# Under CI=true the ray extra is installed too, so that the Ray tests run (elsewhere they skip, saying why).
+comma := ,
+TEST_EXTRAS := $(if $(filter true,$(CI)),test$(comma)ray,test)
+
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install -q -e '.[test]'
+	$(BIN)/python -m pip install -q -e '.[$(TEST_EXTRAS)]'
 	touch $@
 
 $(VENV)/.bench-installed: pyproject.toml | $(VENV)/.installed

@@ -17,14 +17,14 @@ PARSER_VERSIONS = {KINETO: chrome.PARSER_VERSION, **{fmt: ascend.PARSER_VERSION 
 
 
 def parse(
-    path: Path, fmt: str, scratch: Path, trace_id: str, rank_hint: int | None = None
+    path: Path, fmt: str, scratch: Path, trace_id: str, rank_hint: int | None = None, threads: int | None = None
 ) -> ParsedTrace:
-    """Parse one file (or Ascend unit directory) of a detected format."""
+    """Parse one file (or Ascend unit directory) of a detected format (`threads`: default, the machine's CPUs)."""
     with small_pages():
         if fmt == KINETO:
-            return chrome.parse(path, scratch, trace_id, rank_hint=rank_hint)
+            return chrome.parse(path, scratch, trace_id, rank_hint=rank_hint, threads=threads)
         if fmt in ascend.FORMATS:
-            return ascend.parse(path, fmt, scratch, trace_id, rank_hint=rank_hint)
+            return ascend.parse(path, fmt, scratch, trace_id, rank_hint=rank_hint, threads=threads)
     raise TraceFormatError(path, f"no parser for format {fmt!r}")
 
 

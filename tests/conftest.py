@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import gzip
+import importlib.util
 import json
 import os
 import zlib
@@ -260,6 +261,9 @@ _CORPUS_SKIPS: list[str] = []
 def pytest_sessionstart(session: pytest.Session) -> None:
     if os.environ.get("CI") == "true" and not CORPUS.is_dir():
         raise pytest.UsageError(f"CI=true, but the shared corpus is missing at {CORPUS}: corpus tests cannot run")
+    # Elsewhere the Ray tests skip without the extra (tests/test_ray.py); CI installs it (Makefile), so they run.
+    if os.environ.get("CI") == "true" and importlib.util.find_spec("ray") is None:
+        raise pytest.UsageError("CI=true, but ray is not installed: the Ray tests cannot run (pip install '.[ray]')")
 
 
 def _needs_corpus(report: pytest.TestReport) -> bool:

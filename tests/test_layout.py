@@ -30,6 +30,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
         "core",
         (
             "traceview.engine",
+            "traceview.ray_engine",
             "traceview.packs",
             "traceview.sandbox",
             "traceview.store",

@@ -34,6 +34,7 @@ from traceview.errors import EXIT_BUG, EXIT_GATE, EXIT_USER_ERROR, UserError
 from traceview.parsers.errors import TraceFormatError
 from traceview.parsers.limits import set_limits
 from traceview.parsers.redact import redact_text
+from traceview.ray_engine import ray_requested
 from traceview.reports.safe import json_terminal_safe, terminal_safe
 
 STDOUT = "-"  # an output path that means stdout
@@ -100,6 +101,19 @@ PeakBw = Annotated[
     typer.Option(
         "--peak-bw", help="Device peak memory bandwidth in GB/s (overrides the table).", callback=_positive_peak_bw
     ),
+]
+
+
+RayFlag = Annotated[
+    bool,
+    typer.Option(
+        "--ray",
+        help="Run on Ray (also TRACEVIEW_RAY=1): the cluster RAY_ADDRESS names, or a local Ray."
+        " Needs the ray extra.",
+    ),
+]
+RayCpus = Annotated[
+    Optional[int], typer.Option("--ray-cpus", min=1, help="CPUs of a local Ray started for --ray (default: all).")
 ]
 
 
@@ -173,23 +187,29 @@ def ingest(
     ],
     out: Annotated[Optional[Path], typer.Option("-o", "--out", help="Store directory to write.")] = None,
     force: Annotated[bool, typer.Option("--force", help="Rebuild even if the store is up to date.")] = False,
+    ray: RayFlag = False,
+    ray_cpus: RayCpus = None,
 ) -> None:
     """Ingest traces into a store (Parquet tables plus manifest.json).
 
     \b
-    Example:
+    With --ray, one Ray task per rank; a rank that fails is a warning, the store keeps the others (exit 2).
+    Examples:
       traceview ingest rank0.pt.trace.json.gz -o run1.traceview
+      traceview ingest /shared/dump --ray -o /shared/store
     """
     if _to_stdout(out):
         raise UserError("-o -: a store is a directory and cannot be written to stdout")
     progress = _progress()
     try:
-        result = ingest_cmd.run_ingest(paths, out, force, progress)
+        result = ingest_cmd.run_ingest(paths, out, force, progress, ray=ray_requested(ray), ray_cpus=ray_cpus)
     finally:
         if progress is not None:
             progress.stop()  # type: ignore[attr-defined]
     _warn(result.warnings)
     _say(ingest_cmd.summary(result))
+    if failure := ingest_cmd.failure(result):
+        _fail(failure)
 
 
 @app.command()
@@ -231,17 +251,23 @@ def analyze(
     ] = None,
     peak_bw: PeakBw = None,
     cache_dir: CacheDir = None,
+    ray: RayFlag = False,
+    ray_cpus: RayCpus = None,
 ) -> None:
     """Analyse traces: hotspots, busy breakdown, launch gaps, bandwidth, KV cache, phases and more.
 
     \b
+    With --ray, the per-rank queries (-- scope: rank) run as one Ray task per rank; the results are the same.
     Example:
       traceview analyze rank0.pt.trace.json.gz --html report.html
     """
     from traceview.commands import analyze as analyze_cmd
 
     _check_outputs(json_out, html_out)
-    report = analyze_cmd.run(targets, pack, peak_bw, cache_dir, with_html=html_out is not None, strict=_debug_wanted())
+    report = analyze_cmd.run(
+        targets, pack, peak_bw, cache_dir, with_html=html_out is not None, strict=_debug_wanted(),
+        ray=ray_requested(ray), ray_cpus=ray_cpus,
+    )  # fmt: skip
     _warn(analyze_cmd.warnings(report))
     if not (_to_stdout(json_out) or _to_stdout(html_out)):
         color = sys.stdout.isatty()

@@ -25,6 +25,11 @@ get it from their name's suffix: `*ts_ns` ts, `*_ns` ns, `*bytes` bytes,
 rank rows by impact; `empty` one line saying why the result can be empty; `evidence` the columns of
 which a row needs one non-null to say anything (rows without are not shown).
 
+`scope` says where a query can run on a cluster (`analyze --ray`): `rank` when each trace's rows come from that
+trace alone (it groups by trace_id, reads nothing across traces, and orders by trace_id first), so it runs per
+rank and the ranks' rows, in trace_id order, are its result; `cluster` (the default) when it reads several
+traces at once: it runs on the driver over the whole store.
+
 Files whose names start with `_` are fragments shared by several queries of the pack: a line
 `-- @include _fragment.sql` in a query's SQL is replaced by the fragment's text. A fragment is a
 list of CTEs (`name AS (` at the start of a line, closed by `)` at the start of a line); its
@@ -52,6 +57,7 @@ from traceview.parsers.filekind import FileTooLarge, NotRegularFile, read_regula
 
 SEVERITIES = ("info", "warning", "critical")
 UNITS = ("ns", "ts", "bytes", "B/s", "%")
+SCOPES = ("rank", "cluster")
 PARAM_TYPES = {"INTEGER": int, "BIGINT": int, "DOUBLE": float, "VARCHAR": str, "BOOLEAN": bool}
 _HEADER_LINE = re.compile(r"^--\s*([A-Za-z_]+)\s*:\s*(.*?)\s*$")
 _PARAM = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)\s+([A-Za-z]+)\s+(\S+)\s*(.*)$")
@@ -196,6 +202,7 @@ class Query:
     line_map: list[tuple[Path, int]] = field(default_factory=list)  # SQL line -> (file, line)
     problem: str | None = None  # why the file could not be loaded (`file[:line]: message`); then no SQL
     presentation: Presentation = field(default_factory=Presentation)
+    scope: str = "cluster"  # `rank`: runs per trace, its rows in trace_id order are the result (see the module doc)
 
     def source_of(self, sql_line: int) -> tuple[Path, int]:
         """The file and line a line of the (expanded) SQL came from; 1-based."""
@@ -307,6 +314,8 @@ def parse_query(path: Path, text: str | None = None) -> Query:
             findings.append(_parse_finding(path, number, value))
         elif key in PRESENTATION_KEYS:
             shown = _parse_presentation(path, number, key, value, shown)
+        elif key == "scope" and value not in SCOPES:
+            raise PackError(f"{path}:{number}: scope: {value!r} is not one of {', '.join(SCOPES)}")
         else:
             header[key] = value
     body = lines[body_start:]
@@ -333,6 +342,7 @@ def parse_query(path: Path, text: str | None = None) -> Query:
         sql_line=body_start + 1,
         line_map=[(file, number) for _, file, number in expanded],
         presentation=shown,
+        scope=header.get("scope", "cluster"),
     )
 
 

@@ -162,10 +162,15 @@ def _memory_bytes() -> int:
     return total
 
 
-def sandboxed_connection(stores: Path | list[Path]) -> duckdb.DuckDBPyConnection:
-    """A connection to one or more stores that untrusted SQL can use safely."""
+def sandboxed_connection(
+    stores: Path | list[Path], trace_id: str | None = None, threads: int | None = None
+) -> duckdb.DuckDBPyConnection:
+    """A connection to one or more stores (one trace of them: `trace_id`) that untrusted SQL can use safely;
+    `threads` bounds DuckDB's threads (default: the machine's CPUs)."""
     stores = [stores] if isinstance(stores, Path) else list(stores)
-    con = connect(stores)
+    con = connect(stores, trace_id)
+    if threads is not None:
+        con.execute(f"SET threads = {int(threads)}")
     allowed = ", ".join("'" + str(s.resolve()).replace("'", "''") + "/'" for s in stores)
     memory = memory_limit_bytes()
     # A private directory for DuckDB to spill into, removed with the connection (or at exit).
@@ -532,6 +537,16 @@ def _run(
             error_sql_line=int(blamed.group(1)) if blamed else None,
             timed_out=isinstance(exc, TimeoutError),
         )
+
+
+def with_findings(
+    con: duckdb.DuckDBPyConnection, query: Query, frame: pl.DataFrame, limit_s: float, seconds: float = 0.0
+) -> QueryResult:
+    """The result of `query` whose rows were computed elsewhere (per rank, gathered): its findings added here."""
+    try:
+        return QueryResult(query, frame, _findings(con, query, frame, limit_s), seconds=seconds)
+    except RuleFailed as exc:
+        return QueryResult(query, frame, [], error=str(exc), seconds=seconds)
 
 
 def rule_check(con: duckdb.DuckDBPyConnection, query: Query, frame: pl.DataFrame, rule: FindingRule) -> str | None:

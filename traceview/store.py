@@ -30,7 +30,7 @@ import stat
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -68,6 +68,11 @@ class IngestResult:
     reused: bool
     manifest: dict
     warnings: list[str] = field(default_factory=list)
+
+    @property
+    def failed(self) -> int:
+        """How many units (ranks) could not be ingested; the store holds the others (Ray runner only)."""
+        return len(self.manifest.get("failed", []))
 
 
 def is_store(path: Path) -> bool:
@@ -180,9 +185,18 @@ def _collect_inputs(inputs: list[Path]) -> list[tuple[Path, str, bool]]:
 
 
 def ingest(
-    inputs: list[Path], out: Path, force: bool = False, progress: Progress | None = None
+    inputs: list[Path],
+    out: Path,
+    force: bool = False,
+    progress: Progress | None = None,
+    runner: UnitRunner | None = None,
 ) -> IngestResult:
-    """Ingest trace files or dump directories into the store `out`."""
+    """Ingest trace files or dump directories into the store `out`.
+
+    `runner` ingests the units (default: one after the other, here; `traceview.ray_engine.run_units`: as Ray
+    tasks). Without `force`, a unit whose content hash matches its entry in the store being replaced keeps
+    that entry's part files instead of being parsed again, so a rerun after failed ranks redoes only those.
+    """
     files = _collect_inputs(inputs)
     for path in inputs:
         if path.is_dir() and is_inside(out, path):
@@ -203,7 +217,7 @@ def ingest(
             return IngestResult(out, True, manifest, manifest_warnings(out, manifest))
         staging = _new_staging(out)
         try:
-            manifest = _build(files, staging, progress)
+            manifest = _build(files, staging, progress, runner, None if force else _previous_entries(out))
             _replace(staging, out)
         except OSError as exc:  # a full or failing disk, not a bug
             _remove_ours(staging)
@@ -219,45 +233,71 @@ def manifest_warnings(store: Path, manifest: dict) -> list[str]:
     """Every warning a store's manifest records, one line each, prefixed with its file."""
     warnings = [f"{item['path']}: {w}" for item in manifest["inputs"] for w in item["warnings"]]
     warnings += [f"{item['path']}: skipped: {item['reason']}" for item in manifest.get("skipped", [])]
+    warnings += [f"{item['path']}: failed: {item['error']}" for item in manifest.get("failed", [])]
     warnings += [f"{store}: {w}" for w in manifest.get("warnings", [])]
     return warnings
 
 
-def _build(files: list[tuple[Path, str, bool]], staging: Path, progress: Progress | None) -> dict:
+@dataclass(frozen=True)
+class Unit:
+    """One input of an ingest (a trace file or an Ascend dump directory) with the id its part files get.
+
+    `previous` is its entry in the manifest of the store being replaced, `previous_store` that store: when the
+    content hash still matches, the entry and its part files are kept instead of parsing again.
+    """
+
+    path: Path
+    fmt: str
+    explicit: bool
+    trace_id: str
+    previous: dict | None = None
+    previous_store: Path | None = None
+
+
+UnitRunner = Callable[[list[Unit], Path, Progress | None], list[dict]]
+"""Ingests units into a staging directory; returns one outcome per unit, in order (see `ingest_unit`)."""
+
+
+def _previous_entries(out: Path) -> tuple[Path, dict[str, dict]] | None:
+    """The store at `out` and its entries by resolved input path, when it is ours and of this version."""
+    manifest = _our_manifest(out)
+    if manifest is None:
+        return None
+    if manifest.get("model_version") != MODEL_VERSION or manifest.get("traceview_version") != __version__:
+        return None
+    entries = manifest.get("inputs")
+    if not isinstance(entries, list):
+        return None
+    return out, {item["path"]: item for item in entries if isinstance(item, dict) and isinstance(item.get("path"), str)}
+
+
+def _build(
+    files: list[tuple[Path, str, bool]],
+    staging: Path,
+    progress: Progress | None,
+    runner: UnitRunner | None = None,
+    previous: tuple[Path, dict[str, dict]] | None = None,
+) -> dict:
     for table in TABLES:
         (staging / table).mkdir()
     scratch_root = staging / ".scratch"
     scratch_root.mkdir()
-    entries: list[dict] = []
-    skipped: list[dict] = []
+    old_store, old_entries = previous if previous else (None, {})
     seen_ids: set[str] = set()
-    # Each input is hashed on a thread while it is parsed: the hash is mostly file reads, which
-    # overlap with the parser's one-thread stretches instead of adding to the wall time.
-    with ThreadPoolExecutor(1) as hasher:
-        for index, (path, fmt, explicit) in enumerate(files):
-            if progress:
-                progress(f"[{index + 1}/{len(files)}] {path.name}")
-            digest = hasher.submit(content_hash, path)
-            scratch = Path(tempfile.mkdtemp(dir=scratch_root))
-            trace_id = _trace_id(path, seen_ids)
-            try:
-                parsed = parsers.parse(path, fmt, scratch, trace_id, rank_hint=_rank_hint(path))
-            except parsers.TraceFormatError as exc:
-                if explicit:
-                    raise UserError(str(exc)) from exc
-                skipped.append({**_stat_key(path), "reason": exc.problem})
-                continue
-            except OSError as exc:
-                raise UserError(f"{path}: cannot be read ({exc.strerror or exc})") from exc
-            try:
-                entries.append(_write_parsed(path, fmt, parsed, staging, trace_id, digest))
-            finally:
-                parsed.close()
-                shutil.rmtree(scratch, ignore_errors=True)
+    units = []
+    for path, fmt, explicit in files:
+        trace_id = _trace_id(path, seen_ids)
+        entry = old_entries.get(str(path.resolve()))
+        units.append(Unit(path, fmt, explicit, trace_id, entry, old_store if entry else None))
+    outcomes = (runner or run_units_here)(units, staging, progress)
     shutil.rmtree(scratch_root, ignore_errors=True)
+    entries = [o["entry"] for o in outcomes if "entry" in o]
+    skipped = [o["skipped"] for o in outcomes if "skipped" in o]
+    failed = [o["failed"] for o in outcomes if "failed" in o]
     if not entries:
-        reasons = "; ".join(f"{Path(s['path']).name}: {s['reason']}" for s in skipped[:3])
-        raise UserError(f"{files[0][0]}: no readable trace found ({reasons})")
+        reasons = [f"{Path(f['path']).name}: {f['error']}" for f in failed]
+        reasons += [f"{Path(s['path']).name}: {s['reason']}" for s in skipped]
+        raise UserError(f"{files[0][0]}: no readable trace found ({'; '.join(reasons[:3])})")
     store_warnings = []
     ranks = [e["rank"] for e in entries]
     shared = sorted({r for r in ranks if ranks.count(r) > 1})
@@ -276,8 +316,94 @@ def _build(files: list[tuple[Path, str, bool]], staging: Path, progress: Progres
         "warnings": store_warnings,
         "tables": totals,
     }
+    if failed:  # only a runner that keeps going past a failed unit (Ray) records them
+        manifest["failed"] = failed
     (staging / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
     return manifest
+
+
+def run_units_here(units: list[Unit], staging: Path, progress: Progress | None) -> list[dict]:
+    """Ingest the units one after the other in this process; the first error stops the ingest."""
+    outcomes = []
+    # Each input is hashed on a thread while it is parsed: the hash is mostly file reads, which
+    # overlap with the parser's one-thread stretches instead of adding to the wall time.
+    with ThreadPoolExecutor(1) as hasher:
+        for index, unit in enumerate(units):
+            if progress:
+                progress(f"[{index + 1}/{len(units)}] {unit.path.name}")
+            outcomes.append(ingest_unit(unit, staging, hasher))
+    return outcomes
+
+
+def ingest_unit(unit: Unit, staging: Path, hasher: Executor, threads: int | None = None) -> dict:
+    """Parse one unit and write its part files into `staging`; the same code for every runner.
+
+    Returns `{"entry": manifest entry}`, or `{"skipped": ...}` for a file found in a folder that is not a
+    readable trace. Raises UserError for a file given explicitly that cannot be read (a runner that keeps going
+    turns it into `failed_outcome`). `threads` bounds the parser's threads (default: the machine's CPUs).
+    """
+    path = unit.path
+    digest = hasher.submit(content_hash, path)
+    if unit.previous is not None and (kept := _keep_previous(unit, staging, digest.result())):
+        return {"entry": kept}
+    scratch = Path(tempfile.mkdtemp(dir=staging / ".scratch"))
+    try:
+        try:
+            parsed = parsers.parse(path, unit.fmt, scratch, unit.trace_id, rank_hint=_rank_hint(path), threads=threads)
+        except parsers.TraceFormatError as exc:
+            if unit.explicit:
+                raise UserError(str(exc)) from exc
+            return {"skipped": {**_stat_key(path), "reason": exc.problem}}
+        except OSError as exc:
+            raise UserError(f"{path}: cannot be read ({exc.strerror or exc})") from exc
+        try:
+            return {"entry": _write_parsed(path, unit.fmt, parsed, staging, unit.trace_id, digest)}
+        finally:
+            parsed.close()
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def failed_outcome(unit: Unit, error: str) -> dict:
+    """The outcome of a unit that could not be ingested: its one-line error, without the leading path."""
+    prefix = f"{unit.path}: "
+    problem = error[len(prefix) :] if error.startswith(prefix) else error
+    try:
+        key = _stat_key(unit.path)
+    except OSError:
+        key = {"path": str(unit.path.absolute()), "size": None, "mtime_ns": None}
+    return {"failed": {**key, "trace_id": unit.trace_id, "rank": _rank_hint(unit.path), "error": problem}}
+
+
+def _keep_previous(unit: Unit, staging: Path, digest: str) -> dict | None:
+    """The unit's previous entry, its part files linked into `staging`, when its content and parser are the same."""
+    entry, old = unit.previous, unit.previous_store
+    if entry is None or old is None:
+        return None
+    same = (entry.get("content_hash"), entry.get("trace_id"), entry.get("format"), entry.get("parser_version")) == (
+        digest, unit.trace_id, unit.fmt, parsers.PARSER_VERSIONS.get(unit.fmt)
+    )
+    if not same:
+        return None
+    name = f"part-{unit.trace_id}.parquet"
+    for table in TABLES:
+        source = old / table / name
+        if not _is_regular(source):
+            return None
+        target = staging / table / name
+        target.unlink(missing_ok=True)  # left by an attempt that was killed
+        try:
+            os.link(source, target)
+        except OSError:
+            shutil.copyfile(source, target)
+    return {**entry, **_stat_key(unit.path), "source": str(unit.path)}
+
+
+def _is_regular(path: Path) -> bool:
+    try:
+        return stat.S_ISREG(os.lstat(path).st_mode)
+    except OSError:
+        return False
 
 
 def content_hash(path: Path) -> str:

@@ -8,6 +8,7 @@
 -- param: small_m INTEGER 64 GEMMs with at most this many rows count as memory-bound (weights dominate)
 -- finding: saturated AND source = 'step' => warning: rank {rank} decode step {step}: {utilization_pct:.1f}% of peak memory bandwidth ({achieved_bytes_per_s:B/s} over {dur_ns:ns} busy): the step is bound by memory bandwidth
 -- finding: saturated AND source = 'counter' => info: rank {rank}: {name} at {utilization_pct:.1f}% of peak memory bandwidth
+-- scope: rank
 WITH RECURSIVE
 -- @include _step_model.sql
 ,

@@ -9,6 +9,7 @@
 -- finding: scope = 'step' AND comm_ns > 0 AND comm_not_overlapped_ns > 0.5 * comm_ns AND comm_not_overlapped_ns > 0.1 * span_ns => info: rank {rank} device {device_id} step {step}: {comm_not_overlapped_pct:.1f}% of the step's device window is communication not overlapped with compute
 -- finding: scope = 'outside steps' AND comm_ns > 0 AND comm_not_overlapped_ns > 0.5 * comm_ns AND comm_not_overlapped_ns > 0.1 * span_ns => info: rank {rank} device {device_id}, outside any step: {comm_not_overlapped_pct:.1f}% of the device time outside the step windows is communication not overlapped with compute
 -- finding: scope = 'device' AND steps = 0 AND comm_ns > 0 AND comm_not_overlapped_ns > 0.5 * comm_ns AND comm_not_overlapped_ns > 0.1 * span_ns => info: rank {rank} device {device_id}: {comm_not_overlapped_pct:.1f}% of the device span is communication not overlapped with compute
+-- scope: rank
 WITH
 -- @include _device_timeline.sql
 ,

@@ -4,6 +4,7 @@
 -- empty: no Ascend operator changed input shapes across steps (or fewer than two steps, or not an Ascend trace)
 -- param: max_examples INTEGER 3 Example shapes to list per operator
 -- finding: varying_shapes >= 10 => info: rank {rank}: {name} ran with {distinct_shapes} input shapes over {steps} steps ({varying_shapes} not in every step; OP State {op_state})
+-- scope: rank
 WITH npu_kernels AS (
   SELECT d.trace_id, d.rank, d.step, d.name, d.dur_ns, coalesce(n.input_shapes, d.input_dims) AS shape, n.op_type,
          n.op_state

@@ -3,6 +3,7 @@
 -- units: share_of_span_pct=% of device span
 -- order: idle_ns desc
 -- empty: no idle gaps on any device (no device tasks, or the devices never idle)
+-- scope: rank
 WITH
 -- @include _device_timeline.sql
 ,

@@ -5,6 +5,7 @@
 -- empty: no device tasks (a CPU-only trace)
 -- finding: family = 'other' AND share_pct >= 20 => info: rank {rank}: {share_pct:.1f}% of device task time is in kernels no family rule matches ({tasks} tasks), see names
 -- finding: family = 'comm' AND share_pct >= 30 => info: rank {rank}: communication kernels take {share_pct:.1f}% of device task time
+-- scope: rank
 WITH
 -- @include _family_rules.sql
 ,

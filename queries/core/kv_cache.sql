@@ -9,6 +9,7 @@
 -- finding: peak_kv_step AND preallocated => info: rank {rank}: KV cache is pre-allocated (allocated memory flat around {allocated_end:bytes}); from shapes the KV in use peaks at {kv_footprint_bytes:bytes}[ in step {step}] ({context_len} tokens x {kv_bytes_per_token} bytes per token)
 -- finding: peak_kv_step AND NOT coalesce(preallocated, false) AND kv_footprint_bytes IS NOT NULL => info: rank {rank}: KV cache peaks at {kv_footprint_bytes:bytes}[ in step {step}] ({context_len} tokens x {kv_bytes_per_token} bytes per token, {layers} layers)
 -- finding: reserved_peak_pct_of_hbm >= 95 => warning: rank {rank}[ step {step}]: reserved device memory reaches {reserved_peak_pct_of_hbm:.1f}% of HBM
+-- scope: rank
 WITH RECURSIVE
 -- @include _step_model.sql
 ,

@@ -7,6 +7,7 @@
 -- param: min_gap_ns BIGINT 1000 Ignore gaps shorter than this
 -- finding: gap_ns >= 1000000 AND cause = 'host' => warning: rank {rank} device {device_id}: {gap_ns:ns} with the whole device idle before {next_task}[ (stream {stream})] because the host launched it late[ (in {host_op})]
 -- finding: gap_ns >= 1000000 AND cause <> 'host' => info: rank {rank} device {device_id}: {gap_ns:ns} with the whole device idle before {next_task}[ (stream {stream})]; cause: {cause}
+-- scope: rank
 WITH
 -- @include _device_timeline.sql
 ,

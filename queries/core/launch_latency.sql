@@ -3,6 +3,7 @@
 -- order: launch_latency_p50_ns desc
 -- empty: no device task has a launch call (matched by correlation)
 -- finding: launch_latency_p50_ns >= 50000 => info: rank {rank} device {device_id}: median launch latency of {kind} tasks is {launch_latency_p50_ns:ns} (over the {launched_idle} tasks launched onto an idle stream)
+-- scope: rank
 WITH
 -- @include _device_timeline.sql
 ,

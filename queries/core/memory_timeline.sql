@@ -4,6 +4,7 @@
 -- order: total_reserved desc
 -- empty: no allocator events (memory profiling was off)
 -- param: max_points INTEGER 1500 Buckets per device
+-- scope: rank
 WITH m AS (
   SELECT trace_id, rank, device_type, device_id, ts_ns, total_allocated, total_reserved,
          min(ts_ns) OVER (PARTITION BY trace_id, device_type, device_id) AS t0,

@@ -3,6 +3,7 @@
 -- order: dur_ns desc
 -- empty: no steps and no device tasks
 -- finding: phase = 'mixed' AND prefill_tokens IS NOT NULL AND decode_tokens IS NOT NULL => info: step {step}: {prefill_tokens} prefill tokens batched with {decode_tokens} decode tokens; the decodes of this step wait for the prefill chunk ({dur_ns:ns})
+-- scope: rank
 WITH RECURSIVE
 -- @include _step_model.sql
 SELECT trace_id, rank, step, phase, tokens, context_len, ts_ns, end_ns - ts_ns AS dur_ns, active_ns, label, label_source,

@@ -10,6 +10,7 @@
 -- finding: level = 'step' => warning: rank {rank} step {step} ({phase}) took {dur_ns:ns}, {ratio:.1f}x the median of its phase ({median_ns:ns})[; largest device gap {gap_ns:ns}][; grew most: {grown_ops}]
 -- finding: level = 'device' AND dur_ns - median_ns >= 1000000 => info: rank {rank}[ step {step}]: {name}[ (launched by {op})] took {dur_ns:ns}, {ratio:.1f}x its median of {median_ns:ns}
 -- finding: level = 'host' AND dur_ns - median_ns >= 1000000 => info: rank {rank}[ step {step}]: host op {name} took {dur_ns:ns}, {ratio:.1f}x its median of {median_ns:ns} with the same input shapes
+-- scope: rank
 WITH RECURSIVE
 -- @include _step_model.sql
 ,

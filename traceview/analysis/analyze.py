@@ -11,7 +11,7 @@ from pathlib import Path
 
 from traceview.analysis import flame as flame_analysis
 from traceview.analysis import throughput as throughput_analysis
-from traceview.analysis.report import AnalysisReport, run_packs
+from traceview.analysis.report import AnalysisReport, RankRunner, run_packs
 from traceview.engine import connect, resolve_store
 from traceview.sandbox import DEFAULT_TIME_LIMIT_S
 
@@ -29,14 +29,16 @@ def run_analyze(
     limit_s: float = DEFAULT_TIME_LIMIT_S,
     sections: bool = False,
     strict: bool = False,
+    rank_runner: RankRunner | None = None,
 ) -> AnalysisReport:
     """Analyse TARGETS (trace files, dump directories or stores) with the built-in pack and EXTRA_PACKS.
 
     With `sections`, also the flame graph (device time where the traces have device tasks, else wall time)
-    and the throughput points; a section that fails is recorded in `unavailable` unless `strict`.
+    and the throughput points; a section that fails is recorded in `unavailable` unless `strict`. With
+    `rank_runner` (`traceview.ray_engine.run_rank_queries`), the rank-scoped queries run through it.
     """
     stores = [resolve_store(Path(target), Path(cache_dir) if cache_dir else None) for target in targets]
-    report = run_packs(stores, extra_packs, peak_bw_gbps, limit_s)
+    report = run_packs(stores, extra_packs, peak_bw_gbps, limit_s, rank_runner)
     if sections:
         add_sections(report, stores, strict)
     return report

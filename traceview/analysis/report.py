@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from traceview._version import __version__
 from traceview.analysis.quality import QualityNote, data_quality
-from traceview.packs import Pack, find_pack, load_pack
+from traceview.packs import Pack, Query, find_pack, load_pack
 from traceview.sandbox import (
     DEFAULT_TIME_LIMIT_S,
     Finding,
@@ -18,6 +19,7 @@ from traceview.sandbox import (
     drop_shared,
     run_pack,
     sandboxed_connection,
+    with_findings,
 )
 from traceview.store import read_manifest
 
@@ -108,9 +110,32 @@ def _trace_rows(con, stores: list[Path]) -> list[dict]:
     return rows
 
 
+def _ranks(stores: list[Path]) -> list[tuple[Path, str]]:
+    """Every trace of the stores as `(store, trace_id)`, in trace_id order (the order rank-scoped queries give)."""
+    return sorted(
+        ((store, item["trace_id"]) for store in stores for item in read_manifest(store).get("inputs", [])),
+        key=lambda pair: pair[1],
+    )
+
+
+def _gathered(con: Any, query: Query, rows: tuple[Any, str | None, float], limit_s: float) -> QueryResult:
+    """A rank-scoped query's result from its gathered rows: its findings computed here, over all ranks' rows."""
+    import polars as pl
+
+    table, error, seconds = rows
+    if error is not None:
+        return QueryResult(query, None, error=error, seconds=seconds)
+    return with_findings(con, query, cast(pl.DataFrame, pl.from_arrow(table)), limit_s, seconds)
+
+
 def packs_for(extra: list[Path]) -> list[Pack]:
     """The built-in pack followed by the packs given with --pack."""
     return [find_pack(BUILTIN_PACK)] + [load_pack(path) for path in extra]
+
+
+RankRunner = Callable[[list[tuple[Path, str]], list[Query], dict, float], list[tuple[Any, str | None, float]]]
+"""Runs rank-scoped queries per trace `(store, trace_id)` and gathers each query's rows (Arrow) in that order, or
+its error (`traceview.ray_engine.run_rank_queries`)."""
 
 
 def run_packs(
@@ -118,8 +143,12 @@ def run_packs(
     extra_packs: list[Path] | None = None,
     peak_bw_gbps: float | None = None,
     limit_s: float = DEFAULT_TIME_LIMIT_S,
+    rank_runner: RankRunner | None = None,
 ) -> AnalysisReport:
-    """Run the built-in pack and EXTRA_PACKS over STORES (each query bounded by `limit_s`)."""
+    """Run the built-in pack and EXTRA_PACKS over STORES (each query bounded by `limit_s`).
+
+    With `rank_runner`, the queries of scope `rank` run through it, one trace at a time, and the others here.
+    """
     packs = packs_for(extra_packs or [])
     overrides: dict[str, object] = {}
     if peak_bw_gbps is not None:
@@ -130,11 +159,19 @@ def run_packs(
         quality = data_quality(con, stores, traces)
         results: list[QueryResult] = []
         shared: list[SharedResult] = []
+        ranks = _ranks(stores) if rank_runner is not None else []
         for pack in packs:
+            per_rank = [q for q in pack.queries if ranks and q.scope == "rank"]
+            here = [q for q in pack.queries if q not in per_rank]
             # The pack's shared relations are computed once; a failed one is computed by each query again.
-            run = run_pack(con, pack, pack.queries, overrides, limit_s)
+            run = run_pack(con, pack, here, overrides, limit_s)
             drop_shared(con, run.shared)
-            results += run.results
+            done = dict(zip(map(id, here), run.results, strict=True))
+            if rank_runner is not None and per_rank:
+                gathered = rank_runner(ranks, per_rank, overrides, limit_s)
+                for query, rows in zip(per_rank, gathered, strict=True):
+                    done[id(query)] = _gathered(con, query, rows, limit_s)
+            results += [done[id(q)] for q in pack.queries]
             shared += run.shared
     finally:
         con.close()

@@ -2,16 +2,31 @@
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 
 from traceview.analysis.analyze import AnalysisReport, run_analyze
+from traceview.analysis.report import RankRunner
 
 
 def run(
-    targets: list[Path], packs: list[Path], peak_bw: float | None, cache_dir: Path | None, with_html: bool, strict: bool
+    targets: list[Path],
+    packs: list[Path],
+    peak_bw: float | None,
+    cache_dir: Path | None,
+    with_html: bool,
+    strict: bool,
+    ray: bool = False,
+    ray_cpus: int | None = None,
 ) -> AnalysisReport:
-    """Analyse TARGETS; the flame and throughput sections only for an HTML report (`strict`: they may raise)."""
-    return run_analyze(targets, packs, peak_bw, cache_dir, sections=with_html, strict=strict)
+    """Analyse TARGETS; the flame and throughput sections only for an HTML report (`strict`: they may raise);
+    with `ray`, the rank-scoped queries as Ray tasks."""
+    rank_runner: RankRunner | None = None
+    if ray:
+        from traceview import ray_engine
+
+        rank_runner = partial(ray_engine.run_rank_queries, num_cpus=ray_cpus)
+    return run_analyze(targets, packs, peak_bw, cache_dir, sections=with_html, strict=strict, rank_runner=rank_runner)
 
 
 def terminal_text(report: AnalysisReport, color: bool) -> str:

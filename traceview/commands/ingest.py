@@ -2,18 +2,29 @@
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 
 from traceview.paths import default_store_for
-from traceview.store import IngestResult, Progress, ingest
+from traceview.store import IngestResult, Progress, UnitRunner, ingest
 
 
 def run_ingest(
-    inputs: list[Path], out: Path | None, force: bool, progress: Progress | None = None
+    inputs: list[Path],
+    out: Path | None,
+    force: bool,
+    progress: Progress | None = None,
+    ray: bool = False,
+    ray_cpus: int | None = None,
 ) -> IngestResult:
-    """Ingest INPUTS into OUT (default: `<name>.traceview` in the current directory)."""
+    """Ingest INPUTS into OUT (default: `<name>.traceview` in the current directory); with `ray`, as Ray tasks."""
     target = out if out is not None else default_store_for(inputs)
-    return ingest(inputs, target, force=force, progress=progress)
+    runner: UnitRunner | None = None
+    if ray:
+        from traceview import ray_engine
+
+        runner = partial(ray_engine.run_units, num_cpus=ray_cpus)
+    return ingest(inputs, target, force=force, progress=progress, runner=runner)
 
 
 def summary(result: IngestResult) -> str:
@@ -23,3 +34,14 @@ def summary(result: IngestResult) -> str:
     slices = manifest["tables"].get("slices", 0)
     verb = "reused" if result.reused else "wrote"
     return f"{verb} {result.store} ({traces} trace{'s' if traces != 1 else ''}, {slices} slices)"
+
+
+def failure(result: IngestResult) -> str | None:
+    """The error line when some units (ranks) failed and the store holds only the others."""
+    if not result.failed:
+        return None
+    total = result.failed + len(result.manifest["inputs"]) + len(result.manifest.get("skipped", []))
+    return (
+        f"{result.store}: {result.failed} of {total} ranks failed (see the warnings); the store holds the others,"
+        " and a rerun ingests only the failed ones"
+    )

@@ -1,0 +1,219 @@
+"""Ray as an optional engine: never imported unless asked for; `ingest --ray` writes the local engine's store.
+
+The tests that run Ray share one local Ray (2 CPUs, dashboard off) started by a module fixture. Without the ray
+extra they skip, saying why; under CI=true a missing ray stops the run (tests/conftest.py).
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import shutil
+import sys
+from collections.abc import Iterator
+from functools import partial
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+from fresh_python import fresh_python
+from typer.testing import CliRunner
+
+from traceview import ray_engine
+from traceview.analysis.report import run_packs
+from traceview.cli import app
+from traceview.packs import PackError, find_pack, parse_query
+from traceview.parsers.model import TABLES
+from traceview.store import Unit, ingest, read_manifest
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLES = ROOT / "sample_traces"
+CLUSTERS = ["cluster_gpu", "cluster_ascend"]
+runner = CliRunner()
+NOT_A_TRACE = gzip.compress(b'{"nodes": [], "schema": "1.0"}')  # JSON, but no traceEvents: not saveable
+
+
+@pytest.fixture(scope="module")
+def local_ray() -> Iterator[object]:
+    """One local Ray for the module: 2 CPUs, dashboard off, workers that can import this checkout."""
+    ray = pytest.importorskip("ray", reason="needs the ray extra: pip install 'traceview[ray]'")
+    os.environ.pop("RAY_ADDRESS", None)
+    paths = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
+    ray.init(
+        num_cpus=2,
+        include_dashboard=False,
+        log_to_driver=False,
+        logging_level="ERROR",
+        runtime_env={"env_vars": {"PYTHONPATH": paths}},
+    )
+    yield ray
+    ray.shutdown()
+
+
+def same_stores(left: Path, right: Path) -> None:
+    """Every table of the two stores holds the same part files with the same rows, in the same order."""
+    for table in TABLES:
+        names = sorted(p.name for p in (left / table).glob("*.parquet"))
+        assert names == sorted(p.name for p in (right / table).glob("*.parquet")), table
+        for name in names:
+            assert pq.read_table(left / table / name).equals(pq.read_table(right / table / name)), f"{table}/{name}"
+
+
+def rank_files(tmp_path: Path) -> list[Path]:
+    """The 4 GPU ranks of the cluster sample, copied (so that a test may damage one)."""
+    folder = tmp_path / "dump"
+    folder.mkdir()
+    return [Path(shutil.copy(p, folder)) for p in sorted((SAMPLES / "cluster_gpu").glob("*rank*.json.gz"))]
+
+
+# --- without Ray --------------------------------------------------------------------------------------------------
+
+
+def test_ray_is_not_imported_unless_asked_for() -> None:
+    """`import traceview`, the CLI and the engine module leave ray out of sys.modules."""
+    code = (
+        "import sys, traceview, traceview.cli, traceview.ray_engine, traceview.store, traceview.commands.ingest;"
+        " print('ray' in sys.modules)"
+    )
+    assert fresh_python(code) == "False"
+
+
+def test_ray_missing_is_a_one_line_error(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """--ray without the extra installed: exit 2 and the install line, nothing written."""
+    monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` raises ImportError
+    trace = rank_files(tmp_path)[0]
+    result = runner.invoke(app, ["ingest", str(trace), "--ray", "-o", str(tmp_path / "s.traceview")])
+    assert result.exit_code == 2
+    assert result.stderr == "Error: --ray needs the ray extra: pip install 'traceview[ray]'\n"
+    assert not (tmp_path / "s.traceview").exists()
+
+
+def test_traceview_ray_env_asks_for_ray(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """TRACEVIEW_RAY=1 is --ray."""
+    monkeypatch.setitem(sys.modules, "ray", None)
+    monkeypatch.setenv("TRACEVIEW_RAY", "1")
+    trace = rank_files(tmp_path)[0]
+    result = runner.invoke(app, ["ingest", str(trace), "-o", str(tmp_path / "s.traceview")])
+    assert (result.exit_code, result.stderr) == (2, f"Error: {ray_engine.MISSING_EXTRA}\n")
+
+
+# --- on a local Ray -----------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("sample", CLUSTERS)
+def test_ingest_on_ray_writes_the_local_store(local_ray: object, sample: str, tmp_path: Path) -> None:
+    """`ingest --ray` (one task per rank) writes the same part files, row for row, and the same manifest entries."""
+    local = ingest([SAMPLES / sample], tmp_path / "local.traceview")
+    result = runner.invoke(app, ["ingest", str(SAMPLES / sample), "--ray", "-o", str(tmp_path / "ray.traceview")])
+    assert result.exit_code == 0, result.output
+    same_stores(local.store, tmp_path / "ray.traceview")
+    on_ray = ingest([SAMPLES / sample], tmp_path / "ray.traceview")
+    assert on_ray.reused
+    assert len(on_ray.manifest["inputs"]) == 4
+    assert on_ray.manifest["inputs"] == local.manifest["inputs"]
+    assert on_ray.manifest["skipped"] == local.manifest["skipped"]
+
+
+def test_a_corrupt_rank_fails_alone_and_a_rerun_redoes_only_it(local_ray: object, tmp_path: Path) -> None:
+    """One damaged rank among good ones: its one-line error, the others ingested, exit 2 with the count;
+    once the file is repaired, a rerun parses only that rank and keeps the others' part files."""
+    files = rank_files(tmp_path)
+    good = files[3].read_bytes()
+    files[3].write_bytes(NOT_A_TRACE)
+    out = tmp_path / "s.traceview"
+    result = runner.invoke(app, ["ingest", *map(str, files), "--ray", "-o", str(out)])
+    assert result.exit_code == 2
+    lines = result.stderr.splitlines()
+    assert lines[-1] == (
+        f"Error: {out}: 1 of 4 ranks failed (see the warnings); the store holds the others,"
+        " and a rerun ingests only the failed ones"
+    )
+    failed = [line for line in lines if ": failed: " in line]
+    assert len(failed) == 1 and failed[0].startswith(f"Warning: {files[3].resolve()}: failed: ")
+    assert "Traceback" not in result.output
+    assert result.stdout.startswith(f"wrote {out} (3 traces, ")
+    kept = {table: os.stat(next((out / table).glob("*.parquet"))).st_ino for table in TABLES}
+    before = {p.name: p.stat().st_ino for p in (out / "slices").glob("*.parquet")}
+
+    files[3].write_bytes(good)
+    result = runner.invoke(app, ["ingest", *map(str, files), "--ray", "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    after = {p.name: p.stat().st_ino for p in (out / "slices").glob("*.parquet")}
+    assert len(after) == 4
+    assert {name: after[name] for name in before} == before  # the 3 good ranks were not written again
+    assert kept  # every table had part files
+    same_stores(ingest(files, tmp_path / "local.traceview").store, out)
+
+
+def test_a_killed_worker_is_retried_and_the_store_is_the_same(local_ray: object, tmp_path: Path) -> None:
+    """A worker that dies (os._exit) on its first try of one rank: Ray retries it, the store equals the local one."""
+    files = rank_files(tmp_path)
+    marker = tmp_path / "died-once"
+
+    def dies_once(unit: Unit, staging: str) -> dict:
+        if unit.path.name.endswith("rank2.pt.trace.json.gz") and not marker.exists():
+            marker.write_text("")
+            os._exit(1)
+        return ray_engine._ingest_task(unit, staging)
+
+    out = tmp_path / "ray.traceview"
+    result = ingest(files, out, runner=partial(ray_engine.run_units, task_function=dies_once))
+    assert marker.exists()
+    assert result.failed == 0 and len(result.manifest["inputs"]) == 4
+    same_stores(ingest(files, tmp_path / "local.traceview").store, out)
+
+
+def test_gzip_damage_message_is_the_parsers(local_ray: object, tmp_path: Path) -> None:
+    """The failed rank's line is the parser's TraceFormatError text, as the local engine reports it."""
+    files = rank_files(tmp_path)
+    files[0].write_bytes(NOT_A_TRACE)
+    local = runner.invoke(app, ["ingest", str(files[0]), "-o", str(tmp_path / "local.traceview")])
+    on_ray = runner.invoke(app, ["ingest", *map(str, files), "--ray", "-o", str(tmp_path / "ray.traceview")])
+    problem = local.stderr.removeprefix(f"Error: {files[0]}: ").strip()
+    assert f"Warning: {files[0].resolve()}: failed: {problem}" in on_ray.stderr.splitlines()
+
+
+@pytest.mark.parametrize("sample", CLUSTERS)
+def test_analyze_on_ray_gives_the_local_results(local_ray: object, sample: str, tmp_path: Path) -> None:
+    """`analyze --json` with and without --ray: identical results, findings and errors (rank queries ran on Ray)."""
+    store = ingest([SAMPLES / sample], tmp_path / "s.traceview").store
+    reports = {}
+    for name, extra in (("local", []), ("ray", ["--ray"])):
+        result = runner.invoke(app, ["analyze", str(store), "--json", str(tmp_path / f"{name}.json"), *extra])
+        assert result.exit_code == 0, result.output
+        reports[name] = json.loads((tmp_path / f"{name}.json").read_text())
+    assert reports["ray"]["results"] == reports["local"]["results"]
+    assert reports["ray"]["findings"] == reports["local"]["findings"]
+    assert reports["ray"]["errors"] == reports["local"]["errors"] == []
+
+
+def test_rank_queries_run_once_per_trace(tmp_path: Path) -> None:
+    """run_packs hands exactly the `scope: rank` queries to the rank runner, with every trace in trace_id order."""
+    store = ingest([SAMPLES / "cluster_gpu"], tmp_path / "s.traceview").store
+    calls: list[tuple[list, list[str]]] = []
+
+    def fails_every_query(traces: list, queries: list, overrides: dict, limit_s: float) -> list:
+        calls.append((traces, [q.name for q in queries]))
+        return [(None, "on purpose", 0.0) for _ in queries]
+
+    report = run_packs([store], rank_runner=fails_every_query)
+    (traces, names), = calls
+    assert [trace_id for _, trace_id in traces] == sorted(e["trace_id"] for e in read_manifest(store)["inputs"])
+    assert len(traces) == 4
+    rank_scoped = [q.name for q in find_pack("core").queries if q.scope == "rank"]
+    assert names == rank_scoped and "hotspots" in names
+    assert {r.query.name for r in report.results if r.error == "on purpose"} == set(rank_scoped)
+
+
+def test_scope_header(tmp_path: Path) -> None:
+    """`-- scope: rank|cluster`; a query without it is `cluster`; another value is a file:line error."""
+    path = tmp_path / "q.sql"
+    path.write_text("-- title: q\nSELECT 1\n")
+    assert parse_query(path).scope == "cluster"
+    path.write_text("-- title: q\n-- scope: rank\nSELECT 1\n")
+    assert parse_query(path).scope == "rank"
+    path.write_text("-- title: q\n-- scope: node\nSELECT 1\n")
+    with pytest.raises(PackError) as error:
+        parse_query(path)
+    assert str(error.value) == f"{path}:2: scope: 'node' is not one of rank, cluster"

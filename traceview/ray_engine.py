@@ -1,0 +1,183 @@
+"""Ray as an optional engine (`--ray`, TRACEVIEW_RAY=1, or `runner=` in the API): ingest and analyze as Ray tasks.
+
+Ray is imported here only, and only when asked for (`pip install 'traceview[ray]'`). `RAY_ADDRESS`, Ray's own
+convention, names an existing cluster; without it a local Ray is started with `num_cpus` CPUs (default: the
+machine's), its dashboard off and its workers' logs kept out of the terminal.
+
+Ingest runs one task per unit (a rank's trace file or dump directory) with `TASK_CPUS` CPUs: the task parses with
+the same code as the local engine (`traceview.store.ingest_unit`), its parser's threads set from the CPUs Ray gave
+it, and writes its part files into the store's staging directory, which must be on a path every node sees. The
+driver writes the manifest last. A task whose worker dies is retried (`MAX_RETRIES`); a unit that still fails comes
+back as its one-line error, and the store keeps the others (`IngestResult.failed`).
+
+Analyze runs the packs' queries declared `-- scope: rank` as one task per trace (DuckDB over that trace's part
+files, its threads from the task's CPUs); their rows come back as Arrow and are concatenated in trace_id order,
+the order those queries give, so the result equals the local one. Findings and every other query run on the driver.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
+from pathlib import Path
+from types import ModuleType
+from typing import TYPE_CHECKING
+
+from traceview.errors import UserError
+from traceview.parsers.errors import TraceFormatError
+from traceview.store import Progress, Unit, failed_outcome, ingest_unit
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+    from traceview.packs import Query
+
+MISSING_EXTRA = "--ray needs the ray extra: pip install 'traceview[ray]'"
+TASK_CPUS = 1
+"""CPUs each ingest task asks Ray for; its parser uses that many threads."""
+MAX_RETRIES = 3
+"""How often Ray reruns a task whose worker died (Ray's `max_retries`)."""
+ENV_FLAG = "TRACEVIEW_RAY"
+
+
+def ray_requested(flag: bool = False) -> bool:
+    """True when `--ray` was given or TRACEVIEW_RAY is set (other than empty or 0)."""
+    return flag or os.environ.get(ENV_FLAG, "") not in ("", "0")
+
+
+def connect(num_cpus: int | None = None) -> ModuleType:
+    """The `ray` module, connected: to RAY_ADDRESS's cluster, or to a local Ray started with `num_cpus` CPUs."""
+    try:
+        import ray
+    except ImportError:
+        raise UserError(MISSING_EXTRA) from None
+    if ray.is_initialized():
+        return ray
+    address = os.environ.get("RAY_ADDRESS")
+    options: dict = {"log_to_driver": False, "logging_level": logging.ERROR}
+    if not address:
+        options.update(num_cpus=num_cpus, include_dashboard=False)
+    try:
+        ray.init(**options)
+    except (ConnectionError, RuntimeError, ValueError) as exc:
+        where = f"RAY_ADDRESS={address}" if address else "a local Ray"
+        raise UserError(f"{where}: cannot start or reach Ray ({_first_line(exc)})") from exc
+    return ray
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def task_cpus() -> int:
+    """The CPUs Ray gave the running task (at least 1): the budget for its DuckDB and Arrow threads."""
+    import ray
+
+    assigned = ray.get_runtime_context().get_assigned_resources().get("CPU", TASK_CPUS)
+    return max(1, round(assigned))
+
+
+def _ingest_task(unit: Unit, staging: str) -> dict:
+    """One unit, in a Ray worker; every error comes back as data (its one line), never as a Ray traceback."""
+    try:
+        with ThreadPoolExecutor(1) as hasher:
+            return ingest_unit(unit, Path(staging), hasher, threads=task_cpus())
+    except (UserError, TraceFormatError) as exc:
+        return failed_outcome(unit, str(exc))
+    except Exception as exc:  # noqa: BLE001 - one rank's bug must not cost the other ranks; its line is kept
+        return failed_outcome(unit, f"internal error ({type(exc).__name__}: {_first_line(exc)})")
+
+
+def run_units(
+    units: list[Unit],
+    staging: Path,
+    progress: Progress | None = None,
+    num_cpus: int | None = None,
+    task_function: Callable[[Unit, str], dict] | None = None,
+) -> list[dict]:
+    """Ingest the units as Ray tasks (a `traceview.store.UnitRunner`); outcomes in the units' order.
+
+    `task_function` replaces the task's body (`_ingest_task`), for tests that make workers fail.
+    """
+    ray = connect(num_cpus)
+    task = ray.remote(num_cpus=TASK_CPUS, max_retries=MAX_RETRIES)(task_function or _ingest_task)
+    index = {task.remote(unit, str(staging)): i for i, unit in enumerate(units)}
+    outcomes: list[dict] = [{} for _ in units]
+    pending = list(index)
+    try:
+        while pending:
+            done, pending = ray.wait(pending, num_returns=1)
+            for ref in done:
+                unit = units[index[ref]]
+                try:
+                    outcomes[index[ref]] = ray.get(ref)
+                except ray.exceptions.RayError as exc:  # the worker died on every try
+                    outcomes[index[ref]] = failed_outcome(unit, f"Ray task failed ({_ray_reason(exc)})")
+            if progress:
+                progress(f"{len(units) - len(pending)}/{len(units)} ranks done")
+    except BaseException:
+        for ref in pending:
+            ray.cancel(ref, force=True)
+        raise
+    return outcomes
+
+
+def _ray_reason(exc: BaseException) -> str:
+    """Ray's error in one line: its class and the first line of its message."""
+    return f"{type(exc).__name__}: {_first_line(exc)}"
+
+
+RankRows = tuple["pa.Table | None", str | None, float]
+"""One query's outcome over one rank or gathered: its rows as Arrow, or its error; and the seconds it took."""
+
+
+def _rank_task(store: str, trace_id: str, queries: list[Query], overrides: dict, limit_s: float) -> list[RankRows]:
+    """The rank-scoped queries over one trace's part files, in a Ray worker; rows as Arrow, findings left out."""
+    from traceview.sandbox import run_query, sandboxed_connection
+
+    con = sandboxed_connection([Path(store)], trace_id, threads=task_cpus())
+    try:
+        outcomes: list[RankRows] = []
+        for query in queries:
+            result = run_query(con, replace(query, findings=[]), overrides, limit_s)
+            rows = result.frame.to_arrow() if result.frame is not None and result.error is None else None
+            outcomes.append((rows, result.error, result.seconds))
+        return outcomes
+    finally:
+        con.close()
+
+
+def run_rank_queries(
+    traces: list[tuple[Path, str]],
+    queries: list[Query],
+    overrides: dict,
+    limit_s: float,
+    num_cpus: int | None = None,
+) -> list[RankRows]:
+    """Run rank-scoped queries as one Ray task per trace (`(store, trace_id)`, in trace_id order) and gather each
+    query's rows in that order, as the local engine orders them; a query that failed on a rank fails as a whole."""
+    import pyarrow as pa
+
+    ray = connect(num_cpus)
+    task = ray.remote(num_cpus=TASK_CPUS, max_retries=MAX_RETRIES)(_rank_task)
+    refs = [task.remote(str(store), trace_id, queries, overrides, limit_s) for store, trace_id in traces]
+    per_rank: list[list[RankRows]] = []
+    for (_, trace_id), ref in zip(traces, refs, strict=True):
+        try:
+            per_rank.append(ray.get(ref))
+        except ray.exceptions.RayError as exc:
+            per_rank.append([(None, f"trace {trace_id}: Ray task failed ({_ray_reason(exc)})", 0.0)] * len(queries))
+    gathered: list[RankRows] = []
+    for index in range(len(queries)):
+        outcomes = [rank[index] for rank in per_rank]
+        seconds = sum(outcome[2] for outcome in outcomes)
+        error = next((outcome[1] for outcome in outcomes if outcome[1]), None)
+        if error is not None:
+            gathered.append((None, error, seconds))
+        else:
+            gathered.append((pa.concat_tables([outcome[0] for outcome in outcomes]), None, seconds))
+    return gathered
