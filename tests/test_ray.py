@@ -174,9 +174,13 @@ def test_gzip_damage_message_is_the_parsers(local_ray: object, tmp_path: Path) -
     assert f"Warning: {files[0].resolve()}: failed: {problem}" in on_ray.stderr.splitlines()
 
 
-@pytest.mark.parametrize("sample", CLUSTERS)
-def test_analyze_on_ray_gives_the_local_results(local_ray: object, sample: str, tmp_path: Path) -> None:
-    """`analyze --json` with and without --ray: identical results, findings and errors (rank queries ran on Ray)."""
+@pytest.mark.parametrize(("sample", "tasks_per_cpu"), [(CLUSTERS[0], 4), (CLUSTERS[1], 4), (CLUSTERS[0], 1)])
+def test_analyze_on_ray_gives_the_local_results(
+    local_ray: object, sample: str, tasks_per_cpu: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`analyze --json` with and without --ray: identical results, findings and errors (rank queries ran on Ray,
+    one rank per task, or 2 ranks per task with 1 task per CPU)."""
+    monkeypatch.setattr(ray_engine, "TASKS_PER_CPU", tasks_per_cpu)
     store = ingest([SAMPLES / sample], tmp_path / "s.traceview").store
     reports = {}
     for name, extra in (("local", []), ("ray", ["--ray"])):
@@ -186,6 +190,41 @@ def test_analyze_on_ray_gives_the_local_results(local_ray: object, sample: str, 
     assert reports["ray"]["results"] == reports["local"]["results"]
     assert reports["ray"]["findings"] == reports["local"]["findings"]
     assert reports["ray"]["errors"] == reports["local"]["errors"] == []
+
+
+def test_rank_batches_keep_the_order_and_one_store_each() -> None:
+    """Consecutive traces, about `tasks` batches, a new batch where the store changes."""
+    a, b = Path("a"), Path("b")
+    traces = [(a, "t0"), (a, "t1"), (a, "t2"), (b, "t3"), (a, "t4")]
+    assert ray_engine.rank_batches(traces, 2) == [(a, ["t0", "t1", "t2"]), (b, ["t3"]), (a, ["t4"])]
+    assert ray_engine.rank_batches(traces[:2], 8) == [(a, ["t0"]), (a, ["t1"])]
+
+
+def test_task_memory_follows_the_input_size(tmp_path: Path) -> None:
+    """A task asks for 300 MB + 1.5 x its input (a gzip's inflated size), at most a node's memory."""
+    raw = b"x" * 1_000_000
+    (tmp_path / "t.json.gz").write_bytes(gzip.compress(raw))
+    assert ray_engine.input_bytes(tmp_path / "t.json.gz") == len(raw)
+    assert ray_engine.input_bytes(tmp_path) == len(raw)
+    assert ray_engine.task_memory_bytes(len(raw)) == (300 << 20) + 1_500_000
+    assert ray_engine.task_memory_bytes(10**12, node_bytes=8 << 30) == 8 << 30
+
+
+def test_a_task_gives_its_duckdb_the_memory_ray_gave_it(local_ray: object, tmp_path: Path) -> None:
+    """Ray's `memory` for the task, less the fixed part, is its DuckDB's memory_limit."""
+    ray = local_ray
+    store = ingest([SAMPLES / "cluster_gpu"], tmp_path / "s.traceview").store
+
+    def limit() -> str:
+        from traceview.sandbox import sandboxed_connection
+
+        memory = ray_engine.duckdb_memory_bytes()
+        con = sandboxed_connection([store], threads=1, memory=memory)
+        (setting,) = con.execute("SELECT current_setting('memory_limit')").fetchone()
+        return f"{memory} {setting}"
+
+    probe = ray.remote(num_cpus=1, memory=812 << 20)(limit)  # type: ignore[attr-defined]
+    assert ray.get(probe.remote()) == f"{512 << 20} 512.0 MiB"  # type: ignore[attr-defined]
 
 
 def test_rank_queries_run_once_per_trace(tmp_path: Path) -> None:
