@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 DEMO_OUT := demo-output
 
-.PHONY: demo test lint bench bench-ascend clean sample-real samples check-wheel
+.PHONY: demo test lint bench bench-ascend clean sample-real sample-real-gloo samples check-wheel
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -42,6 +42,10 @@ $(VENV)/.torch-installed: pyproject.toml | $(VENV)/.installed
 # Regenerates sample_traces/real_cpu/{tiny_decoder_cpu.pt.trace.json.gz,truth.json} (a real CPU profile).
 sample-real: $(VENV)/.torch-installed
 	$(BIN)/python sample_traces/real_cpu/make_trace.py
+
+# Regenerates sample_traces/real_gloo/{gloo_rank*.pt.trace.json.gz,truth.json} (4 real CPU processes, gloo).
+sample-real-gloo: $(VENV)/.torch-installed
+	$(BIN)/python sample_traces/real_gloo/make_trace.py
 
 # Rewrites the synthetic samples (sample_traces/*/) from their recorded specs and seeds.
 samples: $(VENV)/.installed

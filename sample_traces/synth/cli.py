@@ -8,6 +8,9 @@ import json
 import sys
 from pathlib import Path
 
+from .cluster import VENDORS, ClusterSpec
+from .cluster_samples import regenerate_clusters
+from .cluster_writer import generate_cluster
 from .names import EXTRA
 from .samples import SAMPLES_DIR, regenerate
 from .spec import FAMILIES, PRESETS, ModelShape, RunSpec, Stall, Variant, Workload
@@ -18,6 +21,7 @@ EXAMPLES = """examples:
       --decode-steps 4 --chunk-size 8192 --seed 7 --out /tmp/demo
   python -m sample_traces.synth generate --name npu --device 910b --prompts 32768 \\
       --prompts 1024,1024 --stall 3:2000 --format kineto,ascend --gzip --out /tmp/npu
+  python -m sample_traces.synth cluster --ranks 1024 --vendor gpu --gzip /tmp/cluster
   python -m sample_traces.synth regenerate
 """
 
@@ -104,11 +108,64 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("--extra-kernel", choices=["", *sorted(EXTRA)], default="", help="extra per-layer kernel")
     g.add_argument("--launch-overhead-scale", type=float, default=1.0)
 
+    _cluster_parser(sub)
+
     r = sub.add_parser("regenerate", help="rewrite every committed sample from its recorded spec")
     r.add_argument("--out", type=Path, default=SAMPLES_DIR, help="root directory (default: sample_traces/)")
 
     sub.add_parser("presets", help="print the device presets as JSON")
     return p
+
+
+def _link(text: str) -> tuple[int, int]:
+    src, sep, dst = text.partition(":")
+    if not sep:
+        raise argparse.ArgumentTypeError("expected SRC:DST")
+    return int(src), int(dst)
+
+
+def _cluster_parser(sub: argparse._SubParsersAction) -> None:
+    d = ClusterSpec()
+    c = sub.add_parser("cluster", help="write one trace per rank of a cluster with a straggler and a slow link")
+    c.add_argument("out", type=Path, help="output directory")
+    c.add_argument("--spec", type=Path, help="a ClusterSpec JSON (e.g. truth.json's 'spec'); flags below are ignored")
+    c.add_argument("--vendor", choices=VENDORS, default=d.vendor, help="gpu: Kineto + NCCL; ascend: torch_npu dumps")
+    c.add_argument("--name", default=d.name, help="run name (file names derive from it)")
+    c.add_argument("--ranks", type=int, default=d.ranks, help="world size (even)")
+    c.add_argument("--steps", type=int, default=d.steps)
+    c.add_argument("--seed", type=int, default=d.seed)
+    c.add_argument("--straggler-rank", type=int, default=d.straggler_rank)
+    c.add_argument("--straggler-steps", type=_ints, default=d.straggler_steps, help="comma-separated step numbers")
+    c.add_argument("--straggler-delay-ns", type=int, default=d.straggler_delay_ns)
+    c.add_argument(
+        "--degraded-link", type=_link, default=(d.degraded_src, d.degraded_dst), help="SRC:DST ring link r:r+1"
+    )
+    c.add_argument("--degraded-bandwidth", type=float, default=d.degraded_bandwidth, help="bytes/s")
+    c.add_argument("--link-bandwidth", type=float, default=d.link_bandwidth, help="bytes/s of a healthy link")
+    c.add_argument("--ranks-per-node", type=int, default=d.ranks_per_node)
+    c.add_argument("--gzip", action="store_true", help="gzip every trace file (mtime 0)")
+
+
+def cluster_spec_from_args(a: argparse.Namespace) -> ClusterSpec:
+    """Build a ClusterSpec from parsed `cluster` flags."""
+    if a.spec:
+        data = json.loads(a.spec.read_text(encoding="utf-8"))
+        return ClusterSpec.from_dict(data.get("spec", data))
+    return ClusterSpec(
+        name=a.name,
+        vendor=a.vendor,
+        ranks=a.ranks,
+        steps=a.steps,
+        seed=a.seed,
+        ranks_per_node=a.ranks_per_node,
+        link_bandwidth=a.link_bandwidth,
+        straggler_rank=a.straggler_rank,
+        straggler_steps=tuple(a.straggler_steps),
+        straggler_delay_ns=a.straggler_delay_ns,
+        degraded_src=a.degraded_link[0],
+        degraded_dst=a.degraded_link[1],
+        degraded_bandwidth=a.degraded_bandwidth,
+    )
 
 
 def spec_from_args(a: argparse.Namespace) -> RunSpec:
@@ -152,8 +209,16 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps({k: dataclasses.asdict(v) for k, v in PRESETS.items()}, indent=1))
         return 0
     if a.command == "regenerate":
-        for path in regenerate(a.out):
+        for path in [*regenerate(a.out), *regenerate_clusters(a.out)]:
             print(path)
+        return 0
+    if a.command == "cluster":
+        try:
+            paths = generate_cluster(cluster_spec_from_args(a), a.out, compress=a.gzip)
+        except (ValueError, TypeError) as exc:
+            print(f"Error: {exc}", file=sys.stderr)
+            return 1
+        print(f"wrote {len(paths) - 1} trace files and {paths[-1]}")
         return 0
     try:
         spec = spec_from_args(a)
