@@ -247,6 +247,7 @@ def analyze(
         Optional[Path], typer.Option("--json", help="Write the findings and results as JSON ('-' = stdout).")
     ] = None,
     peak_bw: PeakBw = None,
+    peak_link_bw: PeakLinkBw = None,
     cache_dir: CacheDir = None,
 ) -> None:
     """Analyse traces: hotspots, busy breakdown, launch gaps, bandwidth, KV cache, phases and more.
@@ -258,7 +259,10 @@ def analyze(
     from traceview.commands import analyze as analyze_cmd
 
     _check_outputs(json_out, html_out)
-    report = analyze_cmd.run(targets, pack, peak_bw, cache_dir, with_html=html_out is not None, strict=_debug_wanted())
+    report = analyze_cmd.run(
+        targets, pack, peak_bw, cache_dir, with_html=html_out is not None, strict=_debug_wanted(),
+        peak_link_bw=peak_link_bw,
+    )  # fmt: skip
     _warn(analyze_cmd.warnings(report))
     if not (_to_stdout(json_out) or _to_stdout(html_out)):
         color = sys.stdout.isatty()

@@ -75,4 +75,5 @@ SELECT r.rank, r.steps, r.median_step_ns, r.step_ns, r.compute_ns, r.comm_ns, r.
                                  OR 100.0 * (r.compute_per_step / nullif(m.compute, 0) - 1) > $slow_pct, false)
          AS slow
 FROM per_step r, medians m
+WHERE m.ranks >= 2
 ORDER BY r.rank

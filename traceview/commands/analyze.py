@@ -8,10 +8,19 @@ from traceview.analysis.analyze import AnalysisReport, run_analyze
 
 
 def run(
-    targets: list[Path], packs: list[Path], peak_bw: float | None, cache_dir: Path | None, with_html: bool, strict: bool
+    targets: list[Path],
+    packs: list[Path],
+    peak_bw: float | None,
+    cache_dir: Path | None,
+    with_html: bool,
+    strict: bool,
+    peak_link_bw: float | None = None,
 ) -> AnalysisReport:
-    """Analyse TARGETS; the flame and throughput sections only for an HTML report (`strict`: they may raise)."""
-    return run_analyze(targets, packs, peak_bw, cache_dir, sections=with_html, strict=strict)
+    """Analyse TARGETS; the flame, throughput and cluster sections only for an HTML report (`strict`: they may
+    raise)."""
+    return run_analyze(
+        targets, packs, peak_bw, cache_dir, sections=with_html, strict=strict, peak_link_gbps=peak_link_bw
+    )
 
 
 def terminal_text(report: AnalysisReport, color: bool) -> str:
