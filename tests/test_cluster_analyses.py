@@ -46,7 +46,8 @@ def stores(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """The bundled cluster samples and an 8-rank generated one (straggler 5, degraded link 3 -> 4), ingested."""
     base = tmp_path_factory.mktemp("cluster")
     spec = ClusterSpec(name="c8", vendor="ascend", ranks=8, steps=3, seed=11, straggler_rank=5,
-                       straggler_steps=(1, 3), straggler_delay_ns=2_000_000, degraded_src=3, degraded_dst=4)  # fmt: skip
+                       straggler_steps=(1, 3), straggler_delay_ns=2_000_000, degraded_src=3,
+                       degraded_dst=4)  # fmt: skip
     generate_cluster(spec, base / "c8_src")
     dirs = {"gpu": SAMPLES / "cluster_gpu", "ascend": SAMPLES / "cluster_ascend", "gloo": SAMPLES / "real_gloo",
             "c8": base / "c8_src"}  # fmt: skip
