@@ -22,6 +22,7 @@ import pyarrow.compute as pc
 
 from . import collectives, jsonscan
 from .arrownp import arrow_array, decimal_array, decimal_units, numpy_column
+from .counters import counter_rows_sql
 from .errors import TraceFormatError
 from .flowbind import bind_points, pair_flows
 from .model import MAX_RANK, TABLES
@@ -33,7 +34,7 @@ from .slice_order import GROUP_SQL, ROW_GROUP_ROWS, row_group_rows, row_groups
 from .stagetime import timed_stage
 from .steps import device_steps, host_steps, unlaunched_steps
 
-PARSER_VERSION = "3"
+PARSER_VERSION = "4"
 FORMAT = "kineto"
 _INT64_MAX = (1 << 63) - 1
 _TOO_LARGE = "expected ts and dur that fit int64 nanoseconds (under 292 years), found larger ones"
@@ -524,13 +525,7 @@ class _Builder:
         """
 
     def counters_query(self) -> str:
-        return f"""
-            SELECT {self.base} + {_ns("e.ts")} AS ts_ns, e.pid, e.name, j.key AS series,
-                   TRY_CAST(j.value AS DOUBLE) AS value
-            FROM small_ev e, json_each(e.args) j
-            WHERE e.ph = 'C' AND e.ts IS NOT NULL
-            ORDER BY e.rid
-        """
+        return counter_rows_sql("small_ev", "rid", f"{self.base} + {_ns('e.ts')}", binary=False)
 
     def instants_query(self) -> str:
         return f"""

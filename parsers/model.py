@@ -11,7 +11,7 @@ import sys
 
 import pyarrow as pa
 
-MODEL_VERSION = "3"
+MODEL_VERSION = "4"
 
 SLICE_KINDS = (
     "cpu_op",
@@ -124,8 +124,19 @@ COUNTERS = pa.schema(
         _field("ts_ns", pa.int64(), "Sample time, ns."),
         _field("pid", pa.string(), "Process (track) id as written."),
         _field("name", pa.string(), "Counter name."),
-        _field("series", pa.string(), "Series within the counter (the args key)."),
-        _field("value", pa.float64(), "Sample value."),
+        _field(
+            "series",
+            pa.string(),
+            "Series within the counter: the args key (Ascend byte series: their unit), with the event's id keys"
+            " (`value acc_id=3`).",
+        ),
+        _field("value", pa.float64(), "Sample value, in `unit`."),
+        _field(
+            "unit",
+            pa.string(),
+            "Unit of `value`: `bytes`, `bytes/s` (the only bandwidth unit), `%`, another unit as written"
+            " (`MHz`, `W`), or null when the trace gives none.",
+        ),
     ]
 )
 
@@ -337,7 +348,11 @@ COMM_LINKS = pa.schema(
             "Bytes sent over the link by all ops of the type in the step (`Transit Size(MB)`, 10^6).",
         ),
         _field("transit_ns", pa.int64(), "Time moving them (`Transit Time(ms)`), ns."),
-        _field("bandwidth_gbps", pa.float64(), "Bandwidth as recorded (`Bandwidth(GB/s)`, 10^9 bytes/s)."),
+        _field(
+            "bandwidth_gbps",
+            pa.float64(),
+            "Bytes over transit time, 10^9 bytes/s (`Bandwidth(GB/s)` as recorded where the time is 0).",
+        ),
         _field("source", pa.string(), "communication_matrix.json or analysis.db."),
     ]
 )

@@ -463,16 +463,13 @@ def test_busy_breakdown_matches_an_interval_union(rel: str, cache_dir: Path) -> 
     report = run_analyze([path], cache_dir=cache_dir)
     busy = frame(report, "busy_breakdown")
     expected = _raw_busy(path)
-    got: dict[int, tuple[int, int]] = {}
-    for row in busy.iter_rows(named=True):
-        span, idle = got.get(row["device_id"], (0, 0))
-        got[row["device_id"]] = (span + row["span_ns"], idle + row["idle_ns"])
-    assert set(got) == set(expected)
-    for device, (span, busy_ns) in expected.items():
-        if busy.filter(pl.col("device_id") == device).height == 1:  # one row per device: no steps to split on
-            assert got[device] == (span, span - busy_ns), rel
-        else:
-            assert got[device][0] - got[device][1] == busy_ns, rel
+    device_rows = busy.filter(pl.col("scope") == "device")
+    got = {r["device_id"]: (r["span_ns"], r["span_ns"] - r["idle_ns"]) for r in device_rows.iter_rows(named=True)}
+    assert got == expected, rel
+    # the step windows and the time outside them tile the device span: their rows add up to the device row
+    parts = busy.filter(pl.col("scope") != "device").group_by("device_id").agg(pl.col("span_ns", "idle_ns").sum())
+    for row in parts.iter_rows(named=True):
+        assert (row["span_ns"], row["span_ns"] - row["idle_ns"]) == got[row["device_id"]], rel
 
 
 # ---------------------------------------------------------------------------------------------

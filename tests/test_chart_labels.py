@@ -35,7 +35,7 @@ def test_busy_breakdown_says_unknown_rank_and_device() -> None:
         schema_overrides={"rank": pl.Int32, "device_id": pl.Int32, "step": pl.Int64},
     )
     labels = list(charts.busy_breakdown(frame).data[0].x)
-    assert labels == ["unknown rank unknown device step 3", "r1 d0 no step"]
+    assert labels == ["unknown rank unknown device step 3", "r1 d0 outside steps"]
 
 
 def test_memory_timeline_names_devices_without_type_or_id() -> None:
@@ -88,3 +88,19 @@ def test_flame_frames_without_a_name_say_so(tmp_path: Path) -> None:
     assert sorted(figure.data[0].labels) == ["(no name)", "outer"]
     unnamed = charts.flame_icicle(["n0"], [None], [""], [1], "t")  # type: ignore[list-item]
     assert list(unnamed.data[0].labels) == ["(no name)"]
+
+
+def test_busy_breakdown_leaves_out_the_device_row_its_parts_add_up_to() -> None:
+    """A whole-device row is the sum of its step rows: shown only for a device without steps."""
+    frame = pl.DataFrame(
+        {
+            "trace_id": ["t", "t", "t", "t"],
+            "rank": [0, 0, 0, 1],
+            "device_id": [0, 0, 0, 0],
+            "step": [1, 2, None, None],
+            "scope": ["step", "step", "device", "device"],
+            **{column: [1, 2, 3, 4] for column, _, _ in charts.BREAKDOWN_PARTS},
+        },
+        schema_overrides={"rank": pl.Int32, "device_id": pl.Int32, "step": pl.Int64},
+    )
+    assert list(charts.busy_breakdown(frame).data[0].x) == ["r0 d0 step 1", "r0 d0 step 2", "r1 d0"]

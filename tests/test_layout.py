@@ -38,6 +38,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "traceview.atomic",
             "traceview.paths",
             "traceview.devices",
+            "traceview.units",
             "traceview._version",
         ),
     ),

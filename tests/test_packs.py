@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import textwrap
 from pathlib import Path
 
@@ -400,3 +401,16 @@ def test_run_pack_runs_queries_beside_the_relations_with_the_results_of_a_plain_
             assert (a.frame is None and b.frame is None) or a.frame.equals(b.frame), b.query.name
         assert "no_such_table" in run.results[1].error and "b_broken.sql" in run.results[1].error
         drop_shared(con, run.shared)
+
+
+def test_a_unit_spec_writes_the_value_in_its_human_scale() -> None:
+    row = {"gap_ns": 98_769_491, "peak": 1_234_567_890, "bw": 3.1e11, "small": 512, "none": None}
+    message = "{gap_ns:ns} idle, {peak:bytes} peak, {bw:B/s}, {small:ns}, {none:ns}"
+    assert format_message(message, row) == "98.8 ms idle, 1.23 GB peak, 310 GB/s, 512 ns, n/a"
+
+
+def test_no_core_finding_prints_raw_ns_or_an_exponent() -> None:
+    """Durations, sizes and rates in finding messages go through a unit spec (issue 20: never `1.129e+06`)."""
+    for query in next(p for p in builtin_packs() if p.name == "core").queries:
+        for rule in query.findings:
+            assert not re.search(r"\} ns\b|:\.\d+e\}|\} bytes\b(?! per)", rule.message), (query.name, rule.message)

@@ -121,7 +121,9 @@ def test_core_pack_declares_how_to_show_every_query() -> None:
     shares = {q.name: {c: str(u) for c, u in q.presentation.units.items() if u.unit == "%"} for q in pack.queries}
     assert shares["hotspots"]["share_pct"].startswith("% of busy time")
     assert shares["kernel_families"]["share_pct"] == "% of device task time"
-    assert shares["busy_breakdown"] == {"idle_pct": "% of device span", "comm_not_overlapped_pct": "% of device span"}
+    row_span = "% of the row's span (step device window / outside steps / device span)"
+    assert shares["busy_breakdown"] == {"idle_pct": row_span, "comm_not_overlapped_pct": row_span}
+    assert shares["gap_histogram"] == {"share_of_span_pct": "% of device span"}
 
 
 @pytest.mark.parametrize(

@@ -5,14 +5,24 @@ from __future__ import annotations
 import os
 import stat
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import BinaryIO
 
 from traceview.errors import UserError
 from traceview.parsers.filekind import kind_name, lstat_mode
 
 
 def write_text_atomic(path: Path, text: str) -> None:
-    """Write `text` to `path` so that readers see the old file or the whole new one.
+    """Write `text` to `path` so that readers see the old file or the whole new one (see `atomic_output`)."""
+    with atomic_output(path) as fh:
+        fh.write(text.encode("utf-8"))
+
+
+@contextmanager
+def atomic_output(path: Path) -> Iterator[BinaryIO]:
+    """A binary file whose bytes replace `path` when the block ends, and are thrown away if it raises.
 
     Only a regular file is replaced: a link, a directory, a FIFO, a socket or a device at `path`
     is refused, since the rename would swap it for a file instead of writing where it points.
@@ -24,8 +34,8 @@ def write_text_atomic(path: Path, text: str) -> None:
     except OSError as exc:
         raise UserError(f"{path}: cannot be written ({exc.strerror or exc})") from exc
     try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
-            fh.write(text)
+        with os.fdopen(fd, "wb") as fh:
+            yield fh
         umask = os.umask(0)
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)

@@ -437,6 +437,54 @@ def diff(
         raise typer.Exit(EXIT_GATE)
 
 
+@app.command()
+def export(
+    targets: Annotated[
+        list[Path], typer.Argument(help="A store, or trace files or dump directories (one rank each).")
+    ],
+    out: Annotated[
+        Path, typer.Option("-o", "--out", help="The Chrome trace to write: .json, .json.gz (gzip) or '-' (stdout).")
+    ],
+    ranks: Annotated[Optional[str], typer.Option("--ranks", help="Ranks to export, e.g. 0,2-3 (default: all).")] = None,
+    step: Annotated[Optional[int], typer.Option("--step", help="Only the span of ProfilerStep#N on the ranks.")] = None,
+    window: Annotated[
+        Optional[str],
+        typer.Option(
+            "--window",
+            help="Only START:END from the start of the export's axis; times like 12.5ms, 800us, 2s, 40ns (bare: ms).",
+        ),
+    ] = None,
+    align: Annotated[
+        str,
+        typer.Option(
+            "--align",
+            help="clock: ranks as their clocks recorded them; collective: each rank shifted so that the first"
+            " collective common to all ends when it ends on the lowest rank.",
+        ),
+    ] = "clock",
+    cache_dir: CacheDir = None,
+) -> None:
+    """Write several ranks on one time axis as a Chrome trace for Perfetto UI or chrome://tracing.
+
+    \b
+    One process per rank and side ("rank N host", "rank N device K"), a thread per host thread
+    or device stream; ts and dur in µs with three decimals (exact ns); flows and counters kept.
+    Slices that overlap the window are written; read back, they are the same slices.
+    Examples:
+      traceview export run.traceview --ranks 0-7 --step 12 -o step12.json.gz
+      traceview export r0.json.gz r1.json.gz --align collective --window 0:50ms -o w.json
+    """
+    from traceview.commands import export as export_cmd
+
+    _check_outputs(out)
+    sink = typer.get_binary_stream("stdout") if _to_stdout(out) else out
+    warnings, summary = export_cmd.run(targets, sink, ranks, step, window, align, cache_dir)
+    _warn(warnings)
+    if not _to_stdout(out):
+        _say(f"Chrome trace: {out}", err=True)
+        _say(summary)
+
+
 packs_app = typer.Typer(help="Query packs: list, show, check.", no_args_is_help=True)
 app.add_typer(packs_app, name="packs")
 

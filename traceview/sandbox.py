@@ -37,6 +37,7 @@ import pyarrow as pa
 
 from traceview.engine import connect
 from traceview.packs import IDENTIFIER, FindingRule, Pack, PackError, Query, SharedRelation, with_shared
+from traceview.units import SCALES, human
 
 DEFAULT_TIME_LIMIT_S = 60.0
 DEFAULT_MEMORY_SHARE = 0.5
@@ -277,8 +278,10 @@ def _execute(con: duckdb.DuckDBPyConnection, sql: str, params: dict, limit_s: fl
 def format_message(template: str, row: dict) -> str:
     """Fill `{column}` / `{column:spec}` fields from a result row (no attribute or index access).
 
-    A part in square brackets that holds fields, `[ on stream {stream}]`, is left out when one of
-    them is null, and written without its brackets otherwise; any other null reads `n/a`.
+    A spec that names a unit, `{gap_ns:ns}`, `{peak_bytes:bytes}`, `{achieved_bytes_per_s:B/s}`, writes the value in
+    its human scale (`98.8 ms`, `1.23 GB`, `310 GB/s`: traceview.units). A part in square brackets that holds
+    fields, `[ on stream {stream}]`, is left out when one of them is null, and written without its brackets
+    otherwise; any other null reads `n/a`.
     """
 
     def optional(match: re.Match[str]) -> str:
@@ -294,6 +297,8 @@ def format_message(template: str, row: dict) -> str:
         value = row[name]
         if value is None:
             return "n/a"
+        if spec in SCALES:
+            return human(value, spec)
         if any(int(number) > MAX_FORMAT_NUMBER for number in re.findall(r"\d+", spec)):
             spec = ""  # a width or precision that would take gigabytes
         try:

@@ -19,7 +19,7 @@ from .dump_info import dump_info, finish_info
 from .layout import ASCEND_CSV, ASCEND_DB, ASCEND_PT, ASCEND_TIMELINE, FORMATS, MSPROF
 from .staging import Staging
 
-PARSER_VERSION = "3"
+PARSER_VERSION = "4"
 
 __all__ = ["ASCEND_CSV", "ASCEND_DB", "ASCEND_PT", "ASCEND_TIMELINE", "FORMATS", "MSPROF", "PARSER_VERSION", "parse"]
 

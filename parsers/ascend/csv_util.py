@@ -5,6 +5,10 @@ convert each field: a trailing TAB on timestamps (`"1736408883704643.212\\t"`), 
 around shapes (`"32,3,224,224"`), `N/A` and empty meaning missing, `4294967295` meaning
 "invalid id", CRLF line ends. Decimal µs text becomes integer ns through DECIMAL arithmetic,
 never through a float. `us_text_to_ns` is the same conversion in Python.
+
+Numbers in scientific notation (`1.69512E+15`: a file re-saved by a spreadsheet) are read exactly
+or refused: `settle_scientific` rewrites them as positional decimals before the SQL reads them,
+and empties those that are no whole number of the target unit (ns, bytes).
 """
 
 from __future__ import annotations
@@ -12,10 +16,12 @@ from __future__ import annotations
 import csv
 import io
 import re
-from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from dataclasses import dataclass
+from decimal import ROUND_HALF_UP, Context, Decimal, Inexact, InvalidOperation, localcontext
 from pathlib import Path
 
 import duckdb
+import pyarrow as pa
 
 from ..errors import TraceFormatError
 
@@ -27,6 +33,12 @@ _UNIT = re.compile(r"\((KB|MB|GB|B|us|ms|ns|MB/s|GB/s|KB/s|B/s|%)\)\s*$", re.IGN
 _BYTE_FACTORS = {"b": 1, "kb": 1 << 10, "mb": 1 << 20, "gb": 1 << 30}
 _STRIP_SQL = "chr(32) || chr(9) || chr(13) || chr(10) || chr(34)"
 _MICRO = Decimal("0.000001")
+# Scientific notation: a digit or point, then an exponent (`1.69512E+15`, `5e3`).
+_SCIENTIFIC_SQL = "[0-9.][eE][+-]?[0-9]"
+# Bounds on a scientific-notation number's significant digits and exponent: an int64 of ns or bytes has 19
+# digits, a unit fraction (MB -> bytes) about 20 more; anything longer is refused without being expanded.
+SCIENTIFIC_MAX_DIGITS = 40
+SCIENTIFIC_MAX_EXPONENT = 40
 
 
 def us_text_to_ns(text: str | None) -> int | None:
@@ -198,3 +210,64 @@ def _norm(name: str) -> str:
 def col_or_null(column: str | None, alias: str = "") -> str:
     """A quoted column reference, or NULL when the file lacks the column."""
     return ident(column) if column else "NULL"
+
+
+@dataclass
+class ScientificCount:
+    """The scientific-notation values of a column: how many were read exactly, how many refused."""
+
+    column: str
+    read: int = 0
+    refused: int = 0
+    example_read: str | None = None
+    example_refused: str | None = None
+
+
+def exact_positional(text: str, multiplier: int) -> str | None:
+    """Scientific-notation text as the exact positional decimal it writes (`1.69512E+15` ->
+    `1695120000000000`); None when value * multiplier (the target unit's factor: 1000 for µs -> ns,
+    1048576 for MB -> bytes) is no whole number, or the number is not finite or out of bounds."""
+    try:
+        value = Decimal(text.strip(_STRIP))
+    except InvalidOperation:
+        return None
+    if not value.is_finite():
+        return None
+    _, digits, exponent = value.as_tuple()
+    if len(digits) > SCIENTIFIC_MAX_DIGITS or abs(int(exponent)) > SCIENTIFIC_MAX_EXPONENT:
+        return None
+    with localcontext(Context(prec=2 * SCIENTIFIC_MAX_DIGITS, traps=[Inexact, InvalidOperation])):
+        scaled = value * multiplier
+        if scaled != scaled.to_integral_value():
+            return None
+    return format(value, "f")
+
+
+def settle_scientific(con: duckdb.DuckDBPyConnection, table: str, column: str, multiplier: int) -> ScientificCount:
+    """Rewrite the scientific-notation fields of a text column in place: exact positional text where the
+    value is a whole number of the target unit (see `exact_positional`), else NULL (refused)."""
+    count = ScientificCount(column)
+    col = ident(column)
+    rows = con.execute(
+        f"SELECT rowid, {col} FROM {table} WHERE regexp_matches({col}, '{_SCIENTIFIC_SQL}')"
+    ).fetchall()
+    if not rows:
+        return count
+    fixes = []
+    for rowid, text in rows:
+        plain = exact_positional(text, multiplier)
+        fixes.append((rowid, plain))
+        if plain is None:
+            count.refused += 1
+            count.example_refused = count.example_refused or text.strip(_STRIP)
+        else:
+            count.read += 1
+            count.example_read = count.example_read or text.strip(_STRIP)
+    ids, texts = zip(*fixes, strict=True)
+    fixed = pa.table({"rid": pa.array(ids, pa.int64()), "plain": pa.array(texts, pa.string())})
+    con.register("scientific_fixes", fixed)
+    try:
+        con.execute(f"UPDATE {table} SET {col} = f.plain FROM scientific_fixes f WHERE {table}.rowid = f.rid")
+    finally:
+        con.unregister("scientific_fixes")
+    return count

@@ -22,6 +22,7 @@ from .csv_util import (
     pick_prefix,
     quote,
     read_header,
+    settle_scientific,
     unit_factor,
 )
 from .staging import Staging
@@ -74,23 +75,56 @@ def _bytes(columns: list[str], prefix: str) -> str:
     return bytes_sql(ident(column), unit_factor(column) or 1)
 
 
+def _settle_scientific(st: Staging, table: str, path: Path, times: list[str | None], amounts: list[str | None]) -> None:
+    """Read the numbers a spreadsheet wrote in scientific notation exactly, or refuse them (read as missing),
+    with a warning each: times (µs) must be whole ns, byte amounts whole bytes."""
+    specs = [(c, 1000, "ns") for c in times if c] + [(c, unit_factor(c) or 1, "bytes") for c in amounts if c]
+    for column, multiplier, unit in specs:
+        count = settle_scientific(st.con, table, column, multiplier)
+        if count.read:
+            st.warnings.append(
+                f"{path.name}: {count.read} {column} values in scientific notation (e.g. {count.example_read})"
+                " read exactly as written; a spreadsheet that wrote them may have rounded them"
+            )
+        if count.refused:
+            st.warnings.append(
+                f"{path.name}: {count.refused} {column} values in scientific notation refused"
+                f" (e.g. {count.example_refused}: not a whole number of {unit}); read as missing"
+            )
+
+
 def memory_record(st: Staging, paths: list[Path]) -> None:
     """`memory_record.csv`: allocator totals over time, per component (PTA, GE, APP, ...)."""
     columns = _load(st, paths, "mem_raw", ("Component", "Timestamp(us)"))
     if columns is None:
         return
+    time = _required(columns, "Timestamp(us)")
+    amounts = [pick_prefix(columns, "Total Allocated("), pick_prefix(columns, "Total Reserved(")]
+    _settle_scientific(st, "mem_raw", paths[0], [time], amounts)
     device_type, device_id = _device_sql(columns)
     stream = pick(columns, "Stream Ptr")
     st.sql(
         f"""
         INSERT INTO st_memory
-        SELECT {ns_sql(ident(_required(columns, 'Timestamp(us)')))}, {device_type}, {device_id}, NULL, NULL,
-               {_bytes(columns, 'Total Allocated(')}, {_bytes(columns, 'Total Reserved(')},
-               {clean_sql(ident(_required(columns, 'Component')))}, {clean_sql(ident(stream)) if stream else 'NULL'}
-        FROM mem_raw
+        SELECT * FROM (
+          SELECT {ns_sql(ident(time))} AS ts_ns, {device_type}, {device_id}, NULL, NULL,
+                 {_bytes(columns, 'Total Allocated(')}, {_bytes(columns, 'Total Reserved(')},
+                 {clean_sql(ident(_required(columns, 'Component')))},
+                 {clean_sql(ident(stream)) if stream else 'NULL'}
+          FROM mem_raw
+        ) WHERE ts_ns IS NOT NULL
         """
     )
     st.sql("DROP TABLE mem_raw")
+
+
+_OPERATOR_AMOUNTS = (
+    "Size(",
+    "Allocation Total Allocated(",
+    "Allocation Total Reserved(",
+    "Release Total Allocated(",
+    "Release Total Reserved(",
+)
 
 
 def operator_memory(st: Staging, paths: list[Path]) -> None:
@@ -98,10 +132,13 @@ def operator_memory(st: Staging, paths: list[Path]) -> None:
     columns = _load(st, paths, "opmem_raw", ("Name", "Size(", "Allocation Time(us)"))
     if columns is None:
         return
-    device_type, device_id = _device_sql(columns)
-    alloc = ns_sql(ident(_required(columns, "Allocation Time(us)")))
     release_col = pick(columns, "Release Time(us)")
     duration_col = pick(columns, "Duration(us)")
+    amounts = [pick_prefix(columns, prefix) for prefix in _OPERATOR_AMOUNTS]
+    times = [_required(columns, "Allocation Time(us)"), release_col, duration_col]
+    _settle_scientific(st, "opmem_raw", paths[0], times, amounts)
+    device_type, device_id = _device_sql(columns)
+    alloc = ns_sql(ident(_required(columns, "Allocation Time(us)")))
     if release_col:
         release = ns_sql(ident(release_col))
     elif duration_col:
@@ -135,14 +172,16 @@ def npu_module_mem(st: Staging, paths: list[Path]) -> None:
     columns = _load(st, paths, "modmem_raw", ("Component", "Timestamp(us)", "Total Reserved("))
     if columns is None:
         return
+    time = _required(columns, "Timestamp(us)")
+    _settle_scientific(st, "modmem_raw", paths[0], [time], [pick_prefix(columns, "Total Reserved(")])
     _, device_id = _device_sql(columns)
     reserved = _bytes(columns, "Total Reserved(")
     st.sql(
         f"""
         INSERT INTO st_counters
-        SELECT {ns_sql(ident(_required(columns, 'Timestamp(us)')))}, CAST({device_id} AS VARCHAR),
-               'module_mem/' || {clean_sql(ident(_required(columns, 'Component')))}, 'bytes', {reserved}
-        FROM modmem_raw WHERE {reserved} >= 0
+        SELECT {ns_sql(ident(time))}, CAST({device_id} AS VARCHAR),
+               'module_mem/' || {clean_sql(ident(_required(columns, 'Component')))}, 'bytes', {reserved}, 'bytes'
+        FROM modmem_raw WHERE {reserved} >= 0 AND {ns_sql(ident(time))} IS NOT NULL
         """
     )
     st.sql("DROP TABLE modmem_raw")
@@ -153,15 +192,19 @@ def npu_mem(st: Staging, paths: list[Path]) -> None:
     columns = _load(st, paths, "npumem_raw", ("event", "timestamp(us)"))
     if columns is None:
         return
+    time = _required(columns, "timestamp(us)")
+    kinds = (("ddr(", "DDR"), ("hbm(", "HBM"), ("memory(", "Memory"))
+    _settle_scientific(st, "npumem_raw", paths[0], [time], [pick_prefix(columns, prefix) for prefix, _ in kinds])
     event = clean_sql(ident(_required(columns, "event")))
     dev = pick(columns, "Device_id")
     pid = f"CAST({int_sql(ident(dev))} AS VARCHAR)" if dev else "NULL"
-    ts = ns_sql(ident(_required(columns, "timestamp(us)")))
+    ts = ns_sql(ident(time))
     parts = []
-    for prefix, label in (("ddr(", "DDR"), ("hbm(", "HBM"), ("memory(", "Memory")):
+    for prefix, label in kinds:
         if pick_prefix(columns, prefix):
             parts.append(
-                f"SELECT {ts}, {pid}, {event} || '/{label}', 'bytes', {_bytes(columns, prefix)} FROM npumem_raw"
+                f"SELECT {ts}, {pid}, {event} || '/{label}', 'bytes', {_bytes(columns, prefix)}, 'bytes'"
+                f" FROM npumem_raw WHERE {ts} IS NOT NULL"
             )
     if parts:
         st.sql("INSERT INTO st_counters " + " UNION ALL ".join(parts))

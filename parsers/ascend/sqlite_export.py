@@ -481,7 +481,7 @@ def _memory_and_counters(st: Staging) -> None:
     st.sql(
         f"""
         INSERT INTO st_counters
-        SELECT timestampNs, CAST(deviceId AS VARCHAR), k || suffix, 'bytes', v FROM (
+        SELECT timestampNs, CAST(deviceId AS VARCHAR), k || suffix, 'bytes', v, 'bytes' FROM (
           SELECT timestampNs, deviceId, {kind} AS k, ddr, hbm FROM db_npu_mem
         ), LATERAL (VALUES ('/DDR', ddr), ('/HBM', hbm), ('/Memory', ddr + hbm)) AS x(suffix, v)
         WHERE v IS NOT NULL ORDER BY timestampNs
@@ -491,7 +491,7 @@ def _memory_and_counters(st: Staging) -> None:
         """
         INSERT INTO st_counters
         SELECT m.timestampNs, CAST(m.deviceId AS VARCHAR),
-               'module_mem/' || coalesce(e.name, CAST(m.moduleId AS VARCHAR)), 'bytes', m.totalReserved
+               'module_mem/' || coalesce(e.name, CAST(m.moduleId AS VARCHAR)), 'bytes', m.totalReserved, 'bytes'
         FROM db_module_mem m LEFT JOIN db_module e ON e.id = m.moduleId WHERE m.totalReserved >= 0
         ORDER BY m.timestampNs
         """
@@ -502,11 +502,11 @@ def _memory_and_counters(st: Staging) -> None:
         SELECT timestampNs, CAST(deviceId AS VARCHAR),
                'HBM ' || hbmId || '/' || CASE lower({_s('type')}) WHEN 'read' THEN 'Read' WHEN 'write' THEN 'Write'
                                               ELSE {_s('type')} END,
-               'bytes/s', bandwidth
+               'bytes/s', bandwidth, 'bytes/s'
         FROM db_hbm ORDER BY timestampNs
         """
     )
     st.sql(
-        """INSERT INTO st_counters SELECT timestampNs, CAST(deviceId AS VARCHAR), 'AI Core Freq', 'MHz', freq
+        """INSERT INTO st_counters SELECT timestampNs, CAST(deviceId AS VARCHAR), 'AI Core Freq', 'MHz', freq, 'MHz'
            FROM db_freq ORDER BY timestampNs"""
     )

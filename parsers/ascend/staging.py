@@ -45,7 +45,7 @@ STAGING_DDL = {
         aiv_icache_miss_rate DOUBLE, metrics VARCHAR""",
     "st_memory": """ts_ns BIGINT, device_type VARCHAR, device_id INTEGER, addr BIGINT, bytes BIGINT,
         total_allocated BIGINT, total_reserved BIGINT, pid VARCHAR, tid VARCHAR""",
-    "st_counters": "ts_ns BIGINT, pid VARCHAR, name VARCHAR, series VARCHAR, value DOUBLE",
+    "st_counters": "ts_ns BIGINT, pid VARCHAR, name VARCHAR, series VARCHAR, value DOUBLE, unit VARCHAR",
     "st_flows": "kind VARCHAR, flow_id VARCHAR, src_slice_id BIGINT, dst_slice_id BIGINT",
     "st_instants": "ts_ns BIGINT, name VARCHAR, cat VARCHAR, pid VARCHAR, tid VARCHAR, scope VARCHAR, args VARCHAR",
     "st_metadata": "kind VARCHAR, pid VARCHAR, tid VARCHAR, key VARCHAR, value VARCHAR",

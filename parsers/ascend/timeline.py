@@ -19,6 +19,7 @@ from pathlib import Path
 import duckdb
 
 from .. import jsonscan
+from ..counters import counter_rows_sql
 from ..errors import TraceFormatError
 from .csv_util import quote
 from .staging import Staging
@@ -198,19 +199,9 @@ def _bind_flows(st: Staging) -> None:
 
 
 def _counters(st: Staging) -> None:
-    # NPU MEM counters are KB and HBM/LLC bandwidths MB/s; normalised to bytes and bytes/s.
-    st.sql(
-        """
-        INSERT INTO st_counters
-        SELECT CAST(round(e.ts * 1000) AS BIGINT), e.pid, e.name,
-               CASE WHEN j.key = 'KB' THEN 'bytes' WHEN j.key LIKE '%(MB/s)' THEN 'bytes/s' ELSE j.key END,
-               TRY_CAST(j.value AS DOUBLE)
-                 * CASE WHEN j.key = 'KB' THEN 1024 WHEN j.key LIKE '%(MB/s)' THEN 1048576 ELSE 1 END
-        FROM ev e, json_each(e.args) j
-        WHERE e.ph = 'C' AND e.ts IS NOT NULL AND TRY_CAST(j.value AS DOUBLE) IS NOT NULL
-        ORDER BY e.eid
-        """
-    )
+    # NPU MEM counters are KB and HBM/LLC bandwidths MB/s (binary prefixes); normalised to bytes and bytes/s.
+    rows = counter_rows_sql("ev", "eid", "CAST(round(e.ts * 1000) AS BIGINT)", binary=True, unit_as_series=True)
+    st.sql(f"INSERT INTO st_counters SELECT * FROM ({rows}) WHERE value IS NOT NULL")
 
 
 def _metadata(st: Staging) -> None:

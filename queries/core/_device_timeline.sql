@@ -11,7 +11,6 @@ device_timeline AS (
                                    ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS device_reach_ns,
          max(ts_ns + dur_ns) OVER (PARTITION BY trace_id, device_id, stream ORDER BY ts_ns, dur_ns, slice_id
                                    ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS stream_reach_ns,
-         lag(slice_id) OVER stream_order AS stream_prev_id,
          lag(ts_ns + dur_ns) OVER stream_order AS stream_prev_end_ns,
          lag(dur_ns) OVER stream_order AS stream_prev_dur_ns
   FROM device_tasks

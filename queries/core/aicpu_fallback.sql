@@ -3,8 +3,8 @@
 -- units: share_pct=% of device task time
 -- order: total_ns desc
 -- empty: no device task ran on the AI CPU (or not an Ascend trace)
--- finding: share_pct >= 5 => warning: rank {rank}: {name} runs on the AI CPU ({calls} calls, {total_ns} ns, {share_pct:.1f}% of device task time); an AI Core implementation (other dtype/shape, or a supported op) would avoid the fallback
--- finding: share_pct < 5 => info: rank {rank}: {name} runs on the AI CPU ({calls} calls, {total_ns} ns)
+-- finding: share_pct >= 5 => warning: rank {rank}: {name} runs on the AI CPU ({calls} calls, {total_ns:ns}, {share_pct:.1f}% of device task time); an AI Core implementation (other dtype/shape, or a supported op) would avoid the fallback
+-- finding: share_pct < 5 => info: rank {rank}: {name} runs on the AI CPU ({calls} calls, {total_ns:ns})
 WITH aicpu_tasks AS (
   SELECT d.trace_id, d.rank, d.device_id, d.step, d.name, d.dur_ns, d.correlation, n.op_type
   FROM device_tasks d

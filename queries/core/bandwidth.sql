@@ -1,12 +1,12 @@
 -- title: Memory bandwidth
--- description: Achieved memory bandwidth against the device's peak (trace_devices.peak_bw_bytes_per_s, or peak_bw_gbps when given). Rows by source: 'memcpy' (copies and sets: bytes / duration), 'kernel' (Ascend per-kernel memory metrics where collected; CUPTI dram__bytes counters; else modelled from shapes for memory-bound ops: GEMMs with at most small_m rows read their K*N weights, decode attention reads the KV cache of its step, 2 * context_len * kv_heads * head_dim * element bytes per layer), 'step' (decode steps: GEMM weights plus KV cache read, over the step's device busy time, the union of its kernels) and 'counter' (bandwidth counters over time, e.g. HBM read/write). saturated when utilization reaches saturation_pct of peak.
+-- description: Achieved memory bandwidth against the device's peak (trace_devices.peak_bw_bytes_per_s, or peak_bw_gbps when given). Rows by source: 'memcpy' (copies and sets: bytes / duration), 'kernel' (Ascend per-kernel memory metrics where collected; CUPTI dram__bytes counters; else modelled from shapes for memory-bound ops: GEMMs with at most small_m rows read their K*N weights, decode attention reads the KV cache of its step, 2 * context_len * kv_heads * head_dim * element bytes per layer), 'step' (decode steps: GEMM weights plus KV cache read, over the step's device busy time, the union of its kernels) and 'counter' (counters whose unit is a bandwidth, bytes/s, over time, e.g. HBM read/write). saturated when utilization reaches saturation_pct of peak.
 -- units: utilization_pct=% of peak memory bandwidth
 -- order: utilization_pct desc
 -- empty: no copies, memory-bound kernels, decode steps or bandwidth counters with known bytes
 -- param: peak_bw_gbps DOUBLE 0 Peak memory bandwidth in GB/s (0: the device table)
 -- param: saturation_pct DOUBLE 80 Utilization (percent of peak) from which a row counts as saturated
 -- param: small_m INTEGER 64 GEMMs with at most this many rows count as memory-bound (weights dominate)
--- finding: saturated AND source = 'step' => warning: rank {rank} decode step {step}: {utilization_pct:.1f}% of peak memory bandwidth ({achieved_bytes_per_s:.3e} B/s over {dur_ns} ns busy): the step is bound by memory bandwidth
+-- finding: saturated AND source = 'step' => warning: rank {rank} decode step {step}: {utilization_pct:.1f}% of peak memory bandwidth ({achieved_bytes_per_s:B/s} over {dur_ns:ns} busy): the step is bound by memory bandwidth
 -- finding: saturated AND source = 'counter' => info: rank {rank}: {name} at {utilization_pct:.1f}% of peak memory bandwidth
 WITH RECURSIVE
 -- @include _step_model.sql
@@ -139,15 +139,11 @@ steps AS (
     AND (weight_bytes IS NOT NULL OR context_len * kv_bytes_per_token IS NOT NULL)
 ),
 counter_samples AS (
-  -- bandwidth counters (HBM/DDR read and write rates); the unit from the name, bytes/s when none is given
-  SELECT c.trace_id, c.pid, c.name, c.ts_ns,
-         sum(c.value * CASE WHEN regexp_matches(lower(c.name || ' ' || c.series), 'gb/s') THEN 1e9
-                            WHEN regexp_matches(lower(c.name || ' ' || c.series), 'mb/s') THEN 1e6
-                            WHEN regexp_matches(lower(c.name || ' ' || c.series), 'kb/s') THEN 1e3 ELSE 1 END)
-           AS bytes_per_s
+  -- bandwidth counters: those in bytes/s (the parsers normalise the unit; a percentage or a level is none);
+  -- the series of a counter at one time add up (read + write, one per accelerator)
+  SELECT c.trace_id, c.pid, c.name, c.ts_ns, sum(c.value) AS bytes_per_s
   FROM counters c
-  WHERE regexp_matches(lower(c.name || ' ' || coalesce(c.series, '')),
-                       'bandwidth|(^|[^a-z])bw([^a-z]|$)|read|write|[gmk]b/s')
+  WHERE c.unit = 'bytes/s'
   GROUP BY ALL
 ),
 counter_rows AS (

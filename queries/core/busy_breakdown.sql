@@ -1,45 +1,78 @@
 -- title: Device busy breakdown
--- description: Per rank, device and step: span, compute, communication (all, not overlapped, overlapped with compute), memory copies and idle time, from the device tasks themselves (a sweep over task boundaries, so overlapping tasks count once). Device work outside any step is in the row whose step is null. idle_ns is the span (first to last device task) with no task running; free_ns is Ascend's Free of step_trace_time: the span of compute and communication tasks minus the time either runs.
--- units: idle_pct=% of device span, comm_not_overlapped_pct=% of device span
+-- description: Per rank and device, where the device's time went, on the device timeline (a sweep over the boundaries of all its tasks, so overlapping tasks count once and a step's row counts every task running in its window, whichever step launched it). scope 'step': the step's device window, from the start of the step's first device task to the start of the next step's first device task (the last step's: to the end of the last task of any step). scope 'outside steps': the rest of the device span (before the first window, after the last; null step). scope 'device': the whole device span, first task start to last task end; the step and outside rows add up to it; steps: the device's step windows. Busy (compute, communication, memory copies) is the time at least one task of that class runs; compute and communication follow the kernel family rules (_family_rules.sql: family comm is communication), memcpy/memset tasks are copies. idle_ns: the row's span with no device task running; free_ns is Ascend's Free of step_trace_time: within the row, the span from the first compute or communication to the last, minus the time either runs.
+-- units: idle_pct=% of the row's span (step device window / outside steps / device span), comm_not_overlapped_pct=% of the row's span (step device window / outside steps / device span)
 -- order: idle_ns desc
 -- empty: no device tasks (a CPU-only trace)
--- finding: step IS NOT NULL AND span_ns > 0 AND idle_ns > 0.3 * span_ns => warning: rank {rank} device {device_id} step {step}: device idle {idle_pct:.1f}% of the step span
--- finding: step IS NULL AND span_ns > 0 AND idle_ns > 0.3 * span_ns => warning: rank {rank} device {device_id}, outside any step: device idle {idle_pct:.1f}% of the time from the first task to the last
--- finding: comm_ns > 0 AND comm_not_overlapped_ns > 0.5 * comm_ns AND comm_not_overlapped_ns > 0.1 * span_ns => info: rank {rank} device {device_id}[ step {step}]: {comm_not_overlapped_pct:.1f}% of the span is communication not overlapped with compute
+-- finding: scope = 'step' AND span_ns > 0 AND idle_ns > 0.3 * span_ns => warning: rank {rank} device {device_id} step {step}: device idle {idle_pct:.1f}% of the step's device window
+-- finding: scope = 'outside steps' AND span_ns > 0 AND idle_ns > 0.3 * span_ns => warning: rank {rank} device {device_id}, outside any step: device idle {idle_pct:.1f}% of the device time outside the step windows
+-- finding: scope = 'device' AND steps = 0 AND span_ns > 0 AND idle_ns > 0.3 * span_ns => warning: rank {rank} device {device_id}: device idle {idle_pct:.1f}% of the device span (first task start to last task end)
+-- finding: scope = 'step' AND comm_ns > 0 AND comm_not_overlapped_ns > 0.5 * comm_ns AND comm_not_overlapped_ns > 0.1 * span_ns => info: rank {rank} device {device_id} step {step}: {comm_not_overlapped_pct:.1f}% of the step's device window is communication not overlapped with compute
+-- finding: scope = 'outside steps' AND comm_ns > 0 AND comm_not_overlapped_ns > 0.5 * comm_ns AND comm_not_overlapped_ns > 0.1 * span_ns => info: rank {rank} device {device_id}, outside any step: {comm_not_overlapped_pct:.1f}% of the device time outside the step windows is communication not overlapped with compute
+-- finding: scope = 'device' AND steps = 0 AND comm_ns > 0 AND comm_not_overlapped_ns > 0.5 * comm_ns AND comm_not_overlapped_ns > 0.1 * span_ns => info: rank {rank} device {device_id}: {comm_not_overlapped_pct:.1f}% of the device span is communication not overlapped with compute
 WITH
 -- @include _device_timeline.sql
 ,
+-- @include _family_rules.sql
+,
+named_comm AS (
+  -- tasks of family comm by their name whose kind is not `comm` (DeepEP, NVSHMEM, custom all-reduce, ...): few
+  SELECT d.trace_id, d.slice_id FROM device_tasks d
+  SEMI JOIN (SELECT kind, name FROM task_families WHERE family = 'comm' AND kind NOT IN ('comm', 'memcpy', 'memset')) f
+    ON f.kind = d.kind AND f.name = d.name
+),
 tasks AS (
-  SELECT trace_id, rank, device_id, step, ts_ns AS s, ts_ns + dur_ns AS e,
-         CASE WHEN kind = 'comm' THEN 'comm' WHEN kind IN ('memcpy', 'memset') THEN 'mem' ELSE 'compute' END AS cls
-  FROM device_timeline
+  SELECT d.trace_id, d.rank, d.device_id, d.step, d.ts_ns AS s, d.ts_ns + d.dur_ns AS e,
+         CASE WHEN d.kind IN ('memcpy', 'memset') THEN 'mem' WHEN d.kind = 'comm' OR c.slice_id IS NOT NULL THEN 'comm'
+              ELSE 'compute' END AS cls
+  FROM device_timeline d
+  LEFT JOIN named_comm c ON c.trace_id = d.trace_id AND c.slice_id = d.slice_id
+),
+devices AS (
+  SELECT trace_id, rank, device_id, min(s) AS start_ns, max(e) AS end_ns, max(e) FILTER (WHERE step IS NOT NULL)
+         AS stepped_end_ns
+  FROM tasks GROUP BY ALL
+),
+windows AS (
+  -- each step's device window: its first task's start up to the next window's start; the last ends with the
+  -- last task of any step. `seq` orders windows that start at the same time.
+  SELECT w.*, coalesce(lead(w.start_ns) OVER o, d.stepped_end_ns) AS end_ns, row_number() OVER o AS seq
+  FROM (SELECT trace_id, rank, device_id, step, min(s) AS start_ns FROM tasks WHERE step IS NOT NULL GROUP BY ALL) w
+  JOIN devices d USING (trace_id, rank, device_id)
+  WINDOW o AS (PARTITION BY w.trace_id, w.rank, w.device_id ORDER BY w.start_ns, w.step)
 ),
 edges AS (
-  SELECT trace_id, rank, device_id, step, s AS t, (cls = 'compute')::INT AS dc, (cls = 'comm')::INT AS dm,
-         (cls = 'mem')::INT AS dy
+  -- task starts and ends, plus markers: a window's start opens it, the last window's end (and the device's first
+  -- task) open 'outside steps'; wseq orders markers at the same time (the closing 'outside' after any window). A marker carries {'step': ...}; an edge carries NULL and takes the last marker.
+  SELECT trace_id, rank, device_id, s AS t, 1 AS seq, (cls = 'compute')::INT AS dc, (cls = 'comm')::INT AS dm,
+         (cls = 'mem')::INT AS dy, NULL AS marker, 0 AS wseq
   FROM tasks
   UNION ALL
-  SELECT trace_id, rank, device_id, step, e AS t, -(cls = 'compute')::INT, -(cls = 'comm')::INT, -(cls = 'mem')::INT
+  SELECT trace_id, rank, device_id, e, 1, -(cls = 'compute')::INT, -(cls = 'comm')::INT, -(cls = 'mem')::INT, NULL, 0
   FROM tasks
+  UNION ALL
+  SELECT trace_id, rank, device_id, start_ns, 0, 0, 0, 0, {'step': step}, seq FROM windows
+  UNION ALL
+  SELECT trace_id, rank, device_id, stepped_end_ns, 0, 0, 0, 0, {'step': NULL}, 9223372036854775807 FROM devices
+  WHERE stepped_end_ns IS NOT NULL
+  UNION ALL
+  SELECT trace_id, rank, device_id, start_ns, -1, 0, 0, 0, {'step': NULL}, 0 FROM devices
 ),
 segments AS (
-  -- Every task adds and removes itself within its (trace, rank, device, step) group, so the running
-  -- sums in one global order are the running sums of the group: no window partitions needed.
-  -- The last row of a group has every count at zero, so its length (to the next group) is never summed.
-  -- Edges at the same time need no merging: all but the last of them get a length of zero.
-  SELECT *,
+  -- One global order: every task adds and removes itself within its (trace, rank, device), so the running sums
+  -- are those of the device, and each device's rows start with its own 'outside' marker. The last row of a
+  -- device has every count at zero, so its length (to the next device) is never summed in the FILTERs below.
+  -- Markers sort before edges at the same time, windows by their seq; of rows at the same time all but the
+  -- last get a length of zero.
+  SELECT trace_id, rank, device_id, t,
+         last_value(marker IGNORE NULLS) OVER w AS win,
          sum(dc) OVER w AS active_compute, sum(dm) OVER w AS active_comm, sum(dy) OVER w AS active_mem,
          lead(t) OVER w - t AS len
   FROM edges
-  WINDOW w AS (ORDER BY trace_id, rank, device_id, step, t ROWS UNBOUNDED PRECEDING)
+  WINDOW w AS (ORDER BY trace_id, rank, device_id, t, seq, wseq ROWS UNBOUNDED PRECEDING)
 ),
-kernel_spans AS (
-  SELECT trace_id, rank, device_id, step, max(e) - min(s) AS kernel_span_ns
-  FROM tasks WHERE cls <> 'mem' GROUP BY ALL
-),
-breakdown AS (
-  SELECT trace_id, rank, device_id, step,
-         max(t) - min(t) AS span_ns,
+parts AS (
+  SELECT trace_id, rank, device_id, win.step AS step,
+         CASE WHEN win.step IS NULL THEN 'outside steps' ELSE 'step' END AS scope,
          CAST(coalesce(sum(len) FILTER (WHERE active_compute > 0), 0) AS BIGINT) AS compute_ns,
          CAST(coalesce(sum(len) FILTER (WHERE active_comm > 0), 0) AS BIGINT) AS comm_ns,
          CAST(coalesce(sum(len) FILTER (WHERE active_comm > 0 AND active_compute = 0), 0) AS BIGINT)
@@ -47,16 +80,48 @@ breakdown AS (
          CAST(coalesce(sum(len) FILTER (WHERE active_comm > 0 AND active_compute > 0), 0) AS BIGINT) AS overlapped_ns,
          CAST(coalesce(sum(len) FILTER (WHERE active_mem > 0 AND active_compute = 0 AND active_comm = 0), 0) AS BIGINT)
            AS memcpy_ns,
-         max(t) - min(t)
-           - CAST(coalesce(sum(len) FILTER (WHERE active_mem <> 0 OR active_compute <> 0 OR active_comm <> 0), 0)
-                  AS BIGINT) AS idle_ns
+         CAST(coalesce(sum(len) FILTER (WHERE active_mem > 0 OR active_compute > 0 OR active_comm > 0), 0) AS BIGINT)
+           AS busy_ns,
+         min(t) FILTER (WHERE active_compute > 0 OR active_comm > 0) AS kernel_start_ns,
+         max(t + len) FILTER (WHERE active_compute > 0 OR active_comm > 0) AS kernel_end_ns
   FROM segments GROUP BY ALL
+),
+spans AS (
+  SELECT p.*, CAST(CASE WHEN p.scope = 'step' THEN w.end_ns - w.start_ns
+                   ELSE d.end_ns - d.start_ns
+                        - coalesce((SELECT sum(x.end_ns - x.start_ns) FROM windows x WHERE x.trace_id = p.trace_id
+                                      AND x.rank IS NOT DISTINCT FROM p.rank
+                                      AND x.device_id IS NOT DISTINCT FROM p.device_id), 0) END AS BIGINT) AS span_ns
+  FROM parts p
+  JOIN devices d ON d.trace_id = p.trace_id AND d.rank IS NOT DISTINCT FROM p.rank
+    AND d.device_id IS NOT DISTINCT FROM p.device_id
+  LEFT JOIN windows w ON w.trace_id = p.trace_id AND w.rank IS NOT DISTINCT FROM p.rank
+    AND w.device_id IS NOT DISTINCT FROM p.device_id AND w.step = p.step
+),
+device_rows AS (
+  -- the whole device: the sums of its step and outside rows (they tile the device span)
+  SELECT trace_id, rank, device_id, NULL::BIGINT AS step, 'device' AS scope,
+         CAST(sum(compute_ns) AS BIGINT) AS compute_ns, CAST(sum(comm_ns) AS BIGINT) AS comm_ns,
+         CAST(sum(comm_not_overlapped_ns) AS BIGINT) AS comm_not_overlapped_ns,
+         CAST(sum(overlapped_ns) AS BIGINT) AS overlapped_ns, CAST(sum(memcpy_ns) AS BIGINT) AS memcpy_ns,
+         CAST(sum(busy_ns) AS BIGINT) AS busy_ns, min(kernel_start_ns) AS kernel_start_ns,
+         max(kernel_end_ns) AS kernel_end_ns, CAST(sum(span_ns) AS BIGINT) AS span_ns
+  FROM spans GROUP BY ALL
+),
+all_rows AS (
+  -- a device without steps has only its device row
+  SELECT s.* FROM spans s WHERE s.scope = 'step' OR (s.span_ns > 0 AND EXISTS (
+    SELECT 1 FROM windows x WHERE x.trace_id = s.trace_id AND x.rank IS NOT DISTINCT FROM s.rank
+      AND x.device_id IS NOT DISTINCT FROM s.device_id))
+  UNION ALL BY NAME
+  SELECT * FROM device_rows
 )
-SELECT b.*,
-       k.kernel_span_ns - b.compute_ns - b.comm_not_overlapped_ns AS free_ns,
-       100.0 * b.idle_ns / nullif(b.span_ns, 0) AS idle_pct,
-       100.0 * b.comm_not_overlapped_ns / nullif(b.span_ns, 0) AS comm_not_overlapped_pct
-FROM breakdown b
-LEFT JOIN kernel_spans k ON k.trace_id = b.trace_id AND k.device_id IS NOT DISTINCT FROM b.device_id
-  AND k.step IS NOT DISTINCT FROM b.step
-ORDER BY b.trace_id, b.rank, b.device_id, b.step NULLS LAST
+SELECT r.trace_id, r.rank, r.device_id, r.step, r.scope, r.span_ns, r.compute_ns, r.comm_ns, r.comm_not_overlapped_ns,
+       r.overlapped_ns, r.memcpy_ns, r.span_ns - r.busy_ns AS idle_ns,
+       coalesce(r.kernel_end_ns - r.kernel_start_ns, 0) - r.compute_ns - r.comm_not_overlapped_ns AS free_ns,
+       100.0 * (r.span_ns - r.busy_ns) / nullif(r.span_ns, 0) AS idle_pct,
+       100.0 * r.comm_not_overlapped_ns / nullif(r.span_ns, 0) AS comm_not_overlapped_pct,
+       (SELECT count(*) FROM windows x WHERE x.trace_id = r.trace_id AND x.rank IS NOT DISTINCT FROM r.rank
+          AND x.device_id IS NOT DISTINCT FROM r.device_id) AS steps
+FROM all_rows r
+ORDER BY r.trace_id, r.rank, r.device_id, r.scope = 'device', r.step NULLS LAST

@@ -3,7 +3,7 @@
 -- units: share_pct=% of device task time
 -- order: total_ns desc
 -- empty: no format or dtype conversion tasks (or not an Ascend trace)
--- finding: share_pct >= 5 => warning: rank {rank}: {conversion} conversions ({op_type}) take {share_pct:.1f}% of device task time ({calls} calls, {total_ns} ns): keep tensors in the format and dtype the next operator expects
+-- finding: share_pct >= 5 => warning: rank {rank}: {conversion} conversions ({op_type}) take {share_pct:.1f}% of device task time ({calls} calls, {total_ns:ns}): keep tensors in the format and dtype the next operator expects
 -- finding: share_pct >= 1 AND share_pct < 5 => info: rank {rank}: {conversion} conversions ({op_type}) take {share_pct:.1f}% of device task time ({calls} calls)
 WITH npu_tasks AS (
   SELECT d.trace_id, d.rank, d.device_id, d.step, d.name, d.dur_ns, coalesce(n.op_type, d.name) AS op_type,

@@ -7,7 +7,7 @@
 -- param: max_gap_ns BIGINT 50000 Largest gap between two tasks of one run
 -- param: min_run INTEGER 3 Fewest tasks in a run
 -- param: top INTEGER 20 Groups to keep per trace
--- finding: saved_pct_of_span >= 1 => info: rank {rank} device {device_id}: {runs} runs of {tasks_per_run:.1f} short kernels from {ops} ({code_path}) spend {gap_ns} ns idle and {launch_ns} ns launching around {work_ns} ns of work; fusing them would save about {est_saved_ns} ns ({saved_pct_of_span:.1f}% of the device span)
+-- finding: saved_pct_of_span >= 1 => info: rank {rank} device {device_id}: {runs} runs of {tasks_per_run:.1f} short kernels from {ops} ({code_path}) spend {gap_ns:ns} idle and {launch_ns:ns} launching around {work_ns:ns} of work; fusing them would save about {est_saved_ns:ns} ({saved_pct_of_span:.1f}% of the device span)
 WITH
 -- @include _launches.sql
 ,

@@ -4,7 +4,7 @@
 -- order: level asc, total_ns desc
 -- empty: no device tasks and no framework operators
 -- param: top INTEGER 25 Rows to keep per trace and level
--- finding: level = 'device' AND share_pct >= 30 => warning: {name} takes {share_pct:.1f}% of device busy time on rank {rank} ({calls} calls, mean {mean_ns:.0f} ns)
+-- finding: level = 'device' AND share_pct >= 30 => warning: {name} takes {share_pct:.1f}% of device busy time on rank {rank} ({calls} calls, mean {mean_ns:ns})
 WITH device AS (
   SELECT trace_id, rank, 'device' AS level, kind, coalesce(core, '') AS core, name, dur_ns AS t
   FROM device_tasks

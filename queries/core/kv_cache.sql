@@ -6,8 +6,8 @@
 -- order: allocated_peak desc
 -- evidence: memory_events, kv_bytes_per_token, kv_footprint_bytes, kv_new_bytes
 -- empty: no allocator events and no attention kernels with KV-cache shapes (e.g. a training trace without memory profiling)
--- finding: peak_kv_step AND preallocated => info: rank {rank}: KV cache is pre-allocated (allocated memory flat around {allocated_end} bytes); from shapes the KV in use peaks at {kv_footprint_bytes} bytes[ in step {step}] ({context_len} tokens x {kv_bytes_per_token} bytes per token)
--- finding: peak_kv_step AND NOT coalesce(preallocated, false) AND kv_footprint_bytes IS NOT NULL => info: rank {rank}: KV cache peaks at {kv_footprint_bytes} bytes[ in step {step}] ({context_len} tokens x {kv_bytes_per_token} bytes per token, {layers} layers)
+-- finding: peak_kv_step AND preallocated => info: rank {rank}: KV cache is pre-allocated (allocated memory flat around {allocated_end:bytes}); from shapes the KV in use peaks at {kv_footprint_bytes:bytes}[ in step {step}] ({context_len} tokens x {kv_bytes_per_token} bytes per token)
+-- finding: peak_kv_step AND NOT coalesce(preallocated, false) AND kv_footprint_bytes IS NOT NULL => info: rank {rank}: KV cache peaks at {kv_footprint_bytes:bytes}[ in step {step}] ({context_len} tokens x {kv_bytes_per_token} bytes per token, {layers} layers)
 -- finding: reserved_peak_pct_of_hbm >= 95 => warning: rank {rank}[ step {step}]: reserved device memory reaches {reserved_peak_pct_of_hbm:.1f}% of HBM
 WITH RECURSIVE
 -- @include _step_model.sql

@@ -14,5 +14,6 @@ SELECT trace_id, rank, device_type, device_id, min(ts_ns) AS ts_ns,
        max(total_allocated) AS total_allocated, max(total_reserved) AS total_reserved
 FROM m
 GROUP BY trace_id, rank, device_type, device_id,
-         CAST(floor((ts_ns - t0) * $max_points / greatest(t1 - t0, 1)) AS BIGINT)
+         -- in HUGEINT: (ts_ns - t0) * max_points overflows BIGINT once a device's events span 71 days
+         (CAST(ts_ns AS HUGEINT) - t0) * $max_points // greatest(CAST(t1 AS HUGEINT) - t0, 1)
 ORDER BY trace_id, device_type, device_id, ts_ns

@@ -7,9 +7,9 @@
 -- param: min_count INTEGER 3 Compare only within groups of at least this many members
 -- param: min_excess_ns BIGINT 10000 Ignore task and op spikes that exceed their median by less than this
 -- param: top INTEGER 50 Rows to keep per trace and level
--- finding: level = 'step' => warning: rank {rank} step {step} ({phase}) took {dur_ns} ns, {ratio:.1f}x the median of its phase ({median_ns:.0f} ns)[; largest device gap {gap_ns} ns][; grew most: {grown_ops}]
--- finding: level = 'device' AND dur_ns - median_ns >= 1000000 => info: rank {rank}[ step {step}]: {name}[ (launched by {op})] took {dur_ns} ns, {ratio:.1f}x its median of {median_ns:.0f} ns
--- finding: level = 'host' AND dur_ns - median_ns >= 1000000 => info: rank {rank}[ step {step}]: host op {name} took {dur_ns} ns, {ratio:.1f}x its median of {median_ns:.0f} ns with the same input shapes
+-- finding: level = 'step' => warning: rank {rank} step {step} ({phase}) took {dur_ns:ns}, {ratio:.1f}x the median of its phase ({median_ns:ns})[; largest device gap {gap_ns:ns}][; grew most: {grown_ops}]
+-- finding: level = 'device' AND dur_ns - median_ns >= 1000000 => info: rank {rank}[ step {step}]: {name}[ (launched by {op})] took {dur_ns:ns}, {ratio:.1f}x its median of {median_ns:ns}
+-- finding: level = 'host' AND dur_ns - median_ns >= 1000000 => info: rank {rank}[ step {step}]: host op {name} took {dur_ns:ns}, {ratio:.1f}x its median of {median_ns:ns} with the same input shapes
 WITH RECURSIVE
 -- @include _step_model.sql
 ,

@@ -12,9 +12,10 @@ The one group is the world, so its local ranks are the global ones.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from typing import Any
+
+from traceview.parsers.collectives import hccl_group_hash
 
 from .ascend_csv import KERNEL_HEADER, NA, STEP_TRACE_HEADER, UINT32_MAX, _csv, us
 from .cluster import ClusterRun, Collective, RankStep, Task
@@ -34,9 +35,13 @@ OP_TYPE = {"allreduce": "allReduce", "send": "send", "recv": "receive"}
 HOST_OP = {"gemm": "aten::mm", "elementwise": "aten::add_", "norm": "npu::npu_rms_norm"}
 
 
-def group_hash(name: str) -> str:
-    """A stable 64-bit HCCL group id, written in decimal as torch_npu does."""
-    return str(int(hashlib.sha256(f"{name}:hccl_world_group".encode()).hexdigest()[:16], 16))
+# The group's key in profiler_metadata.json's parallel_group_info; communication.json names it by its hash.
+GROUP_KEY = "group_name_0"
+
+
+def group_hash(name: str = GROUP_KEY) -> str:
+    """The HCCL group id torch_npu writes after `@` for a group name (the profiler's own hash of the name)."""
+    return hccl_group_hash(name)
 
 
 def format_pid(pid: int, process: str) -> int:
@@ -49,7 +54,7 @@ def process_pid(rank: int) -> int:
 
 def op_name(run: ClusterRun, task: Task) -> str:
     """`hcom_{type}__{last 3 digits of the group}_{index in the group}_1`."""
-    gh = group_hash(run.spec.name)
+    gh = group_hash()
     return f"hcom_{OP_TYPE[_role(task)]}__{gh[-3:]}_{task.index}_1"
 
 
@@ -69,7 +74,7 @@ class _Rank:
         self.spec = run.spec
         self.rank = rank
         self.steps: list[RankStep] = run.steps[rank]
-        self.gh = group_hash(run.spec.name)
+        self.gh = group_hash()
         self.pid = process_pid(rank)
         self.hw = format_pid(self.pid, "Ascend Hardware")
         self.hccl = format_pid(self.pid, "HCCL")
@@ -442,7 +447,7 @@ class _Rank:
             "distributed_args": {"data_parallel_size": n, "rank": self.rank, "world_size": n},
             "ENV_VARIABLES": {"ASCEND_GLOBAL_LOG_LEVEL": "3", "HCCL_ALGO": ""},
             "parallel_group_info": {
-                "group_name_0": {"group_name": "default_group", "group_rank": self.rank, "global_ranks": list(range(n))}
+                GROUP_KEY: {"group_name": "default_group", "group_rank": self.rank, "global_ranks": list(range(n))}
             },
         }
         return json.dumps(meta)

@@ -73,7 +73,7 @@ def build_truth(run: ClusterRun, files: list[str]) -> dict[str, Any]:
             "trace_end_ns": run.abs_ns(run.end),
         },
         "world_size": spec.ranks,
-        "process_group": {"name": "0", "ranks": "all", "ascend_group": group_hash(spec.name)},
+        "process_group": {"name": "0", "ranks": "all", "ascend_group": group_hash()},
         "straggler": {
             "rank": spec.straggler_rank,
             "steps": [

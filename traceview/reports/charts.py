@@ -32,15 +32,28 @@ def _layout(fig: go.Figure, title: str, x: str, y: str) -> go.Figure:
     return fig
 
 
-def _breakdown_label(rank: int | None, device_id: int | None, step: int | None) -> str:
+def _breakdown_label(rank: int | None, device_id: int | None, step: int | None, scope: str) -> str:
     rank_text = "unknown rank" if rank is None else f"r{rank}"
     device_text = "unknown device" if device_id is None else f"d{device_id}"
-    return f"{rank_text} {device_text} " + ("no step" if step is None else f"step {step}")
+    if scope == "device":
+        return f"{rank_text} {device_text}"
+    return f"{rank_text} {device_text} " + ("outside steps" if step is None else f"step {step}")
 
 
 def busy_breakdown(frame: pl.DataFrame) -> go.Figure:
-    """Stacked bars: per rank, device and step, where the device span went."""
-    labels = [_breakdown_label(*row) for row in frame.select("rank", "device_id", "step").iter_rows()]
+    """Stacked bars: per rank, device and step window (and the time outside them), where the device span went.
+
+    A whole-device row (scope 'device') is the sum of its device's other rows, so it is shown only for a device
+    that has no others (no steps).
+    """
+    if "scope" not in frame.columns:
+        frame = frame.with_columns(pl.lit("step").alias("scope"))
+    keys = [key for key in ("trace_id", "rank", "device_id") if key in frame.columns]
+    parts = frame.group_by(keys).agg((pl.col("scope") != "device").any().alias("has_parts"))
+    frame = frame.join(parts, on=keys, how="left", nulls_equal=True).filter(
+        (pl.col("scope") != "device") | ~pl.col("has_parts")
+    )
+    labels = [_breakdown_label(*row) for row in frame.select("rank", "device_id", "step", "scope").iter_rows()]
     fig = go.Figure()
     for column, name, color in BREAKDOWN_PARTS:
         fig.add_bar(x=labels, y=[v / 1e6 for v in frame[column].to_list()], name=name, marker_color=color)

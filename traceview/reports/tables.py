@@ -10,7 +10,6 @@ name kept for the HTML title), columns with no value left out. The JSON report k
 from __future__ import annotations
 
 import math
-import statistics
 from dataclasses import dataclass, field
 
 import polars as pl
@@ -18,14 +17,9 @@ import polars as pl
 from traceview.packs import Presentation, Unit
 from traceview.reports.names import shorten_names
 from traceview.sandbox import QueryResult
+from traceview.units import column_scale, is_number, readable_number
 
 NO_ROWS = "no rows"
-# unit -> (factor, label) from small to large: a column takes the largest factor not above its median value
-SCALES: dict[str, tuple[tuple[float, str], ...]] = {
-    "ns": ((1, "ns"), (1e3, "µs"), (1e6, "ms"), (1e9, "s")),
-    "bytes": ((1, "B"), (1e3, "kB"), (1e6, "MB"), (1e9, "GB"), (1e12, "TB")),
-    "B/s": ((1, "B/s"), (1e3, "kB/s"), (1e6, "MB/s"), (1e9, "GB/s"), (1e12, "TB/s")),
-}
 SUFFIXES = ("_bytes_per_s", "_ns", "_pct")  # dropped from a column's label, which shows the unit instead
 LIST_ITEMS_SHOWN = 3  # items of a list cell shown before "+N more"
 
@@ -151,13 +145,13 @@ def _column(
         hint += " (shown from the start of the trace)"
     kind = unit.unit if unit is not None else ""
     if kind in ("ns", "ts", "bytes", "B/s"):
-        factor, label = _scale(SCALES["ns" if kind == "ts" else kind], values)
+        factor, label = column_scale("ns" if kind == "ts" else kind, values)
         suffix = f"{label} from start" if kind == "ts" else label
         column = Column(name, f"{_label_base(name)} ({suffix})", hint, numeric=True)
-        return column, [Cell(_number(v / factor) if _is_number(v) else _plain(v)) for v in values]
+        return column, [Cell(readable_number(v / factor) if is_number(v) else _plain(v)) for v in values]
     if kind == "%":
         return Column(name, f"{_label_base(name)} %", hint, numeric=True), [
-            Cell(_number(v) if _is_number(v) else _plain(v)) for v in values
+            Cell(readable_number(v) if is_number(v) else _plain(v)) for v in values
         ]
     if any(isinstance(v, list) for v in values):
         return Column(name, _label_base(name), hint), [_list_cell(v, name_width) for v in values]
@@ -166,35 +160,8 @@ def _column(
         return Column(name, _label_base(name), hint), [
             Cell(short[v], v if short[v] != v else "") if isinstance(v, str) else Cell(_plain(v)) for v in values
         ]
-    numeric = all(v is None or _is_number(v) for v in values)
+    numeric = all(v is None or is_number(v) for v in values)
     return Column(name, _label_base(name), hint, numeric=numeric), [Cell(_plain(v)) for v in values]
-
-
-def _is_number(value: object) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
-
-
-def _scale(scales: tuple[tuple[float, str], ...], values: list) -> tuple[float, str]:
-    """The unit for a column: the largest not above the median of its non-zero magnitudes."""
-    magnitudes = [abs(v) for v in values if _is_number(v) and v != 0]
-    if not magnitudes:
-        return scales[0]
-    median = statistics.median(magnitudes)
-    return [scale for scale in scales if scale[0] <= median][-1] if median >= scales[0][0] else scales[0]
-
-
-def _number(value: float) -> str:
-    """A number for reading: thousands separated from 100 up, one decimal from 10, two below; no exponent."""
-    magnitude = abs(value)
-    if magnitude == 0:
-        return "0"
-    if magnitude >= 100:
-        return f"{value:,.0f}"
-    if magnitude >= 10:
-        return f"{value:.1f}"
-    if magnitude >= 0.01:
-        return f"{value:.2f}"
-    return "<0.01" if value > 0 else "-<0.01"
 
 
 def _plain(value: object) -> str:
@@ -203,7 +170,7 @@ def _plain(value: object) -> str:
     if isinstance(value, bool):
         return "yes" if value else "no"
     if isinstance(value, float):
-        return _number(value) if math.isfinite(value) else str(value)
+        return readable_number(value) if math.isfinite(value) else str(value)
     return str(value)
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import cache
+
 import numpy as np
 import polars as pl
 
@@ -10,25 +12,11 @@ from traceview.analysis.diff.sides import Side, one_row
 from traceview.analysis.diff.stats import median_ci, pct_change
 from traceview.analysis.families import family_ctes
 from traceview.errors import UserError
-from traceview.packs import Pack, find_pack
+from traceview.packs import Pack, find_pack, fragment_sql
 from traceview.sandbox import run_query
 
-# per step: one value each, compared by their medians with a bootstrap interval
-STEP_METRICS = {
-    "step_time": "SELECT step, dur_ns FROM slices WHERE kind = 'step'",
-    "device_busy": "SELECT step, sum(dur_ns) FROM device_tasks WHERE step IS NOT NULL GROUP BY step",
-    # launch to start, counted only where the stream was idle at launch (no queueing behind earlier work)
-    "launch_latency": (
-        "WITH d AS (SELECT trace_id, step, ts_ns, correlation, kind, max(ts_ns + dur_ns) OVER (PARTITION BY trace_id, "
-        "device_id, stream ORDER BY ts_ns ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS prev_end "
-        "FROM device_tasks) "
-        "SELECT d.step, median(d.ts_ns - r.ts_ns) FROM d JOIN "
-        "(SELECT trace_id, correlation, min(ts_ns) AS ts_ns FROM slices WHERE kind = 'runtime' "
-        " AND correlation IS NOT NULL GROUP BY ALL) r ON r.trace_id = d.trace_id AND r.correlation = d.correlation "
-        "WHERE d.step IS NOT NULL AND d.ts_ns >= r.ts_ns AND d.kind = 'kernel' "
-        "AND (d.prev_end IS NULL OR d.prev_end <= r.ts_ns) GROUP BY d.step"
-    ),
-}
+# per step: one value each, compared by their medians with a bootstrap interval (SQL in `step_metric_sql`)
+STEP_METRICS = ("step_time", "device_busy", "launch_latency")
 # one value per trace, no interval
 TRACE_METRIC_UNITS = {
     "idle_pct": "%",
@@ -38,6 +26,26 @@ TRACE_METRIC_UNITS = {
     "decode_bandwidth_bytes_per_s": "bytes/s",
 }
 SUMMARY_METRICS = (*STEP_METRICS, *TRACE_METRIC_UNITS)
+
+
+@cache
+def step_metric_sql(name: str) -> str:
+    """The SQL of a per-step metric: rows (step, value). device_busy: per step, the busy time of its device window
+    (busy_breakdown's step rows, summed over devices: the union of the task intervals, not their sum);
+    launch_latency: per step, the median launch latency of its kernels launched onto an idle stream (the core pack's
+    _launch_delays.sql, as `analyze`'s launch_latency measures it per device and kind)."""
+    pack = find_pack("core")
+    if name == "step_time":
+        return "SELECT step, dur_ns FROM slices WHERE kind = 'step'"
+    if name == "device_busy":
+        breakdown = pack.query("busy_breakdown").sql
+        return f"SELECT step, sum(span_ns - idle_ns) FROM ({breakdown}) WHERE scope = 'step' GROUP BY step"
+    if name == "launch_latency":
+        ctes = ", ".join(fragment_sql(pack, f) for f in ("_device_timeline.sql", "_launches.sql", "_launch_delays.sql"))
+        return (f"WITH {ctes} SELECT step, median(delay_ns) FROM launch_delays "
+                "WHERE step IS NOT NULL AND NOT queued AND kind = 'kernel' GROUP BY step")
+    raise ValueError(f"no step metric {name!r}")
+
 
 # union of device task intervals per device against the device's active span (one pass, no per-step model)
 _BUSY_SQL = """
@@ -55,7 +63,8 @@ _BUSY_SQL = """
 def summary_metrics(base: Side, test: Side, min_effect: float, resamples: int, seed: int) -> dict[str, SummaryMetric]:
     """Each metric measured on at least one side (per-step ones on both), in SUMMARY_METRICS order."""
     out: dict[str, SummaryMetric] = {}
-    for name, sql in STEP_METRICS.items():
+    for name in STEP_METRICS:
+        sql = step_metric_sql(name)
         b, t = _per_step(base, sql), _per_step(test, sql)
         if not b or not t:
             continue
