@@ -1,6 +1,6 @@
 -- Shared by slow_rank and comm_overlap: per trace, rank and step, the device time of compute and communication
--- tasks, swept over task boundaries exactly as busy_breakdown does it (per device, then summed over the rank's
--- devices): comm_ns (communication running), hidden_ns (communication while compute runs), exposed_ns
+-- tasks, swept over task boundaries as busy_breakdown does it (per device and launching step, then summed over the
+-- rank's devices; busy_breakdown's step rows are device windows instead): comm_ns (communication running), hidden_ns (communication while compute runs), exposed_ns
 -- (communication while no compute runs) and compute_ns. It reads device_tasks, the tasks device_timeline
 -- (_device_timeline.sql, which busy_breakdown sweeps) is made of, with the same kind classes; the sweep needs
 -- none of device_timeline's ordering windows, which would cost the cluster command more than the rest. Empty

@@ -3,13 +3,11 @@
 -- order: lateness_ns desc
 -- empty: no collectives seen on two or more ranks (a single rank, or no NCCL/HCCL/gloo calls)
 -- param: min_lateness_ns BIGINT 100000 A collective whose last rank comes at least this late (ns) is a straggler
--- finding: straggler AND step_rank = 1 => warning: [step {step}: ]rank {last_rank} arrived last at {op} #{seq} ({name}), {lateness_ms:.3f} ms after the median of the other {others} ranks, who waited {wait_ms:.3f} ms in all
+-- finding: straggler AND step_rank = 1 => warning: [step {step}: ]rank {last_rank} arrived last at {op} #{seq} ({name}), {lateness_ns:ns} after the median of the other {others} ranks, who waited {wait_ns:ns} in all
 WITH
 -- @include _cluster_calls.sql
 SELECT * EXCLUDE (last_trace_id, transfer_ns),
        ranks - 1 AS others,
-       lateness_ns / 1e6 AS lateness_ms,
-       wait_ns / 1e6 AS wait_ms,
        coalesce(ranks >= 2 AND lateness_ns >= $min_lateness_ns, false) AS straggler,
        row_number() OVER (PARTITION BY step ORDER BY ranks >= 2 AND lateness_ns >= $min_lateness_ns DESC,
                           lateness_ns DESC NULLS LAST, "group", op, seq) AS step_rank

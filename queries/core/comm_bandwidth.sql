@@ -7,8 +7,8 @@
 -- param: large_bytes BIGINT 16777216 Messages of at least this many bytes should come near the peak
 -- param: small_bytes BIGINT 1048576 Messages under this many bytes are checked for being bound by latency
 -- param: low_pct DOUBLE 25 Bus bandwidth under this percentage of the peak is far below it
--- finding: far_below_peak => warning: {op} of {bucket_label}: bus bandwidth {busbw_gbps:.1f} GB/s, {utilization_pct:.1f}% of the {peak_gbps:.0f} GB/s interconnect peak ({peak_source}) over {calls} calls
--- finding: latency_bound => info: {op} of {bucket_label}: bus bandwidth {busbw_gbps:.2f} GB/s, {utilization_pct:.1f}% of the {peak_gbps:.0f} GB/s interconnect peak over {calls} calls: bound by latency, batch or fuse these messages
+-- finding: far_below_peak => warning: {op} of {bucket_label}: bus bandwidth {busbw_bytes_per_s:B/s}, {utilization_pct:.1f}% of the {peak_bytes_per_s:B/s} interconnect peak ({peak_source}) over {calls} calls
+-- finding: latency_bound => info: {op} of {bucket_label}: bus bandwidth {busbw_bytes_per_s:B/s}, {utilization_pct:.1f}% of the {peak_bytes_per_s:B/s} interconnect peak over {calls} calls: bound by latency, batch or fuse these messages
 WITH
 -- @include _cluster_calls.sql
 ,
@@ -46,8 +46,7 @@ SELECT b.op, b.bucket_bytes,
             WHEN b.bucket_bytes >= 512 THEN (2 * b.bucket_bytes // 1024) || ' KiB'
             ELSE 2 * b.bucket_bytes || ' B' END AS bucket_label,
        b.calls, b.bytes, b.transfer_ns, b.median_transfer_ns, b.min_ranks, b.max_ranks,
-       b.algbw_bytes_per_s, b.busbw_bytes_per_s, b.busbw_bytes_per_s / 1e9 AS busbw_gbps,
-       p.peak_bytes_per_s, p.peak_bytes_per_s / 1e9 AS peak_gbps, p.peak_source,
+       b.algbw_bytes_per_s, b.busbw_bytes_per_s, p.peak_bytes_per_s, p.peak_source,
        100.0 * b.busbw_bytes_per_s / p.peak_bytes_per_s AS utilization_pct,
        coalesce(b.bucket_bytes >= $large_bytes AND 100.0 * b.busbw_bytes_per_s / p.peak_bytes_per_s < $low_pct, false)
          AS far_below_peak,

@@ -1,5 +1,5 @@
 -- title: Communication overlap
--- description: Per rank and step: communication time on the device, the part hidden under compute and the exposed part (communication while no compute runs), from the same sweep over device task boundaries as busy_breakdown (its comm_ns, overlapped_ns and comm_not_overlapped_ns, added over the rank's devices). Device work outside any step is in the row whose step is null.
+-- description: Per rank and step: communication time on the device, the part hidden under compute and the exposed part (communication while no compute runs), from a sweep over device task boundaries as busy_breakdown's (comm_ns, overlapped_ns, comm_not_overlapped_ns, added over the rank's devices). A task counts in the step that launched it (busy_breakdown's step rows are device windows), so a rank's steps add up to busy_breakdown's whole-device row unless a task crosses steps; communication is the tasks of kind comm (busy_breakdown also counts kernels its family rules name comm). Device work outside any step is in the row whose step is null.
 -- units: hidden_pct=% of communication time, exposed_pct=% of communication time
 -- order: exposed_ns desc
 -- empty: fewer than two ranks (busy_breakdown has the same split for one), or no communication on a device (no NCCL/RCCL kernels or HCCL tasks; gloo runs on the host)

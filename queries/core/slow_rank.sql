@@ -5,7 +5,7 @@
 -- empty: fewer than two ranks with profiler steps
 -- param: slow_pct DOUBLE 5 A rank whose work or compute time exceeds the median rank's by more than this percentage is slow
 -- param: min_lateness_ns BIGINT 100000 A rank counts as last at a collective when it came at least this late (ns)
--- finding: slow => warning: rank {rank} is slow: {work_ms_per_step:.3f} ms of its own work per step (waits for other ranks excluded), {work_excess_pct:.1f}% above the median rank[, compute {compute_excess_pct:+.1f}%]; {cause} makes it slow; it arrived last at {times_last} collectives
+-- finding: slow => warning: rank {rank} is slow: {work_per_step_ns:ns} of its own work per step (waits for other ranks excluded), {work_excess_pct:.1f}% above the median rank[, compute {compute_excess_pct:+.1f}%]; {cause} makes it slow; it arrived last at {times_last} collectives
 WITH
 -- @include _rank_busy.sql
 ,
@@ -64,7 +64,7 @@ medians AS (
   FROM per_step
 )
 SELECT r.rank, r.steps, r.median_step_ns, r.step_ns, r.compute_ns, r.comm_ns, r.wait_ns, r.times_last, r.host_ns,
-       r.work_ns, r.work_per_step / 1e6 AS work_ms_per_step,
+       r.work_ns, CAST(r.work_per_step AS BIGINT) AS work_per_step_ns,
        100.0 * (r.work_per_step / nullif(m.work, 0) - 1) AS work_excess_pct,
        100.0 * (r.compute_per_step / nullif(m.compute, 0) - 1) AS compute_excess_pct,
        CASE greatest(r.compute_per_step - m.compute, r.host_per_step - m.host, r.comm_per_step - m.comm)

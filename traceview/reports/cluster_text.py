@@ -20,6 +20,10 @@ def _num(value: object, spec: str = ".1f") -> str:
     return "-" if not isinstance(value, int | float) else format(value, spec)
 
 
+def _gbps(bytes_per_s: object) -> float | None:
+    return bytes_per_s / 1e9 if isinstance(bytes_per_s, int | float) else None
+
+
 def _text(value: object) -> str:
     return "-" if value is None or value == "" else str(value)
 
@@ -67,8 +71,9 @@ def link_rows(result: ClusterResult) -> list[tuple[str, ...]]:
 def bandwidth_rows(result: ClusterResult) -> list[tuple[str, ...]]:
     """Bus bandwidth per op and message size."""
     return [
-        (r["op"], r["bucket_label"], _text(r["calls"]), _num((r["algbw_bytes_per_s"] or 0) / 1e9, ".2f"),
-         _num(r["busbw_gbps"], ".2f"), _num(r["peak_gbps"], ".0f"), _num(r["utilization_pct"]),
+        (r["op"], r["bucket_label"], _text(r["calls"]), _num(_gbps(r["algbw_bytes_per_s"]), ".2f"),
+         _num(_gbps(r["busbw_bytes_per_s"]), ".2f"), _num(_gbps(r["peak_bytes_per_s"]), ".0f"),
+         _num(r["utilization_pct"]),
          "far below peak" if r["far_below_peak"] else "latency-bound" if r["latency_bound"] else "")
         for r in result.results.get("comm_bandwidth", [])
     ]  # fmt: skip
