@@ -229,6 +229,22 @@ def test_overlap_consistent_with_busy_breakdown(name: str, stores: dict[str, Pat
     assert all(hidden + exposed == comm for comm, hidden, exposed in busy.values())
 
 
+@pytest.mark.parametrize("name", ["gpu", "ascend"])
+def test_overlap_rows_are_busy_breakdowns_step_rows(name: str, stores: dict[str, Path]) -> None:
+    """Row for row: a rank's step in comm_overlap is busy_breakdown's step window (one device per rank here)."""
+    report = run_packs([stores[name]])
+    overlap = {
+        (r["rank"], r["step"]): (r["comm_ns"], r["hidden_ns"], r["exposed_ns"])
+        for r in report.result("comm_overlap").frame.to_dicts()
+    }
+    busy = {
+        (r["rank"], r["step"]): (r["comm_ns"], r["overlapped_ns"], r["comm_not_overlapped_ns"])
+        for r in report.result("busy_breakdown").frame.to_dicts()
+        if r["scope"] != "device" and r["comm_ns"] > 0
+    }
+    assert overlap == busy and len(overlap) >= 8
+
+
 def test_analyze_runs_the_cluster_queries(stores: dict[str, Path]) -> None:
     report = run_packs([stores["ascend"]])
     assert all(report.result(name) is not None and report.result(name).error is None for name in CLUSTER_QUERIES)
