@@ -303,3 +303,24 @@ def test_cli_peak_link_bw_must_be_positive(stores: dict[str, Path]) -> None:
     result = runner.invoke(app, ["cluster", str(stores["gpu"]), "--peak-link-bw", "0"])
     assert result.exit_code == 2
     assert result.stderr == "Error: --peak-link-bw 0: must be a positive number of GB/s\n"
+
+
+def test_ingest_warnings_reach_every_cluster_output(tmp_path: Path) -> None:
+    """A rank dump that lacks its timeline: the partial-dump warning is in the terminal, JSON and HTML outputs."""
+    import shutil
+
+    dumps = sorted((ROOT / "sample_traces" / "cluster_ascend").glob("rank*_ascend_pt"))
+    for dump in dumps:
+        shutil.copytree(dump, tmp_path / dump.name)
+    (tmp_path / dumps[1].name / "ASCEND_PROFILER_OUTPUT" / "trace_view.json.gz").unlink()
+    targets = [str(tmp_path / d.name) for d in dumps]
+    expected = "rank 1: partial dump: trace_view.json not found"
+    text = runner.invoke(app, ["cluster", *targets, "--cache-dir", str(tmp_path / "cache")])
+    assert text.exit_code == 0, text.output
+    assert f"  partial: {expected}" in text.output.splitlines()
+    data = json.loads(runner.invoke(app, ["cluster", *targets, "--cache-dir", str(tmp_path / "cache"),
+                                          "--json", "-"]).output)
+    assert {"kind": "partial", "message": expected} in [{k: n[k] for k in ("kind", "message")}
+                                                        for n in data["data_quality"]]
+    page = runner.invoke(app, ["cluster", *targets, "--cache-dir", str(tmp_path / "cache"), "--html", "-"]).output
+    assert f'<span class="kind">partial</span> {expected}' in page

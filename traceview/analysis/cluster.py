@@ -14,7 +14,8 @@ from typing import Any, cast
 
 import polars as pl
 
-from traceview.analysis.report import BUILTIN_PACK, SEVERITY_ORDER, AnalysisReport
+from traceview.analysis.quality import QualityNote, data_quality
+from traceview.analysis.report import BUILTIN_PACK, SEVERITY_ORDER, AnalysisReport, trace_rows
 from traceview.engine import connect, resolve_store
 from traceview.errors import UserError
 from traceview.packs import Pack, find_pack
@@ -76,6 +77,7 @@ class ClusterResult:
     steps: list[dict]
     findings: list[dict] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    quality: list[QualityNote] = field(default_factory=list)
 
     @property
     def stragglers(self) -> list[dict]:
@@ -99,6 +101,7 @@ class ClusterResult:
         the bus bandwidth (`bandwidth`), the overlap (`overlap`) and `errors`."""
         return {
             "ranks": self.ranks,
+            "data_quality": [note.to_json() for note in self.quality],
             "collectives": self.calls.drop("trace_id").to_dicts(),
             "stragglers": [{k: r.get(k) for k in STRAGGLER_COLUMNS} for r in self.stragglers],
             "slow_ranks": self.slow_ranks,
@@ -139,7 +142,11 @@ def rank_count(stores: list[Path]) -> list[int]:
 
 
 def build(
-    stores: list[Path], ranks: list[int], results: list[QueryResult], calls: pl.DataFrame | None = None
+    stores: list[Path],
+    ranks: list[int],
+    results: list[QueryResult],
+    calls: pl.DataFrame | None = None,
+    quality: list[QualityNote] | None = None,
 ) -> ClusterResult:
     """The cluster view from the five analyses' RESULTS over STORES: adds the per-call rows (CALLS, when not
     given, computed) and the rank x step rows."""
@@ -147,6 +154,8 @@ def build(
     try:
         calls = _frame(con, CALLS_SQL) if calls is None else calls
         steps = _frame(con, STEPS_SQL)
+        if quality is None:
+            quality = data_quality(con, stores, trace_rows(con, stores))
     finally:
         con.close()
     chosen = [r for r in results if r.query.name in CLUSTER_QUERIES]
@@ -157,6 +166,7 @@ def build(
         steps=_steps(steps, calls),
         findings=_findings(chosen),
         errors=[r.error for r in chosen if r.error],
+        quality=quality,
     )
 
 
@@ -165,7 +175,7 @@ def from_report(report: AnalysisReport, stores: list[Path]) -> ClusterResult | N
     ranks = sorted({t["rank"] for t in report.traces if t.get("rank") is not None})
     if len(ranks) < MIN_RANKS:
         return None
-    return build(stores, ranks, report.results)
+    return build(stores, ranks, report.results, quality=report.quality)
 
 
 def cluster_pack() -> Pack:

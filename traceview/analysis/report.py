@@ -87,7 +87,7 @@ class AnalysisReport:
         }
 
 
-def _trace_rows(con, stores: list[Path]) -> list[dict]:
+def trace_rows(con, stores: list[Path]) -> list[dict]:
     hashes = {}
     for store in stores:
         for item in read_manifest(store).get("inputs", []):
@@ -161,7 +161,7 @@ def run_packs(
         overrides["peak_link_gbps"] = float(peak_link_gbps)
     con = sandboxed_connection(stores)
     try:
-        traces = _trace_rows(con, stores)
+        traces = trace_rows(con, stores)
         quality = data_quality(con, stores, traces)
         results: list[QueryResult] = []
         shared: list[SharedResult] = []

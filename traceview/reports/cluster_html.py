@@ -49,4 +49,4 @@ def cluster_view(result: ClusterResult, prefix: str = "cluster") -> ClusterView:
 
 def to_html(result: ClusterResult) -> str:
     """`traceview cluster --html`: the cluster view on a page of its own."""
-    return render("cluster.html.j2", title="traceview cluster", cluster=cluster_view(result))
+    return render("cluster.html.j2", title="traceview cluster", cluster=cluster_view(result), quality=result.quality)

@@ -102,6 +102,11 @@ def summary(result: ClusterResult, limit: int = ROWS) -> list[str]:
     """The terminal summary: ranks, findings, then each table (at most `limit` rows)."""
     ranks = result.ranks
     lines = [f"cluster: {len(ranks)} ranks ({ranks[0]}..{ranks[-1]}), {result.calls.height} collective calls"]
+    if result.quality:
+        lines.append(f"Data quality ({len(result.quality)})")
+        lines += [f"  {note.kind}: {note.message}" for note in result.quality]
+    else:
+        lines.append("Data quality: no ingest warnings")
     lines.append(f"Findings ({len(result.findings)})")
     lines += [f"  {f['severity']}: {f['query']}: {f['message']}" for f in result.findings[:limit]]
     if len(result.findings) > limit:
