@@ -187,3 +187,18 @@ def test_diff_uses_the_same_busy_and_launch_latency(lagging_trace: Path, tmp_pat
     summary = run_diff(store, store, by="kernel").summary
     assert summary["device_busy"]["base"] == 7000 * US
     assert summary["launch_latency"]["base"] == 500 * US
+
+
+def test_comm_overlap_is_busy_breakdowns_split_on_two_lagging_ranks(tmp_path: Path) -> None:
+    """comm_overlap (cluster view) reads busy_breakdown's step windows and family rules: step 1's DeepEP kernel runs
+    in step 2's window, so step 2 shows 6 ms of communication, 3 ms of it hidden under step 2's kernels."""
+    traces = [
+        write_kineto(tmp_path / f"rank{rank}.pt.trace.json", lagging_events(),
+                     header={"distributedInfo": {"rank": rank, "world_size": 2, "backend": "nccl"}})
+        for rank in (0, 1)
+    ]
+    result = run_analyze(traces, cache_dir=tmp_path / "cache")
+    assert result.errors == []
+    ms = 1000 * US
+    rows = frame(result, "comm_overlap").select("rank", "step", "comm_ns", "hidden_ns", "exposed_ns").rows()
+    assert sorted(rows) == [(r, s, *v) for r in (0, 1) for s, v in ((1, (ms, 0, ms)), (2, (6 * ms, 3 * ms, 3 * ms)))]

@@ -7,6 +7,7 @@ The library API (every import is deferred to the call, so `import traceview` sta
     flame = traceview.flame(["rank0.pt.trace.json.gz"], weight="device")
     points = traceview.throughput(["h200.pt.trace.json.gz"])
     change = traceview.diff(base, test, by="family")         # traceview.analysis.diff
+    view = traceview.cluster(["rank0.json.gz", "rank1.json.gz"])  # stragglers, slow ranks and links
 
 Each result has `.to_json()`, a JSON-able dict (write it with `traceview.jsonify.dumps`).
 """
@@ -19,13 +20,14 @@ from typing import TYPE_CHECKING, Any
 from traceview._version import __version__
 
 if TYPE_CHECKING:
+    from traceview.analysis.cluster import ClusterResult
     from traceview.analysis.diff import DiffReport
     from traceview.analysis.flame import FlameResult
     from traceview.analysis.report import AnalysisReport
     from traceview.analysis.throughput import Throughput
     from traceview.engine import Session
 
-__all__ = ["__version__", "analyze", "diff", "flame", "open", "throughput"]
+__all__ = ["__version__", "analyze", "cluster", "diff", "flame", "open", "throughput"]
 
 PathLike = str | Path
 
@@ -79,6 +81,16 @@ def throughput(
     from traceview.analysis.throughput import run_throughput
 
     return run_throughput([Path(t) for t in targets], device_cost, Path(cache_dir) if cache_dir else None, peak_bw_gbps)
+
+
+def cluster(
+    targets: list[PathLike], peak_link_gbps: float | None = None, cache_dir: PathLike | None = None
+) -> ClusterResult:
+    """The cluster view of TARGETS (two or more ranks): collectives aligned across ranks, stragglers, slow ranks,
+    slow links, bus bandwidth against the interconnect peak (PEAK_LINK_GBPS overrides the device table), overlap."""
+    from traceview.analysis.cluster import run_cluster
+
+    return run_cluster([Path(t) for t in targets], peak_link_gbps, Path(cache_dir) if cache_dir else None)
 
 
 def diff(

@@ -117,6 +117,23 @@ RayCpus = Annotated[
 ]
 
 
+def _positive_peak_link_bw(value: Optional[float]) -> Optional[float]:
+    """--peak-link-bw: a bandwidth must be a positive, finite number of GB/s."""
+    if value is not None and not (math.isfinite(value) and value > 0):
+        raise UserError(f"--peak-link-bw {value:g}: must be a positive number of GB/s")
+    return value
+
+
+PeakLinkBw = Annotated[
+    Optional[float],
+    typer.Option(
+        "--peak-link-bw",
+        help="Interconnect peak per direction in GB/s, for bus bandwidth (overrides the device table).",
+        callback=_positive_peak_link_bw,
+    ),
+]
+
+
 def _say(text: str, err: bool = False, nl: bool = True) -> None:
     """Print text that may come from a trace or an error: redacted and terminal-safe."""
     _say_data(redact_text(text), err=err, nl=nl)
@@ -250,6 +267,7 @@ def analyze(
         Optional[Path], typer.Option("--json", help="Write the findings and results as JSON ('-' = stdout).")
     ] = None,
     peak_bw: PeakBw = None,
+    peak_link_bw: PeakLinkBw = None,
     cache_dir: CacheDir = None,
     ray: RayFlag = False,
     ray_cpus: RayCpus = None,
@@ -267,6 +285,7 @@ def analyze(
     report = analyze_cmd.run(
         targets, pack, peak_bw, cache_dir, with_html=html_out is not None, strict=_debug_wanted(),
         ray=ray_requested(ray), ray_cpus=ray_cpus,
+        peak_link_bw=peak_link_bw,
     )  # fmt: skip
     _warn(analyze_cmd.warnings(report))
     if not (_to_stdout(json_out) or _to_stdout(html_out)):
@@ -359,6 +378,39 @@ def throughput(
         _write_output(html_out, throughput_cmd.html_text(data), "HTML")
     if not (_to_stdout(json_out) or _to_stdout(html_out)):
         for line in throughput_cmd.summary(data):
+            _say(line)
+
+
+@app.command()
+def cluster(
+    targets: Annotated[list[Path], typer.Argument(help="Trace files, dump directories or stores of 2 or more ranks.")],
+    html_out: Annotated[
+        Optional[Path],
+        typer.Option("--html", help="Write heatmaps, link matrices and stragglers as HTML ('-' = stdout)."),
+    ] = None,
+    json_out: Annotated[
+        Optional[Path], typer.Option("--json", help="Write the cluster view as JSON ('-' = stdout).")
+    ] = None,
+    peak_link_bw: PeakLinkBw = None,
+    cache_dir: CacheDir = None,
+) -> None:
+    """Cluster view: stragglers, slow ranks, slow links, bus bandwidth and overlap across ranks.
+
+    \b
+    Example:
+      traceview cluster rank*.pt.trace.json.gz --html cluster.html
+    """
+    from traceview.commands import cluster as cluster_cmd
+
+    _check_outputs(json_out, html_out)
+    result = cluster_cmd.run(targets, peak_link_bw, cache_dir)
+    _warn(cluster_cmd.warnings(result))
+    if json_out is not None:
+        _write_output(json_out, cluster_cmd.json_text(result), "JSON", is_json=True)
+    if html_out is not None:
+        _write_output(html_out, cluster_cmd.html_text(result), "HTML")
+    if not (_to_stdout(json_out) or _to_stdout(html_out)):
+        for line in cluster_cmd.summary(result):
             _say(line)
 
 

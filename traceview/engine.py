@@ -125,7 +125,7 @@ def connect(stores: Path | list[Path], trace_id: str | list[str] | None = None) 
         """
         CREATE VIEW trace_devices AS
         SELECT DISTINCT ON (t.trace_id) t.trace_id, t.rank, d.device_name, s.name AS spec, s.peak_bw_bytes_per_s,
-               s.peak_flops, s.source
+               s.peak_flops, s.source, s.link_name, s.link_transport, s.link_bw_bytes_per_s, s.link_source
         FROM traces t
         LEFT JOIN (SELECT trace_id, unnest(device_names) AS device_name FROM traces) d USING (trace_id)
         LEFT JOIN device_specs s ON d.device_name ILIKE s.pattern

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+from traceview.analysis import cluster as cluster_analysis
 from traceview.analysis import flame as flame_analysis
 from traceview.analysis import throughput as throughput_analysis
 from traceview.analysis.report import AnalysisReport, RankRunner, run_packs
@@ -19,6 +20,7 @@ __all__ = ["AnalysisReport", "run_analyze"]
 
 FLAME_SECTION = "flame chart"
 THROUGHPUT_SECTION = "throughput panels"
+CLUSTER_SECTION = "cluster view"
 
 
 def run_analyze(
@@ -30,15 +32,17 @@ def run_analyze(
     sections: bool = False,
     strict: bool = False,
     rank_runner: RankRunner | None = None,
+    peak_link_gbps: float | None = None,
 ) -> AnalysisReport:
     """Analyse TARGETS (trace files, dump directories or stores) with the built-in pack and EXTRA_PACKS.
 
     With `sections`, also the flame graph (device time where the traces have device tasks, else wall time)
-    and the throughput points; a section that fails is recorded in `unavailable` unless `strict`. With
-    `rank_runner` (`traceview.ray_engine.run_rank_queries`), the rank-scoped queries run through it.
+    and the throughput points, and for two or more ranks the cluster view; a section that fails is recorded in
+    `unavailable` unless `strict`. With `rank_runner` (`traceview.ray_engine.run_rank_queries`), the rank-scoped
+    queries run through it.
     """
     stores = [resolve_store(Path(target), Path(cache_dir) if cache_dir else None) for target in targets]
-    report = run_packs(stores, extra_packs, peak_bw_gbps, limit_s, rank_runner)
+    report = run_packs(stores, extra_packs, peak_bw_gbps, limit_s, rank_runner, peak_link_gbps)
     if sections:
         add_sections(report, stores, strict)
     return report
@@ -55,7 +59,7 @@ def report_flame(stores: list[Path]) -> flame_analysis.FlameResult:
 
 
 def add_sections(report: AnalysisReport, stores: list[Path], strict: bool = False) -> None:
-    """Compute the flame and throughput sections of `report` (over STORES) into it."""
+    """Compute the flame, throughput and (two or more ranks) cluster sections of `report` (over STORES) into it."""
 
     def flame() -> None:
         report.flame = report_flame(stores)
@@ -63,7 +67,10 @@ def add_sections(report: AnalysisReport, stores: list[Path], strict: bool = Fals
     def throughput() -> None:
         report.throughput = throughput_analysis.throughput_from_report(report, stores)
 
-    for name, compute in ((FLAME_SECTION, flame), (THROUGHPUT_SECTION, throughput)):
+    def cluster() -> None:
+        report.cluster = cluster_analysis.from_report(report, stores)
+
+    for name, compute in ((FLAME_SECTION, flame), (THROUGHPUT_SECTION, throughput), (CLUSTER_SECTION, cluster)):
         _section(report, name, compute, strict)
 
 

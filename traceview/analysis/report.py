@@ -24,6 +24,7 @@ from traceview.sandbox import (
 from traceview.store import read_manifest
 
 if TYPE_CHECKING:
+    from traceview.analysis.cluster import ClusterResult
     from traceview.analysis.flame import FlameResult
     from traceview.analysis.throughput import Throughput
 
@@ -49,6 +50,7 @@ class AnalysisReport:
     shared: list[SharedResult] = field(default_factory=list)  # relations each pack computed once
     flame: FlameResult | None = None
     throughput: Throughput | None = None
+    cluster: ClusterResult | None = None  # the cluster section: traces of two or more ranks, with the sections
     unavailable: dict[str, str] = field(default_factory=dict)
     quality: list[QualityNote] = field(default_factory=list)
 
@@ -85,7 +87,7 @@ class AnalysisReport:
         }
 
 
-def _trace_rows(con, stores: list[Path]) -> list[dict]:
+def trace_rows(con, stores: list[Path]) -> list[dict]:
     hashes = {}
     for store in stores:
         for item in read_manifest(store).get("inputs", []):
@@ -144,8 +146,10 @@ def run_packs(
     peak_bw_gbps: float | None = None,
     limit_s: float = DEFAULT_TIME_LIMIT_S,
     rank_runner: RankRunner | None = None,
+    peak_link_gbps: float | None = None,
 ) -> AnalysisReport:
-    """Run the built-in pack and EXTRA_PACKS over STORES (each query bounded by `limit_s`).
+    """Run the built-in pack and EXTRA_PACKS over STORES (each query bounded by `limit_s`); the peaks given
+    override the device table's (memory bandwidth, interconnect).
 
     With `rank_runner`, the queries of scope `rank` run through it, one trace at a time, and the others here.
     """
@@ -153,9 +157,11 @@ def run_packs(
     overrides: dict[str, object] = {}
     if peak_bw_gbps is not None:
         overrides["peak_bw_gbps"] = float(peak_bw_gbps)
+    if peak_link_gbps is not None:
+        overrides["peak_link_gbps"] = float(peak_link_gbps)
     con = sandboxed_connection(stores)
     try:
-        traces = _trace_rows(con, stores)
+        traces = trace_rows(con, stores)
         quality = data_quality(con, stores, traces)
         results: list[QueryResult] = []
         shared: list[SharedResult] = []

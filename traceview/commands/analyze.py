@@ -18,15 +18,25 @@ def run(
     strict: bool,
     ray: bool = False,
     ray_cpus: int | None = None,
+    peak_link_bw: float | None = None,
 ) -> AnalysisReport:
-    """Analyse TARGETS; the flame and throughput sections only for an HTML report (`strict`: they may raise);
-    with `ray`, the rank-scoped queries as Ray tasks."""
+    """Analyse TARGETS; the flame, throughput and cluster sections only for an HTML report (`strict`: they may
+    raise); with `ray`, the rank-scoped queries as Ray tasks."""
     rank_runner: RankRunner | None = None
     if ray:
         from traceview import ray_engine
 
         rank_runner = partial(ray_engine.run_rank_queries, num_cpus=ray_cpus)
-    return run_analyze(targets, packs, peak_bw, cache_dir, sections=with_html, strict=strict, rank_runner=rank_runner)
+    return run_analyze(
+        targets,
+        packs,
+        peak_bw,
+        cache_dir,
+        sections=with_html,
+        strict=strict,
+        rank_runner=rank_runner,
+        peak_link_gbps=peak_link_bw,
+    )
 
 
 def terminal_text(report: AnalysisReport, color: bool) -> str:

@@ -14,6 +14,7 @@ from typing import Any
 from traceview.analysis.flame import DEFAULT_MIN_SHARE, FlameResult, build_tree
 from traceview.analysis.report import AnalysisReport
 from traceview.reports import charts
+from traceview.reports.cluster_html import cluster_view
 from traceview.reports.finding_groups import group_findings
 from traceview.reports.tables import prepare, ranks_tell_traces_apart, trace_starts
 from traceview.reports.templating import render
@@ -135,6 +136,7 @@ def to_html(report: AnalysisReport) -> str:
         results=_result_sections(report),
         flame=flame_view(report.flame) if report.flame is not None else None,
         throughput=throughput_view(report.throughput.to_dict()) if report.throughput is not None else None,
+        cluster=cluster_view(report.cluster) if report.cluster is not None else None,
         unavailable=list(report.unavailable.values()),
     )
 
