@@ -192,12 +192,32 @@ def test_analyze_on_ray_gives_the_local_results(
     assert reports["ray"]["errors"] == reports["local"]["errors"] == []
 
 
+@pytest.mark.parametrize("sample", CLUSTERS)
+def test_cluster_on_ray_gives_the_local_json(
+    local_ray: object, sample: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`cluster --json` with and without --ray: the same document; the per-rank sweep ran on Ray in batches of two
+    ranks (the least: a batch of one rank has no cluster to sweep for)."""
+    store = ingest([SAMPLES / sample], tmp_path / "s.traceview").store
+    calls: list[int] = []
+    monkeypatch.setattr(ray_engine, "_parts_bytes", lambda store, ids: calls.append(len(ids)) or 0)
+    texts = {}
+    for name, extra in (("local", []), ("ray", ["--ray"])):
+        result = runner.invoke(app, ["cluster", str(store), "--json", str(tmp_path / f"{name}.json"), *extra])
+        assert result.exit_code == 0, result.output
+        texts[name] = (tmp_path / f"{name}.json").read_text()
+    assert calls == [2, 2]
+    assert json.loads(texts["ray"])["overlap"]
+    assert texts["ray"] == texts["local"]
+
+
 def test_rank_batches_keep_the_order_and_one_store_each() -> None:
     """Consecutive traces, about `tasks` batches, a new batch where the store changes."""
     a, b = Path("a"), Path("b")
     traces = [(a, "t0"), (a, "t1"), (a, "t2"), (b, "t3"), (a, "t4")]
     assert ray_engine.rank_batches(traces, 2) == [(a, ["t0", "t1", "t2"]), (b, ["t3"]), (a, ["t4"])]
     assert ray_engine.rank_batches(traces[:2], 8) == [(a, ["t0"]), (a, ["t1"])]
+    assert ray_engine.rank_batches(traces[:3], 8, min_size=2) == [(a, ["t0", "t1", "t2"])]
 
 
 def test_task_memory_follows_the_input_size(tmp_path: Path) -> None:

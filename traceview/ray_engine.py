@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
@@ -39,7 +40,7 @@ from traceview.store import Progress, Unit, failed_outcome, ingest_unit
 if TYPE_CHECKING:
     import pyarrow as pa
 
-    from traceview.packs import Query
+    from traceview.packs import Pack, Query
 
 MISSING_EXTRA = "--ray needs the ray extra: pip install 'traceview[ray]'"
 TASK_CPUS = 1
@@ -253,19 +254,79 @@ def run_rank_queries(
     return gathered
 
 
-def rank_batches(traces: list[tuple[Path, str]], tasks: int) -> list[tuple[Path, list[str]]]:
-    """The traces cut into about `tasks` batches of consecutive traces of one store each, in order."""
-    size = max(1, -(-len(traces) // max(1, tasks)))
+def rank_batches(traces: list[tuple[Path, str]], tasks: int, min_size: int = 1) -> list[tuple[Path, list[str]]]:
+    """The traces cut into about `tasks` batches of consecutive traces of one store each, in order; a last batch of
+    a store shorter than `min_size` joins the one before it."""
+    size = max(min_size, -(-len(traces) // max(1, tasks)))
     batches: list[tuple[Path, list[str]]] = []
     for store, trace_id in traces:
         if batches and batches[-1][0] == store and len(batches[-1][1]) < size:
             batches[-1][1].append(trace_id)
         else:
             batches.append((store, [trace_id]))
-    return batches
+    merged: list[tuple[Path, list[str]]] = []
+    for store, ids in batches:
+        if merged and merged[-1][0] == store and len(ids) < min_size:
+            merged[-1][1].extend(ids)
+        else:
+            merged.append((store, ids))
+    return merged
 
 
 def _parts_bytes(store: Path, trace_ids: list[str]) -> int:
     """The size of the traces' part files in the store."""
     names = {f"part-{trace_id}.parquet" for trace_id in trace_ids}
     return sum(p.stat().st_size for p in store.glob("*/part-*.parquet") if p.name in names)
+
+
+def _relations_task(store: str, trace_ids: list[str], pack: Pack, gathered: str, limit_s: float) -> RankRows:
+    """Build the pack's shared relations over some traces' part files, in a Ray worker; the `gathered` one's rows."""
+    from traceview.sandbox import run_pack, sandboxed_connection
+
+    started = time.perf_counter()
+    con = sandboxed_connection([Path(store)], trace_ids, threads=task_cpus(), memory=duckdb_memory_bytes())
+    try:
+        built = {result.relation.name: result for result in run_pack(con, pack, [], {}, limit_s).shared}
+        failed = next((result.error for result in built.values() if result.error), None)
+        if failed is not None:
+            return None, failed, time.perf_counter() - started
+        rows = con.sql(f'SELECT * FROM "{built[gathered].relation.table}"').to_arrow_table()
+        return rows, None, time.perf_counter() - started
+    finally:
+        con.close()
+
+
+def run_rank_relation(
+    traces: list[tuple[Path, str]],
+    pack: Pack,
+    gathered: str,
+    limit_s: float,
+    num_cpus: int | None = None,
+    min_size: int = 1,
+) -> RankRows:
+    """A per-rank shared relation of `pack` (`gathered`, built after the others of `pack.shared`) as Ray tasks over
+    batches of at least `min_size` traces; the batches' rows concatenated (in trace_id order), or the first error."""
+    import pyarrow as pa
+
+    ray = connect(num_cpus)
+    task = ray.remote(num_cpus=TASK_CPUS, max_retries=MAX_RETRIES)(_relations_task)
+    node = _largest_node_bytes(ray)
+    tasks = int(ray.cluster_resources().get("CPU", 1)) * TASKS_PER_CPU
+    batches = rank_batches(traces, tasks, min_size)
+    refs = [
+        task.options(memory=task_memory_bytes(_parts_bytes(store, ids), node)).remote(
+            str(store), ids, pack, gathered, limit_s
+        )
+        for store, ids in batches
+    ]
+    outcomes: list[RankRows] = []
+    for (_, ids), ref in zip(batches, refs, strict=True):
+        try:
+            outcomes.append(ray.get(ref))
+        except ray.exceptions.RayError as exc:
+            outcomes.append((None, f"trace {ids[0]}: Ray task failed ({_ray_reason(exc)})", 0.0))
+    seconds = sum(outcome[2] for outcome in outcomes)
+    error = next((outcome[1] for outcome in outcomes if outcome[1]), None)
+    if error is not None:
+        return None, error, seconds
+    return pa.concat_tables([outcome[0] for outcome in outcomes if outcome[0] is not None]), None, seconds
