@@ -196,22 +196,42 @@ RankRows = tuple["pa.Table | None", str | None, float]
 """One query's outcome over one rank or gathered: its rows as Arrow, or its error; and the seconds it took."""
 
 
-def _rank_task(
-    store: str, trace_ids: list[str], queries: list[Query], overrides: dict, limit_s: float
-) -> list[RankRows]:
-    """The rank-scoped queries over some traces' part files, in a Ray worker; rows as Arrow, findings left out."""
-    from traceview.sandbox import run_query, sandboxed_connection
+def _rank_task(store: str, trace_ids: list[str], pack: Pack, overrides: dict, limit_s: float) -> list[RankRows]:
+    """The pack's (rank-scoped) queries over some traces' part files, in a Ray worker, its shared relations built
+    once as the local engine builds them; rows as Arrow, findings left out."""
+    from traceview.sandbox import drop_shared, run_pack, sandboxed_connection
 
     con = sandboxed_connection([Path(store)], trace_ids, threads=task_cpus(), memory=duckdb_memory_bytes())
     try:
+        run = run_pack(con, pack, pack.queries, overrides, limit_s)
         outcomes: list[RankRows] = []
-        for query in queries:
-            result = run_query(con, replace(query, findings=[]), overrides, limit_s)
+        for result in run.results:
             rows = result.frame.to_arrow() if result.frame is not None and result.error is None else None
             outcomes.append((rows, result.error, result.seconds))
+        drop_shared(con, run.shared)
         return outcomes
     finally:
         con.close()
+
+
+def needed_by(pack: Pack, queries: list[Query]) -> Pack:
+    """`pack` cut down to `queries` and the shared relations they include (an included fragment brings the
+    definitions of the relations it reads)."""
+    shared = [r for r in pack.shared if any(r.definition in q.sql for q in queries)]
+    return replace(pack, queries=queries, shared=shared)
+
+
+def _pack_of(queries: list[Query]) -> Pack:
+    """The pack the queries come from (their directory), cut down to them, their findings left out."""
+    from traceview.packs import load_pack
+
+    stripped = [replace(query, findings=[]) for query in queries]
+    folders = {query.path.parent for query in queries}
+    if len(folders) != 1:  # not one pack: no shared relations, each query computes its own
+        from traceview.packs import Pack
+
+        return Pack("rank queries", Path("."), queries=stripped)
+    return needed_by(load_pack(folders.pop()), stripped)
 
 
 def run_rank_queries(
@@ -230,9 +250,10 @@ def run_rank_queries(
     task = ray.remote(num_cpus=TASK_CPUS, max_retries=MAX_RETRIES)(_rank_task)
     node = _largest_node_bytes(ray)
     batches = rank_batches(traces, int(ray.cluster_resources().get("CPU", 1)) * TASKS_PER_CPU)
+    pack = _pack_of(queries)
     refs = [
         task.options(memory=task_memory_bytes(_parts_bytes(store, ids), node)).remote(
-            str(store), ids, queries, overrides, limit_s
+            str(store), ids, pack, overrides, limit_s
         )
         for store, ids in batches
     ]
