@@ -247,12 +247,13 @@ def run_gather(store: Path, counts: list[int], result: dict) -> None:
     traces = _ranks([store])
     queries = [q for pack in packs_for([]) for q in pack.queries if q.scope == "rank"]
     task = ray.remote(num_cpus=1)(ray_engine._rank_task)
+    pack = ray_engine._pack_of(queries)
     rows = []
     for count in counts:
         subset = traces[:count]
         started = time.perf_counter()
         batches = ray_engine.rank_batches(subset, 2 * ray_engine.TASKS_PER_CPU)
-        refs = [task.remote(str(s), ids, queries, {}, 60.0) for s, ids in batches]
+        refs = [task.remote(str(s), ids, pack, {}, 60.0) for s, ids in batches]
         ray.wait(refs, num_returns=len(refs), fetch_local=False)
         compute_s = time.perf_counter() - started
         rss_before = _status_kb(os.getpid(), "VmRSS") * 1024
@@ -374,6 +375,8 @@ def verdict(runs: dict[str, dict]) -> dict:
             out[f"ray{cpus}_overhead_ok"] = ray / local - 1 <= TARGET_RAY_OVERHEAD
     shas = {r.get("analyze_results_sha") for r in runs.values() if r.get("status") == "ok"}
     out["same_analyze_results"] = len(shas) == 1
+    views = {r.get("cluster_json_sha") for r in runs.values() if r.get("status") == "ok"}
+    out["same_cluster_json"] = len(views) == 1 and None not in views
     return out
 
 

@@ -11,10 +11,12 @@ driver writes the manifest last. A task whose worker dies is retried (`MAX_RETRI
 back as its one-line error, and the store keeps the others (`IngestResult.failed`).
 
 Analyze runs the packs' queries declared `-- scope: rank` as tasks over batches of consecutive traces (about
-`TASKS_PER_CPU` tasks per CPU of the cluster: a query's fixed cost, ~50 ms, is paid once per batch, not per rank);
+`TASKS_PER_CPU` tasks per CPU of the cluster: a task's fixed cost is paid once per batch, not per rank), each
+building the shared relations its queries include once (`run_pack`), as the local engine does;
 DuckDB runs over the batch's part files, its threads from the task's CPUs; the rows come back as Arrow and are
 concatenated in trace_id order, the order those queries give, so the result equals the local one. Findings and
-every other query run on the driver.
+every other query run on the driver. The cluster view builds its per-rank relations the same way
+(`run_rank_relation`) and runs its cross-rank analyses on the driver over the gathered rows.
 
 Memory: each task asks Ray for `TASK_MEMORY_FIXED` + `TASK_MEMORY_RATIO` x its input's size (a trace's JSON,
 estimated from a gzip's trailer; a batch's part files), at most a node's memory, so that a node runs no more tasks
@@ -54,9 +56,10 @@ TASK_MEMORY_RATIO = 1.5
 """Bytes a task may use per byte of its input, beside the fixed part."""
 MIN_DUCKDB_MEMORY = 256 << 20
 """The least memory a task's DuckDB is given."""
-TASKS_PER_CPU = 4
-"""Rank-query tasks per CPU of the cluster: enough to balance uneven ranks, few enough to pay each query's fixed
-cost once per batch of ranks rather than once per rank."""
+TASKS_PER_CPU = 2
+"""Rank-query tasks per CPU of the cluster: two, so that a slow batch can be made up by another; each task costs
+~0.6 s whatever its size (its connection, the shared relations' and queries' planning), a rank ~25 ms more (a
+synthetic rank of a few hundred slices)."""
 
 
 def ray_requested(flag: bool = False) -> bool:
