@@ -281,15 +281,23 @@ def run_gather(store: Path, counts: list[int], result: dict) -> None:
     ray.shutdown()
 
 
+def _imports_rss() -> int:
+    """A Ray worker's RSS once it has imported what an ingest task imports (its fixed part)."""
+    import traceview.parsers
+    import traceview.store  # noqa: F401
+
+    return _status_kb(os.getpid(), "VmRSS") * 1024
+
+
 def run_task_memory(trace: Path, store: Path, result: dict) -> None:
     """One Ray ingest task on TRACE (its resources as `ray_engine.run_units` asks them): the worker's peak RSS."""
-    from traceview import ray_engine
-    from traceview.store import Unit, _build
+    from traceview import parsers, ray_engine
+    from traceview.store import _build
 
     ray = start_ray(2)
-    unit = Unit(trace.resolve(), "chrome", True, "t0")
     result["trace_bytes"] = trace.stat().st_size
     result["memory_request_bytes"] = ray_engine.task_memory_bytes(ray_engine.input_bytes(trace))
+    result["worker_baseline_rss_bytes"] = ray.get(ray.remote(num_cpus=1)(_imports_rss).remote())
     with TreeSampler() as sampler:
         staging = store.with_name(store.name + ".staging")
         import shutil
@@ -297,7 +305,10 @@ def run_task_memory(trace: Path, store: Path, result: dict) -> None:
         shutil.rmtree(staging, ignore_errors=True)
         staging.mkdir(parents=True)
         started = time.perf_counter()
-        _build([(unit.path, "chrome", True)], staging, None, partial(ray_engine.run_units, num_cpus=2))
+        manifest = _build(
+            [(trace.resolve(), parsers.KINETO, True)], staging, None, partial(ray_engine.run_units, num_cpus=2)
+        )
+        result["slices"] = manifest["tables"]["slices"]
         result["ingest_s"] = time.perf_counter() - started
         result.update(sampler.figures())
         shutil.rmtree(staging, ignore_errors=True)
@@ -464,7 +475,8 @@ def task_memory(sizes_mb: list[float], timeout: float) -> list[dict]:
             print(
                 f"task on {row['trace_bytes'] / MB:.0f} MB: worker peak {row['worker_peak_rss_bytes'] / MB:.0f} MB"
                 f" ({row['worker_over_trace']:.2f}x), target {row['target_bytes'] / MB:.0f} MB,"
-                f" request {(row['memory_request_bytes'] or 0) / MB:.0f} MB, {row['ingest_s']:.1f} s"
+                f" request {(row['memory_request_bytes'] or 0) / MB:.0f} MB, {row['ingest_s']:.1f} s,"
+                f" a worker after the imports {row['worker_baseline_rss_bytes'] / MB:.0f} MB"
             )
         else:
             print(f"task on {size:g} MB: {row.get('status')}: {row.get('error', row.get('log', ''))}")

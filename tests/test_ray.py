@@ -247,6 +247,34 @@ def test_a_task_gives_its_duckdb_the_memory_ray_gave_it(local_ray: object, tmp_p
     assert ray.get(probe.remote()) == f"{512 << 20} 512.0 MiB"  # type: ignore[attr-defined]
 
 
+def test_an_ingest_task_gives_its_parser_its_share_of_the_memory(local_ray: object) -> None:
+    """The parser's DuckDB gets PARSER_DUCKDB_SHARE of the task's memory beyond the fixed part, at least 128 MB."""
+    ray = local_ray
+    probe = ray.remote(num_cpus=1)(ray_engine.parser_memory_bytes)  # type: ignore[attr-defined]
+    asked = [probe.options(memory=(300 + m) << 20).remote() for m in (1000, 100)]
+    assert ray.get(asked) == [300 << 20, 128 << 20]  # type: ignore[attr-defined]
+
+
+def test_the_parser_takes_the_memory_it_is_given(tmp_path: Path) -> None:
+    """`memory` reaches the Kineto parser's DuckDB as its memory_limit."""
+    import duckdb
+
+    from traceview import parsers
+
+    seen: list[object] = []
+    real = duckdb.connect
+
+    def spy(database: str = ":memory:", config: dict | None = None, **kwargs: object) -> object:
+        seen.append((config or {}).get("memory_limit"))
+        return real(database, config=config or {}, **kwargs)
+
+    trace = rank_files(tmp_path)[0]
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(duckdb, "connect", spy)
+        parsers.parse(trace, parsers.KINETO, tmp_path, "t0", memory=200 << 20).close()
+    assert "200MB" in seen
+
+
 def test_rank_queries_run_once_per_trace(tmp_path: Path) -> None:
     """run_packs hands exactly the `scope: rank` queries to the rank runner, with every trace in trace_id order."""
     store = ingest([SAMPLES / "cluster_gpu"], tmp_path / "s.traceview").store

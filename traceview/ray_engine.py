@@ -20,7 +20,9 @@ every other query run on the driver. The cluster view builds its per-rank relati
 
 Memory: each task asks Ray for `TASK_MEMORY_FIXED` + `TASK_MEMORY_RATIO` x its input's size (a trace's JSON,
 estimated from a gzip's trailer; a batch's part files), at most a node's memory, so that a node runs no more tasks
-than it holds; the task's DuckDB may use that request less the fixed part (`duckdb_memory_bytes`).
+than it holds. An analysis task's DuckDB may use that request less the fixed part (`duckdb_memory_bytes`); an
+ingest task's parser DuckDB `PARSER_DUCKDB_SHARE` of it (`parser_memory_bytes`; Kineto; the Ascend parser keeps
+its own budget).
 """
 
 from __future__ import annotations
@@ -55,7 +57,12 @@ TASK_MEMORY_FIXED = 300 << 20
 TASK_MEMORY_RATIO = 1.5
 """Bytes a task may use per byte of its input, beside the fixed part."""
 MIN_DUCKDB_MEMORY = 256 << 20
-"""The least memory a task's DuckDB is given."""
+"""The least memory an analysis task's DuckDB is given."""
+PARSER_DUCKDB_SHARE = 0.3
+"""The share of an ingest task's memory beyond the fixed part that the parser's DuckDB may use: its numpy arrays
+and Arrow buffers take about 1.1x the JSON beside it."""
+MIN_PARSER_DUCKDB_MEMORY = 128 << 20
+"""The least memory the parser's DuckDB is given (below it, a 100 MB trace parsed no smaller)."""
 TASKS_PER_CPU = 2
 """Rank-query tasks per CPU of the cluster: two, so that a slow batch can be made up by another; each task costs
 ~0.6 s whatever its size (its connection, the shared relations' and queries' planning), a rank ~25 ms more (a
@@ -129,6 +136,17 @@ def duckdb_memory_bytes() -> int | None:
     return max(MIN_DUCKDB_MEMORY, int(assigned) - TASK_MEMORY_FIXED) if assigned else None
 
 
+def parser_memory_bytes() -> int | None:
+    """The memory the running ingest task's parser DuckDB may use: its share of Ray's `memory` for the task beyond
+    the fixed part (None when the task asked for none)."""
+    import ray
+
+    assigned = ray.get_runtime_context().get_assigned_resources().get("memory")
+    if not assigned:
+        return None
+    return max(MIN_PARSER_DUCKDB_MEMORY, int((assigned - TASK_MEMORY_FIXED) * PARSER_DUCKDB_SHARE))
+
+
 def _largest_node_bytes(ray: ModuleType) -> int | None:
     sizes = [node.get("Resources", {}).get("memory", 0) for node in ray.nodes() if node.get("Alive")]
     return int(max(sizes)) if sizes and max(sizes) > 0 else None
@@ -138,7 +156,7 @@ def _ingest_task(unit: Unit, staging: str) -> dict:
     """One unit, in a Ray worker; every error comes back as data (its one line), never as a Ray traceback."""
     try:
         with ThreadPoolExecutor(1) as hasher:
-            return ingest_unit(unit, Path(staging), hasher, threads=task_cpus())
+            return ingest_unit(unit, Path(staging), hasher, threads=task_cpus(), memory=parser_memory_bytes())
     except (UserError, TraceFormatError) as exc:
         return failed_outcome(unit, str(exc))
     except Exception as exc:  # noqa: BLE001 - one rank's bug must not cost the other ranks; its line is kept
