@@ -22,7 +22,7 @@
    benchmarks/ingest.py builds its traces), against the target 1.5 x trace + 300 MB.
 
 Prints a table and writes every figure to ``benchmarks/output/cluster.json``. The model of 1,024 ranks built
-from these figures is in benchmarks/README_cluster.md.
+from these figures, with the measured figures, is in benchmarks/README_cluster.md.
 
 Usage::
 
