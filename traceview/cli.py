@@ -19,6 +19,7 @@ import math
 import os
 import sys
 import traceback
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
@@ -89,17 +90,23 @@ CacheDir = Annotated[
 ]
 
 
-def _positive_peak_bw(value: Optional[float]) -> Optional[float]:
-    """--peak-bw: a bandwidth must be a positive, finite number of GB/s."""
-    if value is not None and not (math.isfinite(value) and value > 0):
-        raise UserError(f"--peak-bw {value:g}: must be a positive number of GB/s")
-    return value
+def _positive_gbps(option: str) -> Callable[[Optional[float]], Optional[float]]:
+    """The check of a bandwidth option: a positive, finite number of GB/s."""
+
+    def check(value: Optional[float]) -> Optional[float]:
+        if value is not None and not (math.isfinite(value) and value > 0):
+            raise UserError(f"{option} {value:g}: must be a positive number of GB/s")
+        return value
+
+    return check
 
 
 PeakBw = Annotated[
     Optional[float],
     typer.Option(
-        "--peak-bw", help="Device peak memory bandwidth in GB/s (overrides the table).", callback=_positive_peak_bw
+        "--peak-bw",
+        help="Device peak memory bandwidth in GB/s (overrides the table).",
+        callback=_positive_gbps("--peak-bw"),
     ),
 ]
 
@@ -117,19 +124,12 @@ RayCpus = Annotated[
 ]
 
 
-def _positive_peak_link_bw(value: Optional[float]) -> Optional[float]:
-    """--peak-link-bw: a bandwidth must be a positive, finite number of GB/s."""
-    if value is not None and not (math.isfinite(value) and value > 0):
-        raise UserError(f"--peak-link-bw {value:g}: must be a positive number of GB/s")
-    return value
-
-
 PeakLinkBw = Annotated[
     Optional[float],
     typer.Option(
         "--peak-link-bw",
         help="Interconnect peak per direction in GB/s, for bus bandwidth (overrides the device table).",
-        callback=_positive_peak_link_bw,
+        callback=_positive_gbps("--peak-link-bw"),
     ),
 ]
 
