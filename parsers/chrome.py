@@ -681,18 +681,26 @@ def _load_cut_at(
 
 
 def parse(
-    path: Path, scratch: Path, trace_id: str, rank_hint: int | None = None, threads: int | None = None
+    path: Path,
+    scratch: Path,
+    trace_id: str,
+    rank_hint: int | None = None,
+    threads: int | None = None,
+    memory: int | None = None,
 ) -> ParsedTrace:
-    """Parse one Kineto/Chrome trace file (see `_parse`); database errors become TraceFormatError."""
+    """Parse one Kineto/Chrome trace file (see `_parse`); database errors become TraceFormatError. `memory` caps
+    DuckDB's memory (bytes; default `_memory_limit`)."""
     try:
-        return _parse(path, scratch, trace_id, rank_hint, threads)
+        return _parse(path, scratch, trace_id, rank_hint, threads, memory)
     except duckdb.Error as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         first = first.replace(str(scratch), "<scratch>")  # never show where the scratch files are
         raise TraceFormatError(path, f"could not be read as a Chrome/Kineto trace ({first})") from exc
 
 
-def _parse(path: Path, scratch: Path, trace_id: str, rank_hint: int | None, threads: int | None) -> ParsedTrace:
+def _parse(
+    path: Path, scratch: Path, trace_id: str, rank_hint: int | None, threads: int | None, memory: int | None = None
+) -> ParsedTrace:
     """Parse one Kineto/Chrome trace file.
 
     `scratch` is a private directory for temporary files; `rank_hint` is used when the trace
@@ -709,7 +717,7 @@ def _parse(path: Path, scratch: Path, trace_id: str, rank_hint: int | None, thre
         config={
             "threads": workers,
             "temp_directory": str(scratch),
-            "memory_limit": _memory_limit(path),
+            "memory_limit": f"{memory >> 20}MB" if memory else _memory_limit(path),
         },
     )
     con.execute("SET preserve_insertion_order = true")

@@ -174,9 +174,13 @@ def test_gzip_damage_message_is_the_parsers(local_ray: object, tmp_path: Path) -
     assert f"Warning: {files[0].resolve()}: failed: {problem}" in on_ray.stderr.splitlines()
 
 
-@pytest.mark.parametrize("sample", CLUSTERS)
-def test_analyze_on_ray_gives_the_local_results(local_ray: object, sample: str, tmp_path: Path) -> None:
-    """`analyze --json` with and without --ray: identical results, findings and errors (rank queries ran on Ray)."""
+@pytest.mark.parametrize(("sample", "tasks_per_cpu"), [(CLUSTERS[0], 4), (CLUSTERS[1], 4), (CLUSTERS[0], 1)])
+def test_analyze_on_ray_gives_the_local_results(
+    local_ray: object, sample: str, tasks_per_cpu: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`analyze --json` with and without --ray: identical results, findings and errors (rank queries ran on Ray,
+    one rank per task, or 2 ranks per task with 1 task per CPU)."""
+    monkeypatch.setattr(ray_engine, "TASKS_PER_CPU", tasks_per_cpu)
     store = ingest([SAMPLES / sample], tmp_path / "s.traceview").store
     reports = {}
     for name, extra in (("local", []), ("ray", ["--ray"])):
@@ -186,6 +190,89 @@ def test_analyze_on_ray_gives_the_local_results(local_ray: object, sample: str, 
     assert reports["ray"]["results"] == reports["local"]["results"]
     assert reports["ray"]["findings"] == reports["local"]["findings"]
     assert reports["ray"]["errors"] == reports["local"]["errors"] == []
+
+
+@pytest.mark.parametrize("sample", CLUSTERS)
+def test_cluster_on_ray_gives_the_local_json(
+    local_ray: object, sample: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`cluster --json` with and without --ray: the same document; the per-rank sweep ran on Ray in batches of two
+    ranks (the least: a batch of one rank has no cluster to sweep for)."""
+    store = ingest([SAMPLES / sample], tmp_path / "s.traceview").store
+    calls: list[int] = []
+    monkeypatch.setattr(ray_engine, "_parts_bytes", lambda store, ids: calls.append(len(ids)) or 0)
+    texts = {}
+    for name, extra in (("local", []), ("ray", ["--ray"])):
+        result = runner.invoke(app, ["cluster", str(store), "--json", str(tmp_path / f"{name}.json"), *extra])
+        assert result.exit_code == 0, result.output
+        texts[name] = (tmp_path / f"{name}.json").read_text()
+    assert calls == [2, 2]
+    assert json.loads(texts["ray"])["overlap"]
+    assert texts["ray"] == texts["local"]
+
+
+def test_rank_batches_keep_the_order_and_one_store_each() -> None:
+    """Consecutive traces, about `tasks` batches, a new batch where the store changes."""
+    a, b = Path("a"), Path("b")
+    traces = [(a, "t0"), (a, "t1"), (a, "t2"), (b, "t3"), (a, "t4")]
+    assert ray_engine.rank_batches(traces, 2) == [(a, ["t0", "t1", "t2"]), (b, ["t3"]), (a, ["t4"])]
+    assert ray_engine.rank_batches(traces[:2], 8) == [(a, ["t0"]), (a, ["t1"])]
+    assert ray_engine.rank_batches(traces[:3], 8, min_size=2) == [(a, ["t0", "t1", "t2"])]
+
+
+def test_task_memory_follows_the_input_size(tmp_path: Path) -> None:
+    """A task asks for 300 MB + 1.5 x its input (a gzip's inflated size), at most a node's memory."""
+    raw = b"x" * 1_000_000
+    (tmp_path / "t.json.gz").write_bytes(gzip.compress(raw))
+    assert ray_engine.input_bytes(tmp_path / "t.json.gz") == len(raw)
+    assert ray_engine.input_bytes(tmp_path) == len(raw)
+    assert ray_engine.task_memory_bytes(len(raw)) == (300 << 20) + 1_500_000
+    assert ray_engine.task_memory_bytes(10**12, node_bytes=8 << 30) == 8 << 30
+
+
+def test_a_task_gives_its_duckdb_the_memory_ray_gave_it(local_ray: object, tmp_path: Path) -> None:
+    """Ray's `memory` for the task, less the fixed part, is its DuckDB's memory_limit."""
+    ray = local_ray
+    store = ingest([SAMPLES / "cluster_gpu"], tmp_path / "s.traceview").store
+
+    def limit() -> str:
+        from traceview.sandbox import sandboxed_connection
+
+        memory = ray_engine.duckdb_memory_bytes()
+        con = sandboxed_connection([store], threads=1, memory=memory)
+        (setting,) = con.execute("SELECT current_setting('memory_limit')").fetchone()
+        return f"{memory} {setting}"
+
+    probe = ray.remote(num_cpus=1, memory=812 << 20)(limit)  # type: ignore[attr-defined]
+    assert ray.get(probe.remote()) == f"{512 << 20} 512.0 MiB"  # type: ignore[attr-defined]
+
+
+def test_an_ingest_task_gives_its_parser_its_share_of_the_memory(local_ray: object) -> None:
+    """The parser's DuckDB gets PARSER_DUCKDB_SHARE of the task's memory beyond the fixed part, at least 128 MB."""
+    ray = local_ray
+    probe = ray.remote(num_cpus=1)(ray_engine.parser_memory_bytes)  # type: ignore[attr-defined]
+    asked = [probe.options(memory=(300 + m) << 20).remote() for m in (1000, 100)]
+    assert ray.get(asked) == [300 << 20, 128 << 20]  # type: ignore[attr-defined]
+
+
+def test_the_parser_takes_the_memory_it_is_given(tmp_path: Path) -> None:
+    """`memory` reaches the Kineto parser's DuckDB as its memory_limit."""
+    import duckdb
+
+    from traceview import parsers
+
+    seen: list[object] = []
+    real = duckdb.connect
+
+    def spy(database: str = ":memory:", config: dict | None = None, **kwargs: object) -> object:
+        seen.append((config or {}).get("memory_limit"))
+        return real(database, config=config or {}, **kwargs)
+
+    trace = rank_files(tmp_path)[0]
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(duckdb, "connect", spy)
+        parsers.parse(trace, parsers.KINETO, tmp_path, "t0", memory=200 << 20).close()
+    assert "200MB" in seen
 
 
 def test_rank_queries_run_once_per_trace(tmp_path: Path) -> None:

@@ -275,7 +275,7 @@ def analyze(
     """Analyse traces: hotspots, busy breakdown, launch gaps, bandwidth, KV cache, phases and more.
 
     \b
-    With --ray, the per-rank queries (-- scope: rank) run as one Ray task per rank; the results are the same.
+    With --ray, the per-rank queries (-- scope: rank) run as Ray tasks over batches of ranks; the results are the same.
     Example:
       traceview analyze rank0.pt.trace.json.gz --html report.html
     """
@@ -393,8 +393,12 @@ def cluster(
     ] = None,
     peak_link_bw: PeakLinkBw = None,
     cache_dir: CacheDir = None,
+    ray: RayFlag = False,
+    ray_cpus: RayCpus = None,
 ) -> None:
     """Cluster view: stragglers, slow ranks, slow links, bus bandwidth and overlap across ranks.
+
+    With --ray, the ranks' device-time sweep runs as Ray tasks, the cross-rank analyses here; the results are the same.
 
     \b
     Example:
@@ -403,7 +407,7 @@ def cluster(
     from traceview.commands import cluster as cluster_cmd
 
     _check_outputs(json_out, html_out)
-    result = cluster_cmd.run(targets, peak_link_bw, cache_dir)
+    result = cluster_cmd.run(targets, peak_link_bw, cache_dir, ray=ray_requested(ray), ray_cpus=ray_cpus)
     _warn(cluster_cmd.warnings(result))
     if json_out is not None:
         _write_output(json_out, cluster_cmd.json_text(result), "JSON", is_json=True)

@@ -94,16 +94,22 @@ def _glob_literal(path: Path) -> str:
     return re.sub(r"([\[*?])", r"[\1]", str(path))
 
 
-def connect(stores: Path | list[Path], trace_id: str | None = None) -> duckdb.DuckDBPyConnection:
-    """An in-memory DuckDB connection with the tables of one or more stores as views (of one trace: `trace_id`)."""
+def connect(stores: Path | list[Path], trace_id: str | list[str] | None = None) -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB connection with the tables of one or more stores as views (of some traces: `trace_id`)."""
     from traceview.parsers.model import TABLES
     from traceview.parsers.parsed import empty_table
 
     stores = [stores] if isinstance(stores, Path) else list(stores)
     con = duckdb.connect()
-    part = "*.parquet" if trace_id is None else f"part-{_glob_literal(Path(trace_id))}.parquet"
+    ids = [trace_id] if isinstance(trace_id, str) else trace_id
+    parts = ["*.parquet"] if ids is None else [f"part-{_glob_literal(Path(i))}.parquet" for i in ids]
     for table, schema in TABLES.items():
-        patterns = [f"{_glob_literal(store / table)}/{part}" for store in stores if any((store / table).glob(part))]
+        patterns = [
+            f"{_glob_literal(store / table)}/{part}"
+            for store in stores
+            for part in parts
+            if any((store / table).glob(part))
+        ]
         if patterns:
             listing = "[" + ", ".join(_quote(p) for p in patterns) + "]"
             con.execute(f"CREATE VIEW {table} AS SELECT * FROM read_parquet({listing}, union_by_name = true)")

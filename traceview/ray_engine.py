@@ -10,15 +10,26 @@ it, and writes its part files into the store's staging directory, which must be 
 driver writes the manifest last. A task whose worker dies is retried (`MAX_RETRIES`); a unit that still fails comes
 back as its one-line error, and the store keeps the others (`IngestResult.failed`).
 
-Analyze runs the packs' queries declared `-- scope: rank` as one task per trace (DuckDB over that trace's part
-files, its threads from the task's CPUs); their rows come back as Arrow and are concatenated in trace_id order,
-the order those queries give, so the result equals the local one. Findings and every other query run on the driver.
+Analyze runs the packs' queries declared `-- scope: rank` as tasks over batches of consecutive traces (about
+`TASKS_PER_CPU` tasks per CPU of the cluster: a task's fixed cost is paid once per batch, not per rank), each
+building the shared relations its queries include once (`run_pack`), as the local engine does;
+DuckDB runs over the batch's part files, its threads from the task's CPUs; the rows come back as Arrow and are
+concatenated in trace_id order, the order those queries give, so the result equals the local one. Findings and
+every other query run on the driver. The cluster view builds its per-rank relations the same way
+(`run_rank_relation`) and runs its cross-rank analyses on the driver over the gathered rows.
+
+Memory: each task asks Ray for `TASK_MEMORY_FIXED` + `TASK_MEMORY_RATIO` x its input's size (a trace's JSON,
+estimated from a gzip's trailer; a batch's part files), at most a node's memory, so that a node runs no more tasks
+than it holds. An analysis task's DuckDB may use that request less the fixed part (`duckdb_memory_bytes`); an
+ingest task's parser DuckDB `PARSER_DUCKDB_SHARE` of it (`parser_memory_bytes`; Kineto; the Ascend parser keeps
+its own budget).
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
@@ -33,7 +44,7 @@ from traceview.store import Progress, Unit, failed_outcome, ingest_unit
 if TYPE_CHECKING:
     import pyarrow as pa
 
-    from traceview.packs import Query
+    from traceview.packs import Pack, Query
 
 MISSING_EXTRA = "--ray needs the ray extra: pip install 'traceview[ray]'"
 TASK_CPUS = 1
@@ -41,6 +52,21 @@ TASK_CPUS = 1
 MAX_RETRIES = 3
 """How often Ray reruns a task whose worker died (Ray's `max_retries`)."""
 ENV_FLAG = "TRACEVIEW_RAY"
+TASK_MEMORY_FIXED = 300 << 20
+"""Bytes a task costs whatever its input (Python, traceview's imports, DuckDB, Arrow)."""
+TASK_MEMORY_RATIO = 1.5
+"""Bytes a task may use per byte of its input, beside the fixed part."""
+MIN_DUCKDB_MEMORY = 256 << 20
+"""The least memory an analysis task's DuckDB is given."""
+PARSER_DUCKDB_SHARE = 0.3
+"""The share of an ingest task's memory beyond the fixed part that the parser's DuckDB may use: its numpy arrays
+and Arrow buffers take about 1.1x the JSON beside it."""
+MIN_PARSER_DUCKDB_MEMORY = 128 << 20
+"""The least memory the parser's DuckDB is given (below it, a 100 MB trace parsed no smaller)."""
+TASKS_PER_CPU = 2
+"""Rank-query tasks per CPU of the cluster: two, so that a slow batch can be made up by another; each task costs
+~0.6 s whatever its size (its connection, the shared relations' and queries' planning), a rank ~25 ms more (a
+synthetic rank of a few hundred slices)."""
 
 
 def ray_requested(flag: bool = False) -> bool:
@@ -81,11 +107,56 @@ def task_cpus() -> int:
     return max(1, round(assigned))
 
 
+def input_bytes(path: Path) -> int:
+    """The size of an input as a parser sees it: a gzip's inflated size (its trailer, at least the file's size),
+    a directory's files summed."""
+    if path.is_dir():
+        return sum(input_bytes(p) for p in path.rglob("*") if p.is_file() and not p.is_symlink())
+    size = path.stat().st_size
+    if path.suffix != ".gz" or size < 18:
+        return size
+    with open(path, "rb") as fh:
+        fh.seek(-4, os.SEEK_END)
+        inflated = int.from_bytes(fh.read(4), "little")  # modulo 4 GiB: a larger file reads as smaller
+    return max(size, inflated)
+
+
+def task_memory_bytes(size: int, node_bytes: int | None = None) -> int:
+    """The memory a task over `size` input bytes asks Ray for: fixed part + ratio x size, at most `node_bytes`."""
+    wanted = TASK_MEMORY_FIXED + int(TASK_MEMORY_RATIO * size)
+    return min(wanted, node_bytes) if node_bytes else wanted
+
+
+def duckdb_memory_bytes() -> int | None:
+    """The memory the running task's DuckDB may use: Ray's `memory` for the task less the fixed part (None when
+    the task asked for none)."""
+    import ray
+
+    assigned = ray.get_runtime_context().get_assigned_resources().get("memory")
+    return max(MIN_DUCKDB_MEMORY, int(assigned) - TASK_MEMORY_FIXED) if assigned else None
+
+
+def parser_memory_bytes() -> int | None:
+    """The memory the running ingest task's parser DuckDB may use: its share of Ray's `memory` for the task beyond
+    the fixed part (None when the task asked for none)."""
+    import ray
+
+    assigned = ray.get_runtime_context().get_assigned_resources().get("memory")
+    if not assigned:
+        return None
+    return max(MIN_PARSER_DUCKDB_MEMORY, int((assigned - TASK_MEMORY_FIXED) * PARSER_DUCKDB_SHARE))
+
+
+def _largest_node_bytes(ray: ModuleType) -> int | None:
+    sizes = [node.get("Resources", {}).get("memory", 0) for node in ray.nodes() if node.get("Alive")]
+    return int(max(sizes)) if sizes and max(sizes) > 0 else None
+
+
 def _ingest_task(unit: Unit, staging: str) -> dict:
     """One unit, in a Ray worker; every error comes back as data (its one line), never as a Ray traceback."""
     try:
         with ThreadPoolExecutor(1) as hasher:
-            return ingest_unit(unit, Path(staging), hasher, threads=task_cpus())
+            return ingest_unit(unit, Path(staging), hasher, threads=task_cpus(), memory=parser_memory_bytes())
     except (UserError, TraceFormatError) as exc:
         return failed_outcome(unit, str(exc))
     except Exception as exc:  # noqa: BLE001 - one rank's bug must not cost the other ranks; its line is kept
@@ -105,7 +176,11 @@ def run_units(
     """
     ray = connect(num_cpus)
     task = ray.remote(num_cpus=TASK_CPUS, max_retries=MAX_RETRIES)(task_function or _ingest_task)
-    index = {task.remote(unit, str(staging)): i for i, unit in enumerate(units)}
+    node = _largest_node_bytes(ray)
+    index = {
+        task.options(memory=task_memory_bytes(_size_or_zero(unit.path), node)).remote(unit, str(staging)): i
+        for i, unit in enumerate(units)
+    }
     outcomes: list[dict] = [{} for _ in units]
     pending = list(index)
     try:
@@ -126,6 +201,13 @@ def run_units(
     return outcomes
 
 
+def _size_or_zero(path: Path) -> int:
+    try:
+        return input_bytes(path)
+    except OSError:  # the task reports it
+        return 0
+
+
 def _ray_reason(exc: BaseException) -> str:
     """Ray's error in one line: its class and the first line of its message."""
     return f"{type(exc).__name__}: {_first_line(exc)}"
@@ -135,20 +217,42 @@ RankRows = tuple["pa.Table | None", str | None, float]
 """One query's outcome over one rank or gathered: its rows as Arrow, or its error; and the seconds it took."""
 
 
-def _rank_task(store: str, trace_id: str, queries: list[Query], overrides: dict, limit_s: float) -> list[RankRows]:
-    """The rank-scoped queries over one trace's part files, in a Ray worker; rows as Arrow, findings left out."""
-    from traceview.sandbox import run_query, sandboxed_connection
+def _rank_task(store: str, trace_ids: list[str], pack: Pack, overrides: dict, limit_s: float) -> list[RankRows]:
+    """The pack's (rank-scoped) queries over some traces' part files, in a Ray worker, its shared relations built
+    once as the local engine builds them; rows as Arrow, findings left out."""
+    from traceview.sandbox import drop_shared, run_pack, sandboxed_connection
 
-    con = sandboxed_connection([Path(store)], trace_id, threads=task_cpus())
+    con = sandboxed_connection([Path(store)], trace_ids, threads=task_cpus(), memory=duckdb_memory_bytes())
     try:
+        run = run_pack(con, pack, pack.queries, overrides, limit_s)
         outcomes: list[RankRows] = []
-        for query in queries:
-            result = run_query(con, replace(query, findings=[]), overrides, limit_s)
+        for result in run.results:
             rows = result.frame.to_arrow() if result.frame is not None and result.error is None else None
             outcomes.append((rows, result.error, result.seconds))
+        drop_shared(con, run.shared)
         return outcomes
     finally:
         con.close()
+
+
+def needed_by(pack: Pack, queries: list[Query]) -> Pack:
+    """`pack` cut down to `queries` and the shared relations they include (an included fragment brings the
+    definitions of the relations it reads)."""
+    shared = [r for r in pack.shared if any(r.definition in q.sql for q in queries)]
+    return replace(pack, queries=queries, shared=shared)
+
+
+def _pack_of(queries: list[Query]) -> Pack:
+    """The pack the queries come from (their directory), cut down to them, their findings left out."""
+    from traceview.packs import load_pack
+
+    stripped = [replace(query, findings=[]) for query in queries]
+    folders = {query.path.parent for query in queries}
+    if len(folders) != 1:  # not one pack: no shared relations, each query computes its own
+        from traceview.packs import Pack
+
+        return Pack("rank queries", Path("."), queries=stripped)
+    return needed_by(load_pack(folders.pop()), stripped)
 
 
 def run_rank_queries(
@@ -158,19 +262,28 @@ def run_rank_queries(
     limit_s: float,
     num_cpus: int | None = None,
 ) -> list[RankRows]:
-    """Run rank-scoped queries as one Ray task per trace (`(store, trace_id)`, in trace_id order) and gather each
-    query's rows in that order, as the local engine orders them; a query that failed on a rank fails as a whole."""
+    """Run rank-scoped queries as Ray tasks over batches of the traces (`(store, trace_id)`, in trace_id order) and
+    gather each query's rows in that order, as the local engine orders them; a query that failed on a rank fails as
+    a whole."""
     import pyarrow as pa
 
     ray = connect(num_cpus)
     task = ray.remote(num_cpus=TASK_CPUS, max_retries=MAX_RETRIES)(_rank_task)
-    refs = [task.remote(str(store), trace_id, queries, overrides, limit_s) for store, trace_id in traces]
+    node = _largest_node_bytes(ray)
+    batches = rank_batches(traces, int(ray.cluster_resources().get("CPU", 1)) * TASKS_PER_CPU)
+    pack = _pack_of(queries)
+    refs = [
+        task.options(memory=task_memory_bytes(_parts_bytes(store, ids), node)).remote(
+            str(store), ids, pack, overrides, limit_s
+        )
+        for store, ids in batches
+    ]
     per_rank: list[list[RankRows]] = []
-    for (_, trace_id), ref in zip(traces, refs, strict=True):
+    for (_, ids), ref in zip(batches, refs, strict=True):
         try:
             per_rank.append(ray.get(ref))
         except ray.exceptions.RayError as exc:
-            per_rank.append([(None, f"trace {trace_id}: Ray task failed ({_ray_reason(exc)})", 0.0)] * len(queries))
+            per_rank.append([(None, f"trace {ids[0]}: Ray task failed ({_ray_reason(exc)})", 0.0)] * len(queries))
     gathered: list[RankRows] = []
     for index in range(len(queries)):
         outcomes = [rank[index] for rank in per_rank]
@@ -181,3 +294,81 @@ def run_rank_queries(
         else:
             gathered.append((pa.concat_tables([outcome[0] for outcome in outcomes]), None, seconds))
     return gathered
+
+
+def rank_batches(traces: list[tuple[Path, str]], tasks: int, min_size: int = 1) -> list[tuple[Path, list[str]]]:
+    """The traces cut into about `tasks` batches of consecutive traces of one store each, in order; a last batch of
+    a store shorter than `min_size` joins the one before it."""
+    size = max(min_size, -(-len(traces) // max(1, tasks)))
+    batches: list[tuple[Path, list[str]]] = []
+    for store, trace_id in traces:
+        if batches and batches[-1][0] == store and len(batches[-1][1]) < size:
+            batches[-1][1].append(trace_id)
+        else:
+            batches.append((store, [trace_id]))
+    merged: list[tuple[Path, list[str]]] = []
+    for store, ids in batches:
+        if merged and merged[-1][0] == store and len(ids) < min_size:
+            merged[-1][1].extend(ids)
+        else:
+            merged.append((store, ids))
+    return merged
+
+
+def _parts_bytes(store: Path, trace_ids: list[str]) -> int:
+    """The size of the traces' part files in the store."""
+    names = {f"part-{trace_id}.parquet" for trace_id in trace_ids}
+    return sum(p.stat().st_size for p in store.glob("*/part-*.parquet") if p.name in names)
+
+
+def _relations_task(store: str, trace_ids: list[str], pack: Pack, gathered: str, limit_s: float) -> RankRows:
+    """Build the pack's shared relations over some traces' part files, in a Ray worker; the `gathered` one's rows."""
+    from traceview.sandbox import run_pack, sandboxed_connection
+
+    started = time.perf_counter()
+    con = sandboxed_connection([Path(store)], trace_ids, threads=task_cpus(), memory=duckdb_memory_bytes())
+    try:
+        built = {result.relation.name: result for result in run_pack(con, pack, [], {}, limit_s).shared}
+        failed = next((result.error for result in built.values() if result.error), None)
+        if failed is not None:
+            return None, failed, time.perf_counter() - started
+        rows = con.sql(f'SELECT * FROM "{built[gathered].relation.table}"').to_arrow_table()
+        return rows, None, time.perf_counter() - started
+    finally:
+        con.close()
+
+
+def run_rank_relation(
+    traces: list[tuple[Path, str]],
+    pack: Pack,
+    gathered: str,
+    limit_s: float,
+    num_cpus: int | None = None,
+    min_size: int = 1,
+) -> RankRows:
+    """A per-rank shared relation of `pack` (`gathered`, built after the others of `pack.shared`) as Ray tasks over
+    batches of at least `min_size` traces; the batches' rows concatenated (in trace_id order), or the first error."""
+    import pyarrow as pa
+
+    ray = connect(num_cpus)
+    task = ray.remote(num_cpus=TASK_CPUS, max_retries=MAX_RETRIES)(_relations_task)
+    node = _largest_node_bytes(ray)
+    tasks = int(ray.cluster_resources().get("CPU", 1)) * TASKS_PER_CPU
+    batches = rank_batches(traces, tasks, min_size)
+    refs = [
+        task.options(memory=task_memory_bytes(_parts_bytes(store, ids), node)).remote(
+            str(store), ids, pack, gathered, limit_s
+        )
+        for store, ids in batches
+    ]
+    outcomes: list[RankRows] = []
+    for (_, ids), ref in zip(batches, refs, strict=True):
+        try:
+            outcomes.append(ray.get(ref))
+        except ray.exceptions.RayError as exc:
+            outcomes.append((None, f"trace {ids[0]}: Ray task failed ({_ray_reason(exc)})", 0.0))
+    seconds = sum(outcome[2] for outcome in outcomes)
+    error = next((outcome[1] for outcome in outcomes if outcome[1]), None)
+    if error is not None:
+        return None, error, seconds
+    return pa.concat_tables([outcome[0] for outcome in outcomes if outcome[0] is not None]), None, seconds

@@ -163,16 +163,19 @@ def _memory_bytes() -> int:
 
 
 def sandboxed_connection(
-    stores: Path | list[Path], trace_id: str | None = None, threads: int | None = None
+    stores: Path | list[Path],
+    trace_id: str | list[str] | None = None,
+    threads: int | None = None,
+    memory: int | None = None,
 ) -> duckdb.DuckDBPyConnection:
-    """A connection to one or more stores (one trace of them: `trace_id`) that untrusted SQL can use safely;
-    `threads` bounds DuckDB's threads (default: the machine's CPUs)."""
+    """A connection to one or more stores (some traces of them: `trace_id`) that untrusted SQL can use safely;
+    `threads` bounds DuckDB's threads (default: the machine's CPUs), `memory` its memory (`memory_limit_bytes()`)."""
     stores = [stores] if isinstance(stores, Path) else list(stores)
     con = connect(stores, trace_id)
     if threads is not None:
         con.execute(f"SET threads = {int(threads)}")
     allowed = ", ".join("'" + str(s.resolve()).replace("'", "''") + "/'" for s in stores)
-    memory = memory_limit_bytes()
+    memory = memory or memory_limit_bytes()
     # A private directory for DuckDB to spill into, removed with the connection (or at exit).
     spill_dir = tempfile.mkdtemp(prefix="traceview-spill-")
     weakref.finalize(con, shutil.rmtree, spill_dir, True)

@@ -335,12 +335,15 @@ def run_units_here(units: list[Unit], staging: Path, progress: Progress | None) 
     return outcomes
 
 
-def ingest_unit(unit: Unit, staging: Path, hasher: Executor, threads: int | None = None) -> dict:
+def ingest_unit(
+    unit: Unit, staging: Path, hasher: Executor, threads: int | None = None, memory: int | None = None
+) -> dict:
     """Parse one unit and write its part files into `staging`; the same code for every runner.
 
     Returns `{"entry": manifest entry}`, or `{"skipped": ...}` for a file found in a folder that is not a
     readable trace. Raises UserError for a file given explicitly that cannot be read (a runner that keeps going
-    turns it into `failed_outcome`). `threads` bounds the parser's threads (default: the machine's CPUs).
+    turns it into `failed_outcome`). `threads` bounds the parser's threads (default: the machine's CPUs), `memory`
+its DuckDB's memory (bytes; default: the parser's share of the trace's size).
     """
     path = unit.path
     digest = hasher.submit(content_hash, path)
@@ -349,7 +352,9 @@ def ingest_unit(unit: Unit, staging: Path, hasher: Executor, threads: int | None
     scratch = Path(tempfile.mkdtemp(dir=staging / ".scratch"))
     try:
         try:
-            parsed = parsers.parse(path, unit.fmt, scratch, unit.trace_id, rank_hint=_rank_hint(path), threads=threads)
+            parsed = parsers.parse(
+                path, unit.fmt, scratch, unit.trace_id, rank_hint=_rank_hint(path), threads=threads, memory=memory
+            )
         except parsers.TraceFormatError as exc:
             if unit.explicit:
                 raise UserError(str(exc)) from exc

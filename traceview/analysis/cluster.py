@@ -18,10 +18,13 @@ from traceview.analysis.quality import QualityNote, data_quality
 from traceview.analysis.report import BUILTIN_PACK, SEVERITY_ORDER, AnalysisReport, trace_rows
 from traceview.engine import connect, resolve_store
 from traceview.errors import UserError
-from traceview.packs import Pack, find_pack
+from traceview.packs import Pack, find_pack, with_shared
 from traceview.sandbox import DEFAULT_TIME_LIMIT_S, QueryResult, drop_shared, run_pack, sandboxed_connection
 
 CLUSTER_QUERIES = ("collective_skew", "slow_rank", "comm_bandwidth", "slow_link", "comm_overlap")
+RANK_RELATIONS = ("busy_rows", "rank_busy")
+"""The shared relations of the cluster analyses that are per rank (the device-time sweep of every rank's slices):
+with Ray they are built by tasks over batches of ranks and `rank_busy` is gathered; the rest runs on the driver."""
 MIN_RANKS = 2
 """The cluster view needs traces of at least this many ranks."""
 
@@ -193,9 +196,11 @@ def run_cluster(
     peak_link_gbps: float | None = None,
     cache_dir: Path | None = None,
     limit_s: float = DEFAULT_TIME_LIMIT_S,
+    ray: bool = False,
+    ray_cpus: int | None = None,
 ) -> ClusterResult:
     """The cluster view of TARGETS (trace files, dumps or stores of two or more ranks); `peak_link_gbps` overrides
-    the device table's interconnect peak."""
+    the device table's interconnect peak. With `ray`, the per-rank parts (`RANK_RELATIONS`) run as Ray tasks."""
     stores = [resolve_store(Path(target), cache_dir) for target in targets]
     ranks = rank_count(stores)
     if len(ranks) < MIN_RANKS:
@@ -205,14 +210,38 @@ def run_cluster(
             f" {seen})"
         )
     pack = cluster_pack()
-    queries = pack.queries
     overrides: dict[str, object] = {} if peak_link_gbps is None else {"peak_link_gbps": float(peak_link_gbps)}
     con = sandboxed_connection(stores)
     try:
-        run = run_pack(con, pack, queries, overrides, limit_s)
+        if ray:
+            pack = _rank_parts_on_ray(con, pack, stores, limit_s, ray_cpus)
+        run = run_pack(con, pack, pack.queries, overrides, limit_s)
         built = next((r for r in run.shared if r.relation.name == "cluster_calls" and r.error is None), None)
         calls = _frame(con, CALLS_FROM_SHARED_SQL.format(table=built.relation.table)) if built else None
         drop_shared(con, run.shared)
     finally:
         con.close()
     return build(stores, ranks, run.results, calls)
+
+
+def _rank_parts_on_ray(con: Any, pack: Pack, stores: list[Path], limit_s: float, ray_cpus: int | None) -> Pack:
+    """Build the per-rank relations on Ray into their table on CON; the pack left to run here (its queries reading
+    that table). Every batch holds two ranks or more (rank_busy is empty for fewer); the driver builds them itself
+    where that cannot be had (several stores, or traces sharing a rank)."""
+    from traceview import ray_engine
+    from traceview.analysis.report import _ranks
+
+    traces = _ranks(stores)
+    ranks = [row[0] for row in con.sql("SELECT rank FROM traces").fetchall()]
+    relations = [r for r in pack.shared if r.name in RANK_RELATIONS]
+    if len(stores) != 1 or len(set(ranks)) != len(ranks) or len(relations) != len(RANK_RELATIONS):
+        return pack
+    gathered = next(r for r in relations if r.name == RANK_RELATIONS[-1])
+    rows, error, _ = ray_engine.run_rank_relation(
+        traces, replace(pack, queries=[], shared=relations), gathered.name, limit_s, ray_cpus, min_size=MIN_RANKS
+    )
+    if error is not None or rows is None:
+        return pack  # the driver builds them, and reports the error as its own run would
+    con.from_arrow(rows).create(gathered.table)
+    queries = [replace(q, sql=with_shared(q.sql, [gathered])) for q in pack.queries]
+    return replace(pack, queries=queries, shared=[r for r in pack.shared if r.name not in RANK_RELATIONS])

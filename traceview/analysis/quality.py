@@ -26,6 +26,7 @@ LEFT JOIN (SELECT DISTINCT trace_id, correlation FROM slices
            WHERE kind IN ('runtime', 'driver') AND correlation IS NOT NULL) l
   ON l.trace_id = d.trace_id AND l.correlation = d.correlation
 GROUP BY d.trace_id
+ORDER BY d.trace_id
 """
 
 

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, cast
 from traceview._version import __version__
 from traceview.analysis.quality import QualityNote, data_quality
 from traceview.packs import Pack, Query, find_pack, load_pack
+from traceview.ray_engine import needed_by
 from traceview.sandbox import (
     DEFAULT_TIME_LIMIT_S,
     Finding,
@@ -170,7 +171,8 @@ def run_packs(
             per_rank = [q for q in pack.queries if ranks and q.scope == "rank"]
             here = [q for q in pack.queries if q not in per_rank]
             # The pack's shared relations are computed once; a failed one is computed by each query again.
-            run = run_pack(con, pack, here, overrides, limit_s)
+            # with a rank runner, only the relations the queries run here need (the runner builds the others)
+            run = run_pack(con, needed_by(pack, here) if per_rank else pack, here, overrides, limit_s)
             drop_shared(con, run.shared)
             done = dict(zip(map(id, here), run.results, strict=True))
             if rank_runner is not None and per_rank:

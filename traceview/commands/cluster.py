@@ -8,9 +8,15 @@ from traceview import jsonify
 from traceview.analysis.cluster import ClusterResult, run_cluster
 
 
-def run(targets: list[Path], peak_link_bw: float | None, cache_dir: Path | None) -> ClusterResult:
-    """The cluster view of TARGETS (two or more ranks)."""
-    return run_cluster(targets, peak_link_bw, cache_dir)
+def run(
+    targets: list[Path],
+    peak_link_bw: float | None,
+    cache_dir: Path | None,
+    ray: bool = False,
+    ray_cpus: int | None = None,
+) -> ClusterResult:
+    """The cluster view of TARGETS (two or more ranks); with `ray`, the per-rank parts as Ray tasks."""
+    return run_cluster(targets, peak_link_bw, cache_dir, ray=ray, ray_cpus=ray_cpus)
 
 
 def warnings(result: ClusterResult) -> list[str]:

@@ -1,0 +1,487 @@
+#!/usr/bin/env python3
+"""Cluster benchmark: ingest + analyses of a synthetic 256-rank dump, the local engine vs Ray (issue 22).
+
+1. Generates the dump (`python -m sample_traces.synth cluster --ranks N --vendor V --gzip`, GPU and Ascend)
+   under ``benchmarks/output/cluster/`` (git-ignored) and reuses it on later runs.
+2. Runs each contender in its own process, on the same dump, pinned to P cores (sched_setaffinity, inherited by
+   Ray's raylet and workers), so that "the same parallelism" means the same cores:
+
+   * ``local1`` / ``local2``: the local engine (`traceview.store.ingest` then `run_packs`): the units one after the
+     other, each parsed with P threads (the local engine's only parallelism; DuckDB's analyses use its threads);
+   * ``ray1`` / ``ray2``: a local Ray started with ``num_cpus=P`` (the CLI's ``--ray --ray-cpus P``), one ingest
+     task per rank and the rank-scoped queries as one task per rank.
+
+   Phases: ``ray_start`` (Ray's start, 0 for the local engine), ``ingest``, ``analyze`` (the core pack, as
+   `traceview analyze`) and, where the command exists, ``cluster`` (the cluster view). Memory: the peak of the
+   summed RSS of the contender's process tree (driver, raylet, GCS, workers; sampled every 50 ms from /proc), the
+   driver's own peak (VmHWM) and the largest Ray worker's peak.
+3. Measures the driver's gather of the rank-scoped queries' results at 64, 128 and 256 ranks: the tasks run
+   first (ray.wait), then the timed part is `ray.get` of every rank's Arrow tables and their concatenation; it
+   reports the per-rank results' size (Arrow bytes) and the driver's peak RSS while gathering.
+4. ``--memory-mb 100,300``: the peak RSS of one Ray ingest task on a Kineto trace of that many MB (built as
+   benchmarks/ingest.py builds its traces), against the target 1.5 x trace + 300 MB.
+
+Prints a table and writes every figure to ``benchmarks/output/cluster.json``. The model of 1,024 ranks built
+from these figures, with the measured figures, is in benchmarks/README_cluster.md.
+
+Usage::
+
+    python benchmarks/cluster.py                                   # 256 ranks, both vendors, all contenders
+    python benchmarks/cluster.py --ranks 16 --gather-ranks 4,8,16   # a quick smoke run
+    python benchmarks/cluster.py --only-memory --memory-mb 100,300
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import harness  # benchmarks/harness.py, beside this script
+
+REPO = Path(__file__).resolve().parents[1]
+OUTPUT = REPO / "benchmarks" / "output"
+CONTENDERS = ("local1", "local2", "ray1", "ray2")
+MB = 10**6
+SAMPLE_S = 0.05
+TARGET_RAY_SPEEDUP = 1.7  # ray2 vs ray1
+TARGET_RAY_OVERHEAD = 0.15  # rayP vs localP, whole run
+TARGET_TASK_RSS = (1.5, 300 * MB)  # a task's peak RSS <= 1.5 x trace + 300 MB
+
+
+# --- process-tree memory, from /proc --------------------------------------------------------------------------------
+
+
+def _status_kb(pid: int, key: str) -> int:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith(key + ":"):
+                return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0
+
+
+def _children() -> dict[int, list[int]]:
+    kids: dict[int, list[int]] = {}
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit():
+            try:
+                stat = Path(f"/proc/{entry.name}/stat").read_text()
+            except OSError:
+                continue
+            ppid = int(stat[stat.rindex(")") + 2 :].split()[1])
+            kids.setdefault(ppid, []).append(int(entry.name))
+    return kids
+
+
+def tree(root: int) -> list[int]:
+    """`root` and every process below it."""
+    kids, found, todo = _children(), [], [root]
+    while todo:
+        pid = todo.pop()
+        found.append(pid)
+        todo += kids.get(pid, [])
+    return found
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
+
+
+class TreeSampler:
+    """Samples the summed RSS of this process's tree; remembers each process's peak (VmHWM) as last seen."""
+
+    def __init__(self) -> None:
+        self.peak_sum = 0
+        self.hwm: dict[int, tuple[int, str]] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _sample(self) -> None:
+        total = 0
+        for pid in tree(os.getpid()):
+            total += _status_kb(pid, "VmRSS") * 1024
+            hwm = _status_kb(pid, "VmHWM") * 1024
+            if hwm:
+                self.hwm[pid] = (hwm, self.hwm.get(pid, (0, ""))[1] or _cmdline(pid)[:80])
+        self.peak_sum = max(self.peak_sum, total)
+
+    def _run(self) -> None:
+        while not self._stop.wait(SAMPLE_S):
+            self._sample()
+
+    def __enter__(self) -> TreeSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self._sample()
+
+    def figures(self) -> dict[str, Any]:
+        workers = [hwm for pid, (hwm, cmd) in self.hwm.items() if pid != os.getpid() and cmd.startswith("ray::")]
+        return {
+            "tree_peak_rss_bytes": self.peak_sum,
+            "driver_peak_rss_bytes": _status_kb(os.getpid(), "VmHWM") * 1024,
+            "worker_peak_rss_bytes": max(workers, default=0),
+            "workers_seen": len(workers),
+        }
+
+
+def reset_peak_rss() -> None:
+    """Start this process's VmHWM afresh (Linux: 5 > clear_refs)."""
+    Path("/proc/self/clear_refs").write_text("5")
+
+
+@contextmanager
+def phase(result: dict, name: str) -> Iterator[None]:
+    started = time.perf_counter()
+    try:
+        yield
+    finally:
+        result.setdefault("phases_s", {})[name] = time.perf_counter() - started
+
+
+# --- the contenders, in a child process -----------------------------------------------------------------------------
+
+
+def local_runner(threads: int) -> Any:
+    """The local engine's runner (`run_units_here`) with the parser's threads set to `threads`."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from traceview.store import ingest_unit
+
+    def run(units: list, staging: Path, progress: Any) -> list[dict]:
+        with ThreadPoolExecutor(1) as hasher:
+            return [ingest_unit(unit, staging, hasher, threads=threads) for unit in units]
+
+    return run
+
+
+def start_ray(cpus: int) -> Any:
+    import ray
+
+    ray.init(num_cpus=cpus, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
+    return ray
+
+
+def run_contender(name: str, dump: Path, store: Path, result: dict) -> None:
+    """Ingest DUMP into STORE and run the analyses, on P cores (the contender's name ends with P)."""
+    from traceview import ray_engine
+    from traceview.analysis.report import run_packs
+    from traceview.store import ingest
+
+    cpus = int(name[-1])
+    os.sched_setaffinity(0, set(sorted(os.sched_getaffinity(0))[:cpus]))
+    result.update(cpus=cpus, load_1m_at_start=os.getloadavg()[0])
+    on_ray = name.startswith("ray")
+    with TreeSampler() as sampler:
+        with phase(result, "ray_start"):
+            ray = start_ray(cpus) if on_ray else None
+        with phase(result, "ingest"):
+            runner = partial(ray_engine.run_units, num_cpus=cpus) if on_ray else local_runner(cpus)
+            done = ingest([dump], store, force=True, runner=runner)
+        result["traces"] = len(done.manifest["inputs"])
+        result["failed"] = len(done.manifest.get("failed", []))
+        with phase(result, "analyze"):
+            rank_runner = partial(ray_engine.run_rank_queries, num_cpus=cpus) if on_ray else None
+            report = run_packs([store], rank_runner=rank_runner)
+        result["analyze_errors"] = report.to_json()["errors"]
+        result["analyze_results_sha"] = _digest(report.to_json()["results"])
+        cluster = _cluster_runner(on_ray, cpus)
+        if cluster is not None:
+            with phase(result, "cluster"):
+                view = cluster([store])
+            result["cluster_json_sha"] = _digest(view.to_json())
+        result.update(sampler.figures())
+        if ray is not None:
+            ray.shutdown()
+    result["total_s"] = sum(result["phases_s"].values())
+
+
+def _cluster_runner(on_ray: bool, cpus: int) -> Any:
+    """The cluster view's function (with Ray, when it takes `ray`), or None where this checkout has none."""
+    try:
+        from traceview.analysis.cluster import run_cluster
+    except ImportError:
+        return None
+    if not on_ray:
+        return run_cluster
+    import inspect
+
+    if "ray" not in inspect.signature(run_cluster).parameters:
+        return None
+    return partial(run_cluster, ray=True, ray_cpus=cpus)
+
+
+def _digest(value: Any) -> str:
+    import hashlib
+
+    from traceview import jsonify
+
+    return hashlib.sha256(jsonify.dumps(value).encode()).hexdigest()[:16]
+
+
+def run_gather(store: Path, counts: list[int], result: dict) -> None:
+    """The driver's gather of the rank-scoped queries' rows at each count of ranks (first N traces of STORE)."""
+    import pyarrow as pa
+
+    from traceview import ray_engine
+    from traceview.analysis.report import _ranks, packs_for
+
+    ray = start_ray(2)
+    traces = _ranks([store])
+    queries = [q for pack in packs_for([]) for q in pack.queries if q.scope == "rank"]
+    task = ray.remote(num_cpus=1)(ray_engine._rank_task)
+    pack = ray_engine._pack_of(queries)
+    rows = []
+    for count in counts:
+        subset = traces[:count]
+        started = time.perf_counter()
+        batches = ray_engine.rank_batches(subset, 2 * ray_engine.TASKS_PER_CPU)
+        refs = [task.remote(str(s), ids, pack, {}, 60.0) for s, ids in batches]
+        ray.wait(refs, num_returns=len(refs), fetch_local=False)
+        compute_s = time.perf_counter() - started
+        rss_before = _status_kb(os.getpid(), "VmRSS") * 1024
+        reset_peak_rss()
+        started = time.perf_counter()
+        per_rank = ray.get(refs)
+        gathered = [pa.concat_tables([rank[i][0] for rank in per_rank]) for i in range(len(queries))]
+        gather_s = time.perf_counter() - started
+        batch_bytes = [sum(t.nbytes for t, _, _ in batch if t is not None) for batch in per_rank]
+        rows.append(
+            {
+                "ranks": count,
+                "tasks_s": compute_s,
+                "gather_s": gather_s,
+                "tasks": len(batches),
+                "results_bytes": sum(batch_bytes),
+                "per_rank_bytes_mean": sum(batch_bytes) / count,
+                "gathered_rows": sum(t.num_rows for t in gathered),
+                "driver_rss_before_bytes": rss_before,
+                "driver_peak_rss_gathering_bytes": _status_kb(os.getpid(), "VmHWM") * 1024,
+            }
+        )
+        del per_rank, gathered
+    result["gather"] = rows
+    ray.shutdown()
+
+
+def _imports_rss() -> int:
+    """A Ray worker's RSS once it has imported what an ingest task imports (its fixed part)."""
+    import traceview.parsers
+    import traceview.store  # noqa: F401
+
+    return _status_kb(os.getpid(), "VmRSS") * 1024
+
+
+def run_task_memory(trace: Path, store: Path, result: dict) -> None:
+    """One Ray ingest task on TRACE (its resources as `ray_engine.run_units` asks them): the worker's peak RSS."""
+    from traceview import parsers, ray_engine
+    from traceview.store import _build
+
+    ray = start_ray(2)
+    result["trace_bytes"] = trace.stat().st_size
+    result["memory_request_bytes"] = ray_engine.task_memory_bytes(ray_engine.input_bytes(trace))
+    result["worker_baseline_rss_bytes"] = ray.get(ray.remote(num_cpus=1)(_imports_rss).remote())
+    with TreeSampler() as sampler:
+        staging = store.with_name(store.name + ".staging")
+        import shutil
+
+        shutil.rmtree(staging, ignore_errors=True)
+        staging.mkdir(parents=True)
+        started = time.perf_counter()
+        manifest = _build(
+            [(trace.resolve(), parsers.KINETO, True)], staging, None, partial(ray_engine.run_units, num_cpus=2)
+        )
+        result["slices"] = manifest["tables"]["slices"]
+        result["ingest_s"] = time.perf_counter() - started
+        result.update(sampler.figures())
+        shutil.rmtree(staging, ignore_errors=True)
+    ratio, fixed = TARGET_TASK_RSS
+    result["target_bytes"] = int(ratio * result["trace_bytes"] + fixed)
+    result["worker_over_trace"] = result["worker_peak_rss_bytes"] / result["trace_bytes"]
+    ray.shutdown()
+
+
+def worker_main(args: argparse.Namespace) -> int:
+    def body(result: dict) -> None:
+        if args.worker == "gather":
+            run_gather(Path(args.store), [int(n) for n in args.gather_ranks.split(",")], result)
+        elif args.worker == "memory":
+            run_task_memory(Path(args.dump), Path(args.store), result)
+        else:
+            run_contender(args.worker, Path(args.dump), Path(args.store), result)
+
+    return harness.run_worker(args.worker, None, Path(args.result), body)
+
+
+# --- the driver -----------------------------------------------------------------------------------------------------
+
+
+def ensure_dump(vendor: str, ranks: int) -> Path:
+    """The synthetic cluster dump of RANKS ranks, generated once."""
+    folder = OUTPUT / "cluster" / f"{vendor}-{ranks}"
+    marker = folder / ".complete"
+    if marker.exists():
+        return folder
+    harness.log(f"generating {folder.relative_to(REPO)}")
+    subprocess.run(
+        [sys.executable, "-m", "sample_traces.synth", "cluster", "--ranks", str(ranks), "--vendor", vendor,
+         "--gzip", str(folder)],
+        check=True, cwd=REPO, stdout=subprocess.DEVNULL,
+    )  # fmt: skip
+    marker.write_text("")
+    return folder
+
+
+def spawn(worker: str, timeout: float, **options: str) -> dict:
+    """Run one contender in a child process; its figures (or why it failed)."""
+    result = OUTPUT / "cluster" / f"result-{worker}.json"
+    result.unlink(missing_ok=True)
+    argv = [sys.executable, __file__, "--worker", worker, "--result", str(result)]
+    for key, value in options.items():
+        argv += [f"--{key.replace('_', '-')}", value]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
+    log = OUTPUT / "cluster" / f"log-{worker}.txt"
+    with open(log, "w") as err:
+        try:
+            subprocess.run(argv, env=env, stdout=err, stderr=err, timeout=timeout, check=False)
+        except subprocess.TimeoutExpired:
+            return {"contender": worker, "status": "timeout"}
+    try:
+        return json.loads(result.read_text())
+    except (OSError, ValueError):
+        return {"contender": worker, "status": "no result", "log": harness.tail(log)}
+
+
+def verdict(runs: dict[str, dict]) -> dict:
+    """The targets: ray2 vs ray1 speed-up, and Ray's overhead over the local engine at the same parallelism."""
+    def total(name: str) -> float | None:
+        run = runs.get(name, {})
+        return run.get("total_s") if run.get("status") == "ok" else None
+
+    out: dict[str, Any] = {}
+    if total("ray1") and total("ray2"):
+        out["ray2_speedup_over_ray1"] = total("ray1") / total("ray2")  # type: ignore[operator]
+        out["ray2_speedup_ok"] = out["ray2_speedup_over_ray1"] >= TARGET_RAY_SPEEDUP
+    for cpus in (1, 2):
+        local, ray = total(f"local{cpus}"), total(f"ray{cpus}")
+        if local and ray:
+            out[f"ray{cpus}_overhead_over_local{cpus}"] = ray / local - 1
+            out[f"ray{cpus}_overhead_ok"] = ray / local - 1 <= TARGET_RAY_OVERHEAD
+    shas = {r.get("analyze_results_sha") for r in runs.values() if r.get("status") == "ok"}
+    out["same_analyze_results"] = len(shas) == 1
+    views = {r.get("cluster_json_sha") for r in runs.values() if r.get("status") == "ok"}
+    out["same_cluster_json"] = len(views) == 1 and None not in views
+    return out
+
+
+def table(vendor: str, runs: dict[str, dict]) -> str:
+    phases = ("ray_start", "ingest", "analyze", "cluster")
+    head = f"{'contender':10} " + " ".join(f"{p + ' s':>11}" for p in phases)
+    head += f" {'total s':>9} {'tree MB':>8} {'driver MB':>9} {'worker MB':>9}  load"
+    lines = [f"== {vendor} ==", head]
+    for name, run in runs.items():
+        if run.get("status") != "ok":
+            lines.append(f"{name:10} {run.get('status')}: {run.get('error', run.get('log', ''))}")
+            continue
+        cells = " ".join(f"{run['phases_s'].get(p, float('nan')):11.2f}" for p in phases)
+        lines.append(
+            f"{name:10} {cells} {run['total_s']:9.2f} {run['tree_peak_rss_bytes'] / MB:8.0f}"
+            f" {run['driver_peak_rss_bytes'] / MB:9.0f} {run['worker_peak_rss_bytes'] / MB:9.0f}"
+            f"  {run['load_1m_at_start']:.2f}"
+        )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    parser.add_argument("--ranks", type=int, default=256)
+    parser.add_argument("--vendors", default="gpu,ascend")
+    parser.add_argument("--only", default=",".join(CONTENDERS), help="contenders, comma-separated")
+    parser.add_argument("--gather-ranks", default="64,128,256", help="rank counts of the gather measurement")
+    parser.add_argument("--memory-mb", default="", help="trace sizes (MB) of the task-memory measurement")
+    parser.add_argument("--only-memory", action="store_true", help="only the task-memory measurement")
+    parser.add_argument("--timeout", type=float, default=1800.0, help="time limit of one contender (s)")
+    parser.add_argument("--json", type=Path, default=OUTPUT / "cluster.json")
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
+    parser.add_argument("--dump", help=argparse.SUPPRESS)
+    parser.add_argument("--store", help=argparse.SUPPRESS)
+    parser.add_argument("--result", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.worker:
+        return worker_main(args)
+
+    (OUTPUT / "cluster").mkdir(parents=True, exist_ok=True)
+    figures: dict[str, Any] = {"ranks": args.ranks, "load_at_start": os.getloadavg(), "vendors": {}}
+    if not args.only_memory:
+        for vendor in args.vendors.split(","):
+            dump = ensure_dump(vendor, args.ranks)
+            runs = {}
+            for name in args.only.split(","):
+                harness.log(f"{vendor}: {name} (load {os.getloadavg()[0]:.2f})")
+                store = OUTPUT / "cluster" / f"{vendor}-{args.ranks}-{name}.traceview"
+                runs[name] = spawn(name, args.timeout, dump=str(dump), store=str(store))
+            figures["vendors"][vendor] = {"runs": runs, "verdict": verdict(runs)}
+            print(table(vendor, runs))
+            print(json.dumps(figures["vendors"][vendor]["verdict"], indent=1))
+            store = next((OUTPUT / "cluster").glob(f"{vendor}-{args.ranks}-*.traceview"), None)
+            if store is not None:
+                harness.log(f"{vendor}: gather at {args.gather_ranks} ranks")
+                gather = spawn("gather", args.timeout, store=str(store), gather_ranks=args.gather_ranks)
+                figures["vendors"][vendor]["gather"] = gather.get("gather", gather)
+                for row in gather.get("gather", []):
+                    print(
+                        f"gather {row['ranks']:4} ranks: {row['gather_s'] * 1000:7.1f} ms,"
+                        f" {row['results_bytes'] / MB:7.2f} MB ({row['per_rank_bytes_mean'] / 1e3:.1f} kB/rank),"
+                        f" driver peak {row['driver_peak_rss_gathering_bytes'] / MB:.0f} MB"
+                        f" (before {row['driver_rss_before_bytes'] / MB:.0f} MB)"
+                    )
+    if args.memory_mb:
+        figures["task_memory"] = task_memory([float(m) for m in args.memory_mb.split(",")], args.timeout)
+    figures["load_at_end"] = os.getloadavg()
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(figures, indent=2) + "\n")
+    harness.log(f"wrote {args.json}")
+    return 0
+
+
+def task_memory(sizes_mb: list[float], timeout: float) -> list[dict]:
+    """Build each Kineto trace as benchmarks/ingest.py does, then one Ray ingest task's peak RSS on it."""
+    import ingest as ingest_bench  # benchmarks/ingest.py
+
+    rows = []
+    for size in sizes_mb:
+        trace, _ = ingest_bench.ensure_trace(ingest_bench.GENERATIONS["a"], size / 1000, harness.log)
+        store = OUTPUT / "cluster" / f"memory-{size:g}mb.traceview"
+        row = spawn("memory", timeout, dump=str(trace), store=str(store))
+        rows.append(row)
+        if row.get("status") == "ok":
+            print(
+                f"task on {row['trace_bytes'] / MB:.0f} MB: worker peak {row['worker_peak_rss_bytes'] / MB:.0f} MB"
+                f" ({row['worker_over_trace']:.2f}x), target {row['target_bytes'] / MB:.0f} MB,"
+                f" request {(row['memory_request_bytes'] or 0) / MB:.0f} MB, {row['ingest_s']:.1f} s,"
+                f" a worker after the imports {row['worker_baseline_rss_bytes'] / MB:.0f} MB"
+            )
+        else:
+            print(f"task on {size:g} MB: {row.get('status')}: {row.get('error', row.get('log', ''))}")
+    return rows
+
+
+if __name__ == "__main__":
+    sys.exit(main())
