@@ -287,3 +287,23 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
             f"shared corpus not found at {CORPUS}: {len(_CORPUS_SKIPS)} tests that need it were skipped"
             " (parametrised corpus cases were not collected)"
         )
+
+
+def raw_number(text: str) -> str:
+    """A number for `ascend_comm_dump`'s JSON written as this decimal text, as the profiler writes it."""
+    return f"@DEC{text}DEC@"
+
+
+def ascend_comm_dump(root: Path, file_name: str, content: dict, metadata: dict | None) -> Path:
+    """A torch_npu rank-1 dump (`rank_1_ascend_pt`) holding one communication JSON file (`communication.json` or
+    `communication_matrix.json`) and, when given, `profiler_metadata.json`; `raw_number` values are written as
+    their decimal text (float noise kept), not re-encoded."""
+    rank = root / "rank_1_ascend_pt"
+    out = rank / "ASCEND_PROFILER_OUTPUT"
+    out.mkdir(parents=True)
+    (rank / "profiler_info_1.json").write_text(json.dumps({"rank_id": 1}))
+    if metadata is not None:
+        (rank / "profiler_metadata.json").write_text(json.dumps(metadata))
+    (out / file_name).write_text(json.dumps(content).replace('"@DEC', "").replace('DEC@"', ""))
+    (out / "step_trace_time.csv").write_text("Step,Computing\n3,1\n")
+    return rank

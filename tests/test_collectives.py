@@ -7,7 +7,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from conftest import CORPUS
+from conftest import CORPUS, ascend_comm_dump, raw_number
 
 from traceview.engine import connect
 from traceview.parsers.collectives import hccl_group_hash
@@ -168,23 +168,15 @@ def test_hccl_group_hash_known_answers() -> None:
 
 
 def _ascend_dump(root: Path, comm: dict, metadata: dict | None) -> Path:
-    rank = root / "rank_1_ascend_pt"
-    out = rank / "ASCEND_PROFILER_OUTPUT"
-    out.mkdir(parents=True)
-    (rank / "profiler_info_1.json").write_text(json.dumps({"rank_id": 1}))
-    if metadata is not None:
-        (rank / "profiler_metadata.json").write_text(json.dumps(metadata))
-    (out / "communication.json").write_text(json.dumps(comm).replace('"@DEC', "").replace('DEC@"', ""))
-    (out / "step_trace_time.csv").write_text("Step,Computing\n3,1\n")
-    return rank
+    return ascend_comm_dump(root, "communication.json", comm, metadata)
 
 
 def _op(start_us: str, elapse_ms: str, wait_ms: str) -> dict:
     times = {
-        "Start Timestamp(us)": f"@DEC{start_us}DEC@",
-        "Elapse Time(ms)": f"@DEC{elapse_ms}DEC@",
+        "Start Timestamp(us)": raw_number(start_us),
+        "Elapse Time(ms)": raw_number(elapse_ms),
         "Transit Time(ms)": 0,
-        "Wait Time(ms)": f"@DEC{wait_ms}DEC@",
+        "Wait Time(ms)": raw_number(wait_ms),
         "Synchronization Time(ms)": 0,
         "Idle Time(ms)": 0,
     }

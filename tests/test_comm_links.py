@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import CORPUS
+from conftest import CORPUS, ascend_comm_dump, raw_number
 
 from traceview.engine import connect
 from traceview.parsers.collectives import hccl_group_hash
@@ -16,24 +16,15 @@ from traceview.store import ingest
 def _link(transport: str, mb: str, ms: str, op_name: str | None = None) -> dict:
     link = {
         "Transport Type": transport,
-        "Transit Size(MB)": f"@{mb}@",
-        "Transit Time(ms)": f"@{ms}@",
+        "Transit Size(MB)": raw_number(mb),
+        "Transit Time(ms)": raw_number(ms),
         "Bandwidth(GB/s)": 18.5,
     }
     return link | ({"Op Name": op_name} if op_name else {})
 
 
 def _dump(root: Path, matrix: dict, metadata: dict | None) -> Path:
-    rank = root / "rank_1_ascend_pt"
-    out = rank / "ASCEND_PROFILER_OUTPUT"
-    out.mkdir(parents=True)
-    (rank / "profiler_info_1.json").write_text(json.dumps({"rank_id": 1}))
-    if metadata is not None:
-        (rank / "profiler_metadata.json").write_text(json.dumps(metadata))
-    # numbers written as the profiler writes them (decimal text with float noise), not re-encoded
-    (out / "communication_matrix.json").write_text(json.dumps(matrix).replace('"@', "").replace('@"', ""))
-    (out / "step_trace_time.csv").write_text("Step,Computing\n3,1\n")
-    return rank
+    return ascend_comm_dump(root, "communication_matrix.json", matrix, metadata)
 
 
 def _links(store: Path) -> list[tuple]:

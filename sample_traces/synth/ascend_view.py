@@ -393,14 +393,20 @@ def profiler_info(run: Run) -> str:
     """`profiler_info_0.json` as the Jan-2025 torch_npu writes it (indent 4)."""
     start_ns = run.abs_ns(run.start)
     end_ns = run.abs_ns(run.end)
-    monotonic = 172_163_581_670_080
+    return profiler_info_text(steps=len(run.steps), profile_memory=True, monotonic=172_163_581_670_080,
+                              end_ns=end_ns, duration_ns=end_ns - start_ns, rank=0)
+
+
+def profiler_info_text(*, steps: int, profile_memory: bool, monotonic: int, end_ns: int, duration_ns: int,
+                       rank: int) -> str:
+    """A `profiler_info_{rank}.json` of a Level1 text export: the profiler's config and its clock pair."""
     info = {
         "config": {
             "common_config": {
                 "activities": ["ProfilerActivity.CPU", "ProfilerActivity.NPU"],
-                "schedule": {"wait": 0, "active": len(run.steps), "warmup": 1, "repeat": 1, "skip_first": 0},
+                "schedule": {"wait": 0, "active": steps, "warmup": 1, "repeat": 1, "skip_first": 0},
                 "record_shapes": True,
-                "profile_memory": True,
+                "profile_memory": profile_memory,
                 "with_stack": False,
                 "with_flops": False,
                 "with_modules": False,
@@ -425,8 +431,8 @@ def profiler_info(run: Run) -> str:
         },
         "end_info": {
             "collectionTimeEnd": end_ns,
-            "MonotonicTimeEnd": monotonic + (end_ns - start_ns),
+            "MonotonicTimeEnd": monotonic + duration_ns,
         },
-        "rank_id": 0,
+        "rank_id": rank,
     }
     return json.dumps(info, indent=4)

@@ -18,6 +18,7 @@ from typing import Any
 from traceview.parsers.collectives import hccl_group_hash
 
 from .ascend_csv import KERNEL_HEADER, NA, STEP_TRACE_HEADER, UINT32_MAX, _csv, us
+from .ascend_view import profiler_info_text
 from .cluster import ClusterRun, Collective, RankStep, Task
 
 STREAM = 2
@@ -402,44 +403,14 @@ class _Rank:
     # -- profiler_info / profiler_metadata --------------------------------------------------------
 
     def profiler_info(self) -> str:
-        end_ns = self.run.abs_ns(self.run.end)
-        monotonic = 175_754_613_953_420 + 1_000_003 * self.rank
-        info = {
-            "config": {
-                "common_config": {
-                    "activities": ["ProfilerActivity.CPU", "ProfilerActivity.NPU"],
-                    "schedule": {"wait": 0, "active": self.spec.steps, "warmup": 1, "repeat": 1, "skip_first": 0},
-                    "record_shapes": True,
-                    "profile_memory": False,
-                    "with_stack": False,
-                    "with_flops": False,
-                    "with_modules": False,
-                },
-                "experimental_config": {
-                    "_profiler_level": "Level1",
-                    "_aic_metrics": "ACL_AICORE_PIPE_UTILIZATION",
-                    "_l2_cache": False,
-                    "_msprof_tx": False,
-                    "_data_simplification": True,
-                    "record_op_args": False,
-                    "_export_type": "text",
-                    "_op_attr": False,
-                    "_gc_detect_threshold": None,
-                },
-            },
-            "start_info": {
-                "syscnt_enable": True,
-                "freq": 100,
-                "start_cnt": monotonic // 10,
-                "start_monotonic": monotonic,
-            },
-            "end_info": {
-                "collectionTimeEnd": end_ns,
-                "MonotonicTimeEnd": monotonic + (self.run.end - self.run.start),
-            },
-            "rank_id": self.rank,
-        }
-        return json.dumps(info, indent=4)
+        return profiler_info_text(
+            steps=self.spec.steps,
+            profile_memory=False,
+            monotonic=175_754_613_953_420 + 1_000_003 * self.rank,
+            end_ns=self.run.abs_ns(self.run.end),
+            duration_ns=self.run.end - self.run.start,
+            rank=self.rank,
+        )
 
     def profiler_metadata(self) -> str:
         n = self.spec.ranks

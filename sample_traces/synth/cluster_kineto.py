@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 
 from .cluster import ClusterRun, Collective, Task
-from .kineto import _flow, _meta, _x, fmt_ts
+from .kineto import _flow, _meta, _x, profiler_span_event, window_end_event
 
 COMPUTE_STREAM = 7
 COMM_STREAM = 20
@@ -244,23 +244,8 @@ class _RankWriter:
             out.append(_meta("thread_sort_index", ts, gpu, stream, "sort_index", stream))
         out.append(_meta("thread_name", ts, pid, pid, "name", f"thread {pid} (python3)"))
         out.append(_meta("thread_sort_index", ts, pid, pid, "sort_index", pid))
-        start, end = self.run.start, self.run.end
-        out.append(
-            "  {\n"
-            f'    "ph": "X", "cat": "Trace", "ts": {fmt_ts(start)}, "dur": {fmt_ts(end - start - 20_000)},\n'
-            '    "pid": "Spans", "tid": "PyTorch Profiler",\n'
-            '    "name": "PyTorch Profiler (0)",\n'
-            '    "args": {\n'
-            '      "Op count": 0\n'
-            "    }\n"
-            "  }"
-        )
-        out.append(
-            "  {\n"
-            '    "name": "Record Window End", "ph": "i", "s": "g",\n'
-            f'    "pid": "", "tid": "", "ts": {fmt_ts(end)}\n'
-            "  }"
-        )
+        out.append(profiler_span_event(self.run.start, self.run.end))
+        out.append(window_end_event(self.run.end))
         return out
 
     def text(self, trace_name: str) -> str:

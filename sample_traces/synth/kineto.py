@@ -256,17 +256,7 @@ class _KinetoWriter:
             _meta("thread_name", ts, pid, pid, "name", f"thread {pid} (python3)"),
             _meta("thread_sort_index", ts, pid, pid, "sort_index", pid),
         ]
-        span_dur = run.end - run.start - 20_000
-        out.append(
-            "  {\n"
-            f'    "ph": "X", "cat": "Trace", "ts": {fmt_ts(run.start)}, "dur": {fmt_ts(span_dur)},\n'
-            '    "pid": "Spans", "tid": "PyTorch Profiler",\n'
-            '    "name": "PyTorch Profiler (0)",\n'
-            '    "args": {\n'
-            '      "Op count": 0\n'
-            "    }\n"
-            "  }"
-        )
+        out.append(profiler_span_event(run.start, run.end))
         out.append(
             "  {\n"
             f'    "name": "process_sort_index", "ph": "M", "ts": {fmt_ts(run.start)},\n'
@@ -282,13 +272,32 @@ class _KinetoWriter:
             f'    "pid": "Traces", "tid": "Trace PyTorch Profiler", "ts": {fmt_ts(run.start)}\n'
             "  }"
         )
-        out.append(
-            "  {\n"
-            '    "name": "Record Window End", "ph": "i", "s": "g",\n'
-            f'    "pid": "", "tid": "", "ts": {fmt_ts(run.end)}\n'
-            "  }"
-        )
+        out.append(window_end_event(run.end))
         return out
+
+
+def profiler_span_event(start: int, end: int) -> str:
+    """The profiler's own span (`PyTorch Profiler (0)`), ending 20 µs before the record window as Kineto's does."""
+    return (
+        "  {\n"
+        f'    "ph": "X", "cat": "Trace", "ts": {fmt_ts(start)}, "dur": {fmt_ts(end - start - 20_000)},\n'
+        '    "pid": "Spans", "tid": "PyTorch Profiler",\n'
+        '    "name": "PyTorch Profiler (0)",\n'
+        '    "args": {\n'
+        '      "Op count": 0\n'
+        "    }\n"
+        "  }"
+    )
+
+
+def window_end_event(end: int) -> str:
+    """The `Record Window End` instant that closes a Kineto trace."""
+    return (
+        "  {\n"
+        '    "name": "Record Window End", "ph": "i", "s": "g",\n'
+        f'    "pid": "", "tid": "", "ts": {fmt_ts(end)}\n'
+        "  }"
+    )
 
 
 def kineto_text(run: Run, trace_name: str) -> str:
