@@ -304,3 +304,32 @@ def test_scope_header(tmp_path: Path) -> None:
     with pytest.raises(PackError) as error:
         parse_query(path)
     assert str(error.value) == f"{path}:2: scope: 'node' is not one of rank, cluster"
+
+
+def test_a_rank_that_hits_a_bug_fails_alone_with_exit_3(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """A worker's internal error (not the rank's input) is kept as that rank's one line, marked as a bug, so the
+    ingest ends with exit code 3 (a bug in traceview), not 2 (bad input)."""
+    from traceview.commands import ingest as ingest_cmd
+    from traceview.errors import EXIT_BUG, EXIT_USER_ERROR
+    from traceview.store import IngestResult
+
+    def broken(*args: object, **kwargs: object) -> dict:
+        raise KeyError("oops")
+
+    monkeypatch.setattr(ray_engine, "ingest_unit", broken)
+    monkeypatch.setattr(ray_engine, "task_cpus", lambda: 1)  # what Ray would tell a task: no Ray needed here
+    monkeypatch.setattr(ray_engine, "parser_memory_bytes", lambda: None)
+    unit = Unit(path=rank_files(tmp_path)[0], fmt="kineto", explicit=True, trace_id="t0")
+    outcome = ray_engine._ingest_task(unit, str(tmp_path))
+    assert outcome["failed"]["error"] == "internal error (KeyError: 'oops')" and outcome["failed"]["bug"] is True
+    manifest = {"inputs": [{}, {}, {}], "failed": [outcome["failed"]]}
+    result = IngestResult(tmp_path / "s.traceview", False, manifest)
+    assert ingest_cmd.failure(result) == (
+        f"{tmp_path / 's.traceview'}: 1 of 4 ranks failed (1 of them on an internal error: a bug in traceview)"
+        " (see the warnings); the store holds the others, and a rerun ingests only the failed ones"
+    )
+    assert ingest_cmd.failure_exit_code(result) == EXIT_BUG
+    input_failure = {**outcome["failed"], "bug": False}
+    assert ingest_cmd.failure_exit_code(IngestResult(result.store, False, {**manifest, "failed": [input_failure]})) == (
+        EXIT_USER_ERROR
+    )

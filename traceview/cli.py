@@ -144,9 +144,9 @@ def _say_data(text: str, err: bool = False, nl: bool = True) -> None:
     typer.echo(terminal_safe(text), err=err, nl=nl)
 
 
-def _fail(message: str) -> None:
+def _fail(message: str, code: int = EXIT_USER_ERROR) -> None:
     _say(f"Error: {message}", err=True)
-    raise typer.Exit(EXIT_USER_ERROR)
+    raise typer.Exit(code)
 
 
 def _to_stdout(path: Optional[Path]) -> bool:
@@ -226,7 +226,7 @@ def ingest(
     _warn(result.warnings)
     _say(ingest_cmd.summary(result))
     if failure := ingest_cmd.failure(result):
-        _fail(failure)
+        _fail(failure, ingest_cmd.failure_exit_code(result))
 
 
 @app.command()

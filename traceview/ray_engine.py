@@ -160,7 +160,7 @@ def _ingest_task(unit: Unit, staging: str) -> dict:
     except (UserError, TraceFormatError) as exc:
         return failed_outcome(unit, str(exc))
     except Exception as exc:  # noqa: BLE001 - one rank's bug must not cost the other ranks; its line is kept
-        return failed_outcome(unit, f"internal error ({type(exc).__name__}: {_first_line(exc)})")
+        return failed_outcome(unit, f"internal error ({type(exc).__name__}: {_first_line(exc)})", bug=True)
 
 
 def run_units(

@@ -74,6 +74,11 @@ class IngestResult:
         """How many units (ranks) could not be ingested; the store holds the others (Ray runner only)."""
         return len(self.manifest.get("failed", []))
 
+    @property
+    def failed_by_bug(self) -> int:
+        """How many of the failed units stopped on an internal error (a bug in traceview), not on their input."""
+        return sum(1 for item in self.manifest.get("failed", []) if item.get("bug"))
+
 
 def is_store(path: Path) -> bool:
     """True when `path` is a traceview store directory."""
@@ -369,15 +374,17 @@ its DuckDB's memory (bytes; default: the parser's share of the trace's size).
         shutil.rmtree(scratch, ignore_errors=True)
 
 
-def failed_outcome(unit: Unit, error: str) -> dict:
-    """The outcome of a unit that could not be ingested: its one-line error, without the leading path."""
+def failed_outcome(unit: Unit, error: str, bug: bool = False) -> dict:
+    """The outcome of a unit that could not be ingested: its one-line error, without the leading path; `bug` when
+    the error is an internal one (a bug in traceview) rather than a problem of the unit's input."""
     prefix = f"{unit.path}: "
     problem = error[len(prefix) :] if error.startswith(prefix) else error
     try:
         key = _stat_key(unit.path)
     except OSError:
         key = {"path": str(unit.path.absolute()), "size": None, "mtime_ns": None}
-    return {"failed": {**key, "trace_id": unit.trace_id, "rank": _rank_hint(unit.path), "error": problem}}
+    failed = {**key, "trace_id": unit.trace_id, "rank": _rank_hint(unit.path), "error": problem}
+    return {"failed": failed | ({"bug": True} if bug else {})}
 
 
 def _keep_previous(unit: Unit, staging: Path, digest: str) -> dict | None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from functools import partial
 from pathlib import Path
 
+from traceview.errors import EXIT_BUG, EXIT_USER_ERROR
 from traceview.paths import default_store_for
 from traceview.store import IngestResult, Progress, UnitRunner, ingest
 
@@ -41,7 +42,13 @@ def failure(result: IngestResult) -> str | None:
     if not result.failed:
         return None
     total = result.failed + len(result.manifest["inputs"]) + len(result.manifest.get("skipped", []))
+    bugs = f" ({result.failed_by_bug} of them on an internal error: a bug in traceview)" if result.failed_by_bug else ""
     return (
-        f"{result.store}: {result.failed} of {total} ranks failed (see the warnings); the store holds the others,"
-        " and a rerun ingests only the failed ones"
+        f"{result.store}: {result.failed} of {total} ranks failed{bugs} (see the warnings); the store holds the"
+        " others, and a rerun ingests only the failed ones"
     )
+
+
+def failure_exit_code(result: IngestResult) -> int:
+    """2 when the failed ranks failed on their input, 3 when one of them stopped on a bug in traceview."""
+    return EXIT_BUG if result.failed_by_bug else EXIT_USER_ERROR
