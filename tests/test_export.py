@@ -334,3 +334,18 @@ def test_rank_and_window_syntax() -> None:
     assert parse_window("40ns:1.000000001s") == (40, 1_000_000_001)
     with pytest.raises(UserError, match="too long"):
         parse_ranks("0-2000000000")
+
+
+def test_ingest_warnings_of_the_exported_ranks_reach_the_user(tmp_path: Path) -> None:
+    """A rank dump without its timeline: `export` says so (as analyze and cluster do), for the ranks it exports."""
+    samples = Path(__file__).resolve().parents[1] / "sample_traces" / "cluster_ascend"
+    dumps = sorted(samples.glob("rank*_ascend_pt"))
+    for dump in dumps:
+        shutil.copytree(dump, tmp_path / dump.name)
+    (tmp_path / dumps[1].name / "ASCEND_PROFILER_OUTPUT" / "trace_view.json.gz").unlink()
+    store = ingest([tmp_path / d.name for d in dumps], tmp_path / "s.traceview").store
+    warning = "Warning: rank 1: partial dump: trace_view.json not found"
+    for ranks, shown in (("1", True), ("0,2", False)):
+        result = runner.invoke(app, ["export", str(store), "--ranks", ranks, "-o", str(tmp_path / f"x{ranks}.json")])
+        assert result.exit_code == 0, result.output
+        assert (warning in result.stderr.splitlines()) is shown, result.stderr

@@ -28,6 +28,8 @@ from typing import Any
 
 import duckdb
 
+from traceview.analysis.quality import data_quality
+from traceview.analysis.report import trace_rows
 from traceview.engine import connect, resolve_store
 from traceview.errors import UserError
 from traceview.parsers.model import MAX_RANK
@@ -434,12 +436,17 @@ def run_export(
     align: str = "clock",
     cache_dir: Path | None = None,
 ) -> TraceExport:
-    """Open TARGETS (stores, trace files, dumps) and choose what to export; close the result when written."""
+    """Open TARGETS (stores, trace files, dumps) and choose what to export; close the result when written.
+
+    The warnings start with the data-quality notes (ingest warnings, partial dumps, ...) of the exported ranks."""
     check_choices(step, window, align)
     stores = [resolve_store(Path(t), Path(cache_dir) if cache_dir else None) for t in targets]
     con = connect(stores)
     try:
-        return build_export(con, ranks, step, window, align)
+        export = build_export(con, ranks, step, window, align)
+        notes = data_quality(con, stores, trace_rows(con, stores))
+        export.warnings[:0] = [note.message for note in notes if note.rank is None or note.rank in export.ranks]
+        return export
     except BaseException:
         con.close()
         raise
