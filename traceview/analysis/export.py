@@ -445,7 +445,12 @@ def run_export(
     try:
         export = build_export(con, ranks, step, window, align)
         notes = data_quality(con, stores, trace_rows(con, stores))
-        export.warnings[:0] = [note.message for note in notes if note.rank is None or note.rank in export.ranks]
+        # tasks without a launch record are a caveat of the launch analyses, not of the exported timeline
+        export.warnings[:0] = [
+            note.message
+            for note in notes
+            if note.kind != "no_launch" and (note.rank is None or note.rank in export.ranks)
+        ]
         return export
     except BaseException:
         con.close()
