@@ -198,7 +198,7 @@ def run_contender(name: str, dump: Path, store: Path, result: dict) -> None:
         result["traces"] = len(done.manifest["inputs"])
         result["failed"] = len(done.manifest.get("failed", []))
         with phase(result, "analyze"):
-            rank_runner = partial(ray_engine.run_rank_queries, num_cpus=cpus) if on_ray else None
+            rank_runner = partial(ray_engine.submit_rank_work, num_cpus=cpus) if on_ray else None
             report = run_packs([store], rank_runner=rank_runner)
         result["analyze_errors"] = report.to_json()["errors"]
         result["analyze_results_sha"] = _digest(report.to_json()["results"])
@@ -237,46 +237,56 @@ def _digest(value: Any) -> str:
 
 
 def run_gather(store: Path, counts: list[int], result: dict) -> None:
-    """The driver's gather of the rank-scoped queries' rows at each count of ranks (first N traces of STORE)."""
+    """The driver's gather of the rank tasks' rows (the rank-scoped queries' and the per-rank relation's) at each count
+    of ranks (the first N traces of STORE)."""
+    from dataclasses import replace
+
     import pyarrow as pa
 
     from traceview import ray_engine
-    from traceview.analysis.report import _ranks, packs_for
+    from traceview.analysis.rank_work import GATHERED, MIN_BATCH_RANKS, RANK_RELATIONS, ranks_of
+    from traceview.analysis.report import packs_for
+    from traceview.packs import needed_by
 
     ray = start_ray(2)
-    traces = _ranks([store])
-    queries = [q for pack in packs_for([]) for q in pack.queries if q.scope == "rank"]
+    traces = ranks_of([store])
+    core = packs_for([])[0]
+    queries = [replace(q, findings=[]) for q in core.queries if q.scope == "rank"]
+    pack = needed_by(core, queries, RANK_RELATIONS)
     task = ray.remote(num_cpus=1)(ray_engine._rank_task)
-    pack = ray_engine._pack_of(queries)
     rows = []
     for count in counts:
         subset = traces[:count]
         started = time.perf_counter()
-        batches = ray_engine.rank_batches(subset, 2 * ray_engine.TASKS_PER_CPU)
-        refs = [task.remote(str(s), ids, pack, {}, 60.0) for s, ids in batches]
+        batches = ray_engine.rank_batches(subset, ray_engine.batch_count(2), MIN_BATCH_RANKS)
+        refs = [task.remote(str(s), ids, pack, [GATHERED], {}, 60.0) for s, ids in batches]
         ray.wait(refs, num_returns=len(refs), fetch_local=False)
         compute_s = time.perf_counter() - started
         rss_before = _status_kb(os.getpid(), "VmRSS") * 1024
         reset_peak_rss()
         started = time.perf_counter()
-        per_rank = ray.get(refs)
-        gathered = [pa.concat_tables([rank[i][0] for rank in per_rank]) for i in range(len(queries))]
+        per_batch = ray.get(refs)
+        outcomes = [part for batch in per_batch for part in (*batch[0], *batch[1])]
+        width = len(queries) + 1
+        gathered = [pa.concat_tables([b[0][i] for b in per_batch]) for i in range(len(queries))]
+        gathered.append(pa.concat_tables([b[1][0][0] for b in per_batch]))
         gather_s = time.perf_counter() - started
-        batch_bytes = [sum(t.nbytes for t, _, _ in batch if t is not None) for batch in per_rank]
+        results_bytes = sum(t.nbytes for t, _, _ in outcomes if t is not None)
         rows.append(
             {
                 "ranks": count,
                 "tasks_s": compute_s,
                 "gather_s": gather_s,
                 "tasks": len(batches),
-                "results_bytes": sum(batch_bytes),
-                "per_rank_bytes_mean": sum(batch_bytes) / count,
+                "results_bytes": results_bytes,
+                "per_rank_bytes_mean": results_bytes / count,
+                "gathered_tables": width,
                 "gathered_rows": sum(t.num_rows for t in gathered),
                 "driver_rss_before_bytes": rss_before,
                 "driver_peak_rss_gathering_bytes": _status_kb(os.getpid(), "VmHWM") * 1024,
             }
         )
-        del per_rank, gathered
+        del per_batch, gathered, outcomes
     result["gather"] = rows
     ray.shutdown()
 

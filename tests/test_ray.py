@@ -23,7 +23,7 @@ from typer.testing import CliRunner
 from traceview import ray_engine
 from traceview.analysis.report import run_packs
 from traceview.cli import app
-from traceview.packs import PackError, find_pack, parse_query
+from traceview.packs import Pack, PackError, find_pack, parse_query
 from traceview.parsers.model import TABLES
 from traceview.store import Unit, ingest, read_manifest
 
@@ -192,6 +192,22 @@ def test_analyze_on_ray_gives_the_local_results(
     assert reports["ray"]["errors"] == reports["local"]["errors"] == []
 
 
+def test_analyze_on_ray_sweeps_the_ranks_on_ray(local_ray: object, tmp_path: Path) -> None:
+    """`analyze --ray` builds the per-rank sweep (busy_rows) on the tasks only; the driver reads the gathered
+    rank_busy rows, and the cluster queries' results equal the local ones."""
+    from traceview.analysis.rank_work import RANK_RELATIONS
+
+    store = ingest([SAMPLES / "cluster_gpu"], tmp_path / "s.traceview").store
+    local = run_packs([store])
+    on_ray = run_packs([store], rank_runner=partial(ray_engine.submit_rank_work, num_cpus=2))
+    assert set(RANK_RELATIONS) <= {s.relation.name for s in local.shared}
+    assert {s.relation.name for s in on_ray.shared} & set(RANK_RELATIONS) == {"rank_busy"}
+    for mine, theirs in zip(on_ray.results, local.results, strict=True):
+        assert mine.query is theirs.query or mine.query.name == theirs.query.name
+        assert mine.error is None and mine.frame is not None and theirs.frame is not None
+        assert mine.frame.equals(theirs.frame), mine.query.name
+
+
 @pytest.mark.parametrize("sample", CLUSTERS)
 def test_cluster_on_ray_gives_the_local_json(
     local_ray: object, sample: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
@@ -218,6 +234,21 @@ def test_rank_batches_keep_the_order_and_one_store_each() -> None:
     assert ray_engine.rank_batches(traces, 2) == [(a, ["t0", "t1", "t2"]), (b, ["t3"]), (a, ["t4"])]
     assert ray_engine.rank_batches(traces[:2], 8) == [(a, ["t0"]), (a, ["t1"])]
     assert ray_engine.rank_batches(traces[:3], 8, min_size=2) == [(a, ["t0", "t1", "t2"])]
+
+
+def test_one_batch_on_one_cpu() -> None:
+    """One CPU: one batch (nothing to balance); more CPUs: TASKS_PER_CPU batches each."""
+    assert ray_engine.batch_count(1) == 1
+    assert ray_engine.batch_count(2) == 2 * ray_engine.TASKS_PER_CPU
+
+
+def test_tasks_of_about_one_size_ask_for_the_same_memory() -> None:
+    """The memory a task asks Ray for is rounded up to MEMORY_STEP (one scheduling class for similar tasks), at most
+    a node's memory."""
+    step = ray_engine.MEMORY_STEP
+    asked = {ray_engine.scheduled_memory_bytes(size) for size in (0, 10_000, 1_000_000)}
+    assert asked == {-(-ray_engine.task_memory_bytes(1_000_000) // step) * step}
+    assert ray_engine.scheduled_memory_bytes(10**12, node_bytes=8 << 30) == 8 << 30
 
 
 def test_task_memory_follows_the_input_size(tmp_path: Path) -> None:
@@ -276,21 +307,26 @@ def test_the_parser_takes_the_memory_it_is_given(tmp_path: Path) -> None:
 
 
 def test_rank_queries_run_once_per_trace(tmp_path: Path) -> None:
-    """run_packs hands exactly the `scope: rank` queries to the rank runner, with every trace in trace_id order."""
+    """run_packs hands exactly the `scope: rank` queries to the rank runner, with every trace in trace_id order, and
+    asks it for the per-rank relation the cluster queries read (built per batch of two ranks or more)."""
     store = ingest([SAMPLES / "cluster_gpu"], tmp_path / "s.traceview").store
-    calls: list[tuple[list, list[str]]] = []
+    calls: list[tuple[list, list[str], list[str], list[str], int]] = []
 
-    def fails_every_query(traces: list, queries: list, overrides: dict, limit_s: float) -> list:
-        calls.append((traces, [q.name for q in queries]))
-        return [(None, "on purpose", 0.0) for _ in queries]
+    def fails_everything(traces: list, pack: Pack, gathered: list[str], overrides: dict, limit_s: float, least: int):
+        calls.append((traces, [q.name for q in pack.queries], [r.name for r in pack.shared], gathered, least))
+        return lambda: ([(None, "on purpose", 0.0)] * len(pack.queries), [(None, "on purpose", 0.0)] * len(gathered))
 
-    report = run_packs([store], rank_runner=fails_every_query)
-    (traces, names), = calls
+    report = run_packs([store], rank_runner=fails_everything)
+    (traces, names, relations, gathered, least), = calls
     assert [trace_id for _, trace_id in traces] == sorted(e["trace_id"] for e in read_manifest(store)["inputs"])
     assert len(traces) == 4
     rank_scoped = [q.name for q in find_pack("core").queries if q.scope == "rank"]
     assert names == rank_scoped and "hotspots" in names
+    assert gathered == ["rank_busy"] and {"busy_rows", "rank_busy"} <= set(relations) and least == 2
     assert {r.query.name for r in report.results if r.error == "on purpose"} == set(rank_scoped)
+    # the relation failed on the tasks: the driver built it, and the queries that read it have their results
+    assert {"busy_rows", "rank_busy"} <= {s.relation.name for s in report.shared}
+    assert all(r.frame is not None for r in report.results if r.query.name in ("slow_rank", "comm_overlap"))
 
 
 def test_scope_header(tmp_path: Path) -> None:

@@ -270,6 +270,16 @@ class Pack:
         raise UserError(f"{self.path}: pack {self.name!r} has no query {name!r}")
 
 
+def needed_by(pack: Pack, queries: list[Query], relations: tuple[str, ...] = ()) -> Pack:
+    """`pack` cut down to `queries`, the shared relations they include (an included fragment brings the definitions
+    of the relations it reads) and the named `relations`, each with the relations its build reads."""
+    wanted = {r.name for r in pack.shared if r.name in relations or any(r.definition in q.sql for q in queries)}
+    for relation in reversed(pack.shared):  # a relation's build reads only relations before it
+        if relation.name in wanted:
+            wanted |= {o.name for o in pack.shared if re.search(rf"\b{re.escape(o.table)}\b", relation.build_sql)}
+    return replace(pack, queries=queries, shared=[r for r in pack.shared if r.name in wanted])
+
+
 def _convert(type_name: str, text: str) -> object:
     kind = PARAM_TYPES[type_name]
     if kind is bool:

@@ -10,13 +10,14 @@ it, and writes its part files into the store's staging directory, which must be 
 driver writes the manifest last. A task whose worker dies is retried (`MAX_RETRIES`); a unit that still fails comes
 back as its one-line error, and the store keeps the others (`IngestResult.failed`).
 
-Analyze runs the packs' queries declared `-- scope: rank` as tasks over batches of consecutive traces (about
-`TASKS_PER_CPU` tasks per CPU of the cluster: a task's fixed cost is paid once per batch, not per rank), each
-building the shared relations its queries include once (`run_pack`), as the local engine does;
+Analyze runs the packs' queries declared `-- scope: rank`, and builds the per-rank relations the driver's queries
+read (`traceview.analysis.rank_work.RANK_RELATIONS`), as tasks over batches of consecutive traces (`batch_count`:
+`TASKS_PER_CPU` tasks per CPU of the cluster, one on a single CPU; a task's fixed cost is paid once per batch, not
+per rank), each building the shared relations its queries include once (`run_pack`), as the local engine does.
 DuckDB runs over the batch's part files, its threads from the task's CPUs; the rows come back as Arrow and are
-concatenated in trace_id order, the order those queries give, so the result equals the local one. Findings and
-every other query run on the driver. The cluster view builds its per-rank relations the same way
-(`run_rank_relation`) and runs its cross-rank analyses on the driver over the gathered rows.
+concatenated in trace_id order, the order those queries give, so the result equals the local one. The driver runs
+every other query meanwhile, and findings once the rows are back (`traceview.analysis.rank_work.run_split`); the
+cluster view runs the same way.
 
 Memory: each task asks Ray for `TASK_MEMORY_FIXED` + `TASK_MEMORY_RATIO` x its input's size (a trace's JSON,
 estimated from a gzip's trailer; a batch's part files), at most a node's memory, so that a node runs no more tasks
@@ -29,10 +30,8 @@ from __future__ import annotations
 
 import logging
 import os
-import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import replace
 from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING
@@ -42,9 +41,8 @@ from traceview.parsers.errors import TraceFormatError
 from traceview.store import Progress, Unit, failed_outcome, ingest_unit
 
 if TYPE_CHECKING:
-    import pyarrow as pa
-
-    from traceview.packs import Pack, Query
+    from traceview.analysis.rank_work import Collect, RankRows
+    from traceview.packs import Pack
 
 MISSING_EXTRA = "--ray needs the ray extra: pip install 'traceview[ray]'"
 TASK_CPUS = 1
@@ -52,10 +50,14 @@ TASK_CPUS = 1
 MAX_RETRIES = 3
 """How often Ray reruns a task whose worker died (Ray's `max_retries`)."""
 ENV_FLAG = "TRACEVIEW_RAY"
+PROGRESS_S = 0.25
+"""How often the driver collects the finished ingest tasks and reports progress."""
 TASK_MEMORY_FIXED = 300 << 20
 """Bytes a task costs whatever its input (Python, traceview's imports, DuckDB, Arrow)."""
 TASK_MEMORY_RATIO = 1.5
 """Bytes a task may use per byte of its input, beside the fixed part."""
+MEMORY_STEP = 16 << 20
+"""The granularity of the memory a task asks Ray for (`scheduled_memory_bytes`)."""
 MIN_DUCKDB_MEMORY = 256 << 20
 """The least memory an analysis task's DuckDB is given."""
 PARSER_DUCKDB_SHARE = 0.3
@@ -121,6 +123,14 @@ def input_bytes(path: Path) -> int:
     return max(size, inflated)
 
 
+def scheduled_memory_bytes(size: int, node_bytes: int | None = None) -> int:
+    """`task_memory_bytes` rounded up to `MEMORY_STEP`: tasks of about the same size ask for the same resources, so
+    Ray keeps a leased worker for the next one instead of asking the raylet for a worker per task."""
+    wanted = task_memory_bytes(size)
+    rounded = -(-wanted // MEMORY_STEP) * MEMORY_STEP
+    return min(rounded, node_bytes) if node_bytes else rounded
+
+
 def task_memory_bytes(size: int, node_bytes: int | None = None) -> int:
     """The memory a task over `size` input bytes asks Ray for: fixed part + ratio x size, at most `node_bytes`."""
     wanted = TASK_MEMORY_FIXED + int(TASK_MEMORY_RATIO * size)
@@ -178,21 +188,22 @@ def run_units(
     task = ray.remote(num_cpus=TASK_CPUS, max_retries=MAX_RETRIES)(task_function or _ingest_task)
     node = _largest_node_bytes(ray)
     index = {
-        task.options(memory=task_memory_bytes(_size_or_zero(unit.path), node)).remote(unit, str(staging)): i
+        task.options(memory=scheduled_memory_bytes(_size_or_zero(unit.path), node)).remote(unit, str(staging)): i
         for i, unit in enumerate(units)
     }
     outcomes: list[dict] = [{} for _ in units]
     pending = list(index)
     try:
         while pending:
-            done, pending = ray.wait(pending, num_returns=1)
+            # every rank done by now, not one at a time: the driver wakes up once per PROGRESS_S, not per rank
+            done, pending = ray.wait(pending, num_returns=len(pending), timeout=PROGRESS_S, fetch_local=False)
             for ref in done:
                 unit = units[index[ref]]
                 try:
                     outcomes[index[ref]] = ray.get(ref)
                 except ray.exceptions.RayError as exc:  # the worker died on every try
                     outcomes[index[ref]] = failed_outcome(unit, f"Ray task failed ({_ray_reason(exc)})")
-            if progress:
+            if progress and done:
                 progress(f"{len(units) - len(pending)}/{len(units)} ranks done")
     except BaseException:
         for ref in pending:
@@ -213,87 +224,89 @@ def _ray_reason(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {_first_line(exc)}"
 
 
-RankRows = tuple["pa.Table | None", str | None, float]
-"""One query's outcome over one rank or gathered: its rows as Arrow, or its error; and the seconds it took."""
-
-
-def _rank_task(store: str, trace_ids: list[str], pack: Pack, overrides: dict, limit_s: float) -> list[RankRows]:
-    """The pack's (rank-scoped) queries over some traces' part files, in a Ray worker, its shared relations built
-    once as the local engine builds them; rows as Arrow, findings left out."""
+def _rank_task(
+    store: str, trace_ids: list[str], pack: Pack, gathered: list[str], overrides: dict, limit_s: float
+) -> tuple[list[RankRows], list[RankRows]]:
+    """The pack's queries over some traces' part files, in a Ray worker, its shared relations built once as the local
+    engine builds them; each query's rows, then each `gathered` relation's rows, as Arrow."""
     from traceview.sandbox import drop_shared, run_pack, sandboxed_connection
 
     con = sandboxed_connection([Path(store)], trace_ids, threads=task_cpus(), memory=duckdb_memory_bytes())
     try:
         run = run_pack(con, pack, pack.queries, overrides, limit_s)
-        outcomes: list[RankRows] = []
+        queries: list[RankRows] = []
         for result in run.results:
             rows = result.frame.to_arrow() if result.frame is not None and result.error is None else None
-            outcomes.append((rows, result.error, result.seconds))
+            queries.append((rows, result.error, result.seconds))
+        built = {result.relation.name: result for result in run.shared}
+        relations: list[RankRows] = []
+        for name in gathered:
+            relation = built[name]
+            if relation.error is not None:
+                relations.append((None, relation.error, relation.seconds))
+            else:
+                table = con.sql(f'SELECT * FROM "{relation.relation.table}"').to_arrow_table()
+                relations.append((table, None, relation.seconds))
         drop_shared(con, run.shared)
-        return outcomes
+        return queries, relations
     finally:
         con.close()
 
 
-def needed_by(pack: Pack, queries: list[Query]) -> Pack:
-    """`pack` cut down to `queries` and the shared relations they include (an included fragment brings the
-    definitions of the relations it reads)."""
-    shared = [r for r in pack.shared if any(r.definition in q.sql for q in queries)]
-    return replace(pack, queries=queries, shared=shared)
-
-
-def _pack_of(queries: list[Query]) -> Pack:
-    """The pack the queries come from (their directory), cut down to them, their findings left out."""
-    from traceview.packs import load_pack
-
-    stripped = [replace(query, findings=[]) for query in queries]
-    folders = {query.path.parent for query in queries}
-    if len(folders) != 1:  # not one pack: no shared relations, each query computes its own
-        from traceview.packs import Pack
-
-        return Pack("rank queries", Path("."), queries=stripped)
-    return needed_by(load_pack(folders.pop()), stripped)
-
-
-def run_rank_queries(
+def submit_rank_work(
     traces: list[tuple[Path, str]],
-    queries: list[Query],
+    pack: Pack,
+    gathered: list[str],
     overrides: dict,
     limit_s: float,
+    min_batch: int = 1,
     num_cpus: int | None = None,
-) -> list[RankRows]:
-    """Run rank-scoped queries as Ray tasks over batches of the traces (`(store, trace_id)`, in trace_id order) and
-    gather each query's rows in that order, as the local engine orders them; a query that failed on a rank fails as
-    a whole."""
-    import pyarrow as pa
-
+) -> Collect:
+    """Start the pack's queries and its `gathered` relations as Ray tasks over batches of at least `min_batch` of the
+    traces (`(store, trace_id)`, in trace_id order) and return at once (a `traceview.analysis.rank_work.RankRunner`);
+    the function returned gathers each one's rows in that order, as the local engine orders them. A query or relation
+    that failed on a batch fails as a whole."""
     ray = connect(num_cpus)
     task = ray.remote(num_cpus=TASK_CPUS, max_retries=MAX_RETRIES)(_rank_task)
     node = _largest_node_bytes(ray)
-    batches = rank_batches(traces, int(ray.cluster_resources().get("CPU", 1)) * TASKS_PER_CPU)
-    pack = _pack_of(queries)
+    batches = rank_batches(traces, batch_count(int(ray.cluster_resources().get("CPU", 1))), min_batch)
     refs = [
-        task.options(memory=task_memory_bytes(_parts_bytes(store, ids), node)).remote(
-            str(store), ids, pack, overrides, limit_s
+        task.options(memory=scheduled_memory_bytes(_parts_bytes(store, ids), node)).remote(
+            str(store), ids, pack, gathered, overrides, limit_s
         )
         for store, ids in batches
     ]
-    per_rank: list[list[RankRows]] = []
-    for (_, ids), ref in zip(batches, refs, strict=True):
-        try:
-            per_rank.append(ray.get(ref))
-        except ray.exceptions.RayError as exc:
-            per_rank.append([(None, f"trace {ids[0]}: Ray task failed ({_ray_reason(exc)})", 0.0)] * len(queries))
-    gathered: list[RankRows] = []
-    for index in range(len(queries)):
-        outcomes = [rank[index] for rank in per_rank]
-        seconds = sum(outcome[2] for outcome in outcomes)
-        error = next((outcome[1] for outcome in outcomes if outcome[1]), None)
-        if error is not None:
-            gathered.append((None, error, seconds))
-        else:
-            gathered.append((pa.concat_tables([outcome[0] for outcome in outcomes]), None, seconds))
-    return gathered
+
+    def collect() -> tuple[list[RankRows], list[RankRows]]:
+        per_batch: list[tuple[list[RankRows], list[RankRows]]] = []
+        for (_, ids), ref in zip(batches, refs, strict=True):
+            try:
+                per_batch.append(ray.get(ref))
+            except ray.exceptions.RayError as exc:
+                failed: RankRows = (None, f"trace {ids[0]}: Ray task failed ({_ray_reason(exc)})", 0.0)
+                per_batch.append(([failed] * len(pack.queries), [failed] * len(gathered)))
+        queries = [_concatenated([batch[0][i] for batch in per_batch]) for i in range(len(pack.queries))]
+        relations = [_concatenated([batch[1][i] for batch in per_batch]) for i in range(len(gathered))]
+        return queries, relations
+
+    return collect
+
+
+def _concatenated(outcomes: list[RankRows]) -> RankRows:
+    """The batches' rows of one query or relation, in order, or its first error; the seconds added."""
+    import pyarrow as pa
+
+    seconds = sum(outcome[2] for outcome in outcomes)
+    error = next((outcome[1] for outcome in outcomes if outcome[1]), None)
+    if error is not None:
+        return None, error, seconds
+    return pa.concat_tables([outcome[0] for outcome in outcomes if outcome[0] is not None]), None, seconds
+
+
+def batch_count(cpus: int) -> int:
+    """How many batches of ranks to cut for a cluster of `cpus` CPUs: `TASKS_PER_CPU` per CPU, one on one CPU (there
+    is nothing to balance, and each task has a fixed cost)."""
+    return 1 if cpus <= 1 else cpus * TASKS_PER_CPU
 
 
 def rank_batches(traces: list[tuple[Path, str]], tasks: int, min_size: int = 1) -> list[tuple[Path, list[str]]]:
@@ -319,56 +332,3 @@ def _parts_bytes(store: Path, trace_ids: list[str]) -> int:
     """The size of the traces' part files in the store."""
     names = {f"part-{trace_id}.parquet" for trace_id in trace_ids}
     return sum(p.stat().st_size for p in store.glob("*/part-*.parquet") if p.name in names)
-
-
-def _relations_task(store: str, trace_ids: list[str], pack: Pack, gathered: str, limit_s: float) -> RankRows:
-    """Build the pack's shared relations over some traces' part files, in a Ray worker; the `gathered` one's rows."""
-    from traceview.sandbox import run_pack, sandboxed_connection
-
-    started = time.perf_counter()
-    con = sandboxed_connection([Path(store)], trace_ids, threads=task_cpus(), memory=duckdb_memory_bytes())
-    try:
-        built = {result.relation.name: result for result in run_pack(con, pack, [], {}, limit_s).shared}
-        failed = next((result.error for result in built.values() if result.error), None)
-        if failed is not None:
-            return None, failed, time.perf_counter() - started
-        rows = con.sql(f'SELECT * FROM "{built[gathered].relation.table}"').to_arrow_table()
-        return rows, None, time.perf_counter() - started
-    finally:
-        con.close()
-
-
-def run_rank_relation(
-    traces: list[tuple[Path, str]],
-    pack: Pack,
-    gathered: str,
-    limit_s: float,
-    num_cpus: int | None = None,
-    min_size: int = 1,
-) -> RankRows:
-    """A per-rank shared relation of `pack` (`gathered`, built after the others of `pack.shared`) as Ray tasks over
-    batches of at least `min_size` traces; the batches' rows concatenated (in trace_id order), or the first error."""
-    import pyarrow as pa
-
-    ray = connect(num_cpus)
-    task = ray.remote(num_cpus=TASK_CPUS, max_retries=MAX_RETRIES)(_relations_task)
-    node = _largest_node_bytes(ray)
-    tasks = int(ray.cluster_resources().get("CPU", 1)) * TASKS_PER_CPU
-    batches = rank_batches(traces, tasks, min_size)
-    refs = [
-        task.options(memory=task_memory_bytes(_parts_bytes(store, ids), node)).remote(
-            str(store), ids, pack, gathered, limit_s
-        )
-        for store, ids in batches
-    ]
-    outcomes: list[RankRows] = []
-    for (_, ids), ref in zip(batches, refs, strict=True):
-        try:
-            outcomes.append(ray.get(ref))
-        except ray.exceptions.RayError as exc:
-            outcomes.append((None, f"trace {ids[0]}: Ray task failed ({_ray_reason(exc)})", 0.0))
-    seconds = sum(outcome[2] for outcome in outcomes)
-    error = next((outcome[1] for outcome in outcomes if outcome[1]), None)
-    if error is not None:
-        return None, error, seconds
-    return pa.concat_tables([outcome[0] for outcome in outcomes if outcome[0] is not None]), None, seconds

@@ -38,7 +38,7 @@ def run_analyze(
 
     With `sections`, also the flame graph (device time where the traces have device tasks, else wall time)
     and the throughput points, and for two or more ranks the cluster view; a section that fails is recorded in
-    `unavailable` unless `strict`. With `rank_runner` (`traceview.ray_engine.run_rank_queries`), the rank-scoped
+    `unavailable` unless `strict`. With `rank_runner` (`traceview.ray_engine.submit_rank_work`), the rank-scoped
     queries run through it.
     """
     stores = [resolve_store(Path(target), Path(cache_dir) if cache_dir else None) for target in targets]

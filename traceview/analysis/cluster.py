@@ -15,16 +15,14 @@ from typing import Any, cast
 import polars as pl
 
 from traceview.analysis.quality import QualityNote, data_quality
+from traceview.analysis.rank_work import run_split
 from traceview.analysis.report import BUILTIN_PACK, SEVERITY_ORDER, AnalysisReport, trace_rows
 from traceview.engine import connect, resolve_store
 from traceview.errors import UserError
-from traceview.packs import Pack, find_pack, with_shared
+from traceview.packs import Pack, find_pack
 from traceview.sandbox import DEFAULT_TIME_LIMIT_S, QueryResult, drop_shared, run_pack, sandboxed_connection
 
 CLUSTER_QUERIES = ("collective_skew", "slow_rank", "comm_bandwidth", "slow_link", "comm_overlap")
-RANK_RELATIONS = ("busy_rows", "rank_busy")
-"""The shared relations of the cluster analyses that are per rank (the device-time sweep of every rank's slices):
-with Ray they are built by tasks over batches of ranks and `rank_busy` is gathered; the rest runs on the driver."""
 MIN_RANKS = 2
 """The cluster view needs traces of at least this many ranks."""
 
@@ -200,7 +198,8 @@ def run_cluster(
     ray_cpus: int | None = None,
 ) -> ClusterResult:
     """The cluster view of TARGETS (trace files, dumps or stores of two or more ranks); `peak_link_gbps` overrides
-    the device table's interconnect peak. With `ray`, the per-rank parts (`RANK_RELATIONS`) run as Ray tasks."""
+    the device table's interconnect peak. With `ray`, the per-rank relations
+    (`rank_work.RANK_RELATIONS`) are built by Ray tasks, the rest here meanwhile."""
     stores = [resolve_store(Path(target), cache_dir) for target in targets]
     ranks = rank_count(stores)
     if len(ranks) < MIN_RANKS:
@@ -214,34 +213,17 @@ def run_cluster(
     con = sandboxed_connection(stores)
     try:
         if ray:
-            pack = _rank_parts_on_ray(con, pack, stores, limit_s, ray_cpus)
-        run = run_pack(con, pack, pack.queries, overrides, limit_s)
+            from functools import partial
+
+            from traceview import ray_engine
+
+            runner = partial(ray_engine.submit_rank_work, num_cpus=ray_cpus)
+            run = run_split(con, pack, stores, runner, overrides, limit_s)
+        else:
+            run = run_pack(con, pack, pack.queries, overrides, limit_s)
         built = next((r for r in run.shared if r.relation.name == "cluster_calls" and r.error is None), None)
         calls = _frame(con, CALLS_FROM_SHARED_SQL.format(table=built.relation.table)) if built else None
         drop_shared(con, run.shared)
     finally:
         con.close()
     return build(stores, ranks, run.results, calls)
-
-
-def _rank_parts_on_ray(con: Any, pack: Pack, stores: list[Path], limit_s: float, ray_cpus: int | None) -> Pack:
-    """Build the per-rank relations on Ray into their table on CON; the pack left to run here (its queries reading
-    that table). Every batch holds two ranks or more (rank_busy is empty for fewer); the driver builds them itself
-    where that cannot be had (several stores, or traces sharing a rank)."""
-    from traceview import ray_engine
-    from traceview.analysis.report import _ranks
-
-    traces = _ranks(stores)
-    ranks = [row[0] for row in con.sql("SELECT rank FROM traces").fetchall()]
-    relations = [r for r in pack.shared if r.name in RANK_RELATIONS]
-    if len(stores) != 1 or len(set(ranks)) != len(ranks) or len(relations) != len(RANK_RELATIONS):
-        return pack
-    gathered = next(r for r in relations if r.name == RANK_RELATIONS[-1])
-    rows, error, _ = ray_engine.run_rank_relation(
-        traces, replace(pack, queries=[], shared=relations), gathered.name, limit_s, ray_cpus, min_size=MIN_RANKS
-    )
-    if error is not None or rows is None:
-        return pack  # the driver builds them, and reports the error as its own run would
-    con.from_arrow(rows).create(gathered.table)
-    queries = [replace(q, sql=with_shared(q.sql, [gathered])) for q in pack.queries]
-    return replace(pack, queries=queries, shared=[r for r in pack.shared if r.name not in RANK_RELATIONS])

@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 from traceview._version import __version__
 from traceview.analysis.quality import QualityNote, data_quality
-from traceview.packs import Pack, Query, find_pack, load_pack
-from traceview.ray_engine import needed_by
+from traceview.analysis.rank_work import RankRunner, SplitRun
+from traceview.packs import Pack, find_pack, load_pack
 from traceview.sandbox import (
     DEFAULT_TIME_LIMIT_S,
     Finding,
@@ -20,7 +19,6 @@ from traceview.sandbox import (
     drop_shared,
     run_pack,
     sandboxed_connection,
-    with_findings,
 )
 from traceview.store import read_manifest
 
@@ -113,32 +111,9 @@ def trace_rows(con, stores: list[Path]) -> list[dict]:
     return rows
 
 
-def _ranks(stores: list[Path]) -> list[tuple[Path, str]]:
-    """Every trace of the stores as `(store, trace_id)`, in trace_id order (the order rank-scoped queries give)."""
-    return sorted(
-        ((store, item["trace_id"]) for store in stores for item in read_manifest(store).get("inputs", [])),
-        key=lambda pair: pair[1],
-    )
-
-
-def _gathered(con: Any, query: Query, rows: tuple[Any, str | None, float], limit_s: float) -> QueryResult:
-    """A rank-scoped query's result from its gathered rows: its findings computed here, over all ranks' rows."""
-    import polars as pl
-
-    table, error, seconds = rows
-    if error is not None:
-        return QueryResult(query, None, error=error, seconds=seconds)
-    return with_findings(con, query, cast(pl.DataFrame, pl.from_arrow(table)), limit_s, seconds)
-
-
 def packs_for(extra: list[Path]) -> list[Pack]:
     """The built-in pack followed by the packs given with --pack."""
     return [find_pack(BUILTIN_PACK)] + [load_pack(path) for path in extra]
-
-
-RankRunner = Callable[[list[tuple[Path, str]], list[Query], dict, float], list[tuple[Any, str | None, float]]]
-"""Runs rank-scoped queries per trace `(store, trace_id)` and gathers each query's rows (Arrow) in that order, or
-its error (`traceview.ray_engine.run_rank_queries`)."""
 
 
 def run_packs(
@@ -152,7 +127,8 @@ def run_packs(
     """Run the built-in pack and EXTRA_PACKS over STORES (each query bounded by `limit_s`); the peaks given
     override the device table's (memory bandwidth, interconnect).
 
-    With `rank_runner`, the queries of scope `rank` run through it, one trace at a time, and the others here.
+    With `rank_runner` (`traceview.ray_engine.submit_rank_work`), the queries of scope `rank` and the per-rank
+    relations run through it, over batches of ranks, and the others here meanwhile (`rank_work.SplitRun`).
     """
     packs = packs_for(extra_packs or [])
     overrides: dict[str, object] = {}
@@ -162,24 +138,17 @@ def run_packs(
         overrides["peak_link_gbps"] = float(peak_link_gbps)
     con = sandboxed_connection(stores)
     try:
+        # with a rank runner, the rank tasks of every pack start first and run while the driver works
+        splits = [SplitRun(con, p, stores, rank_runner, overrides, limit_s) for p in packs] if rank_runner else []
         traces = trace_rows(con, stores)
         quality = data_quality(con, stores, traces)
         results: list[QueryResult] = []
         shared: list[SharedResult] = []
-        ranks = _ranks(stores) if rank_runner is not None else []
-        for pack in packs:
-            per_rank = [q for q in pack.queries if ranks and q.scope == "rank"]
-            here = [q for q in pack.queries if q not in per_rank]
+        for index, pack in enumerate(packs):
             # The pack's shared relations are computed once; a failed one is computed by each query again.
-            # with a rank runner, only the relations the queries run here need (the runner builds the others)
-            run = run_pack(con, needed_by(pack, here) if per_rank else pack, here, overrides, limit_s)
+            run = splits[index].finish() if splits else run_pack(con, pack, pack.queries, overrides, limit_s)
             drop_shared(con, run.shared)
-            done = dict(zip(map(id, here), run.results, strict=True))
-            if rank_runner is not None and per_rank:
-                gathered = rank_runner(ranks, per_rank, overrides, limit_s)
-                for query, rows in zip(per_rank, gathered, strict=True):
-                    done[id(query)] = _gathered(con, query, rows, limit_s)
-            results += [done[id(q)] for q in pack.queries]
+            results += run.results
             shared += run.shared
     finally:
         con.close()

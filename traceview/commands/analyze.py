@@ -26,7 +26,7 @@ def run(
     if ray:
         from traceview import ray_engine
 
-        rank_runner = partial(ray_engine.run_rank_queries, num_cpus=ray_cpus)
+        rank_runner = partial(ray_engine.submit_rank_work, num_cpus=ray_cpus)
     return run_analyze(
         targets,
         packs,
