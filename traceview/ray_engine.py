@@ -62,7 +62,8 @@ PARSER_DUCKDB_SHARE = 0.3
 """The share of an ingest task's memory beyond the fixed part that the parser's DuckDB may use: its numpy arrays
 and Arrow buffers take about 1.1x the JSON beside it."""
 MIN_PARSER_DUCKDB_MEMORY = 128 << 20
-"""The least memory the parser's DuckDB is given (below it, a 100 MB trace parsed no smaller)."""
+"""The least memory the parser's DuckDB is given (below it, a 100 MB trace parsed no smaller at 96 MB, and at 64 MB
+15-25 MB smaller but 10-25% slower)."""
 TASKS_PER_CPU = 2
 """Rank-query tasks per CPU of the cluster: two, so that a slow batch can be made up by another; each task costs
 ~0.6 s whatever its size (its connection, the shared relations' and queries' planning), a rank ~25 ms more (a
