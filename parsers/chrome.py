@@ -39,7 +39,6 @@ FORMAT = "kineto"
 _INT64_MAX = (1 << 63) - 1
 _TOO_LARGE = "expected ts and dur that fit int64 nanoseconds (under 292 years), found larger ones"
 FLOWS_ORDER = "dst_slice_id NULLS LAST, src_slice_id NULLS LAST, kind, flow_id"  # the stored order of `flows`
-_STREAM_BATCH_ROWS = ROW_GROUP_ROWS  # batches of the DuckDB queries that feed the slices write
 
 _COLUMNS = (
     "{'ph': 'VARCHAR', 'cat': 'VARCHAR', 'name': 'VARCHAR', 'pid': 'VARCHAR', 'tid': 'VARCHAR',"
@@ -458,7 +457,9 @@ class _Builder:
         `slices0` and the nesting of `build_links`, zipped row by row, then regrouped.
 
         Joining them in SQL needs a POSITIONAL JOIN, which runs on one thread; as Arrow streams they
-        are read in parallel with the encoding of the row groups before them.
+        are read in parallel with the encoding of the row groups before them. The streams come in
+        batches of one row group: a batch and its copies (zipped, then split by group) are what the
+        write holds beside the tables, so a small trace's smaller row groups keep that small too.
         """
         strings = (
             self.con.cursor()
@@ -466,15 +467,15 @@ class _Builder:
                 "SELECT rowid AS slice_id, name, cat, CAST(coalesce(args, '{}') AS VARCHAR) AS args"
                 " FROM ev WHERE ph = 'X'"
             )
-            .to_arrow_reader(_STREAM_BATCH_ROWS)
+            .to_arrow_reader(self.group_rows)
         )
         numbers = (
             self.con.cursor()
             .sql(f"SELECT *, NULL::VARCHAR AS core, {GROUP_SQL} AS slice_group FROM slices0")
-            .to_arrow_reader(_STREAM_BATCH_ROWS)
+            .to_arrow_reader(self.group_rows)
         )
         rows = zip_rows([strings, numbers, self.nested], "slice_id")
-        return row_groups(rows, "slice_group", self.group_rows)
+        return row_groups(rows, "slice_group", self.group_rows, emit_every=self.group_rows)
 
     def settle_event_tables(self) -> None:
         """Materialise the small tables (memory, counters, instants, metadata), then drop the columns

@@ -67,31 +67,63 @@ class _Pending:
         return head
 
 
-def row_groups(reader: pa.RecordBatchReader, column: str, rows_per_group: int = ROW_GROUP_ROWS) -> Iterator[pa.Table]:
+def row_groups(
+    reader: pa.RecordBatchReader, column: str, rows_per_group: int = ROW_GROUP_ROWS, emit_every: int | None = None
+) -> Iterator[pa.Table]:
     """The rows of `reader` regrouped by the group numbers in `column` (`GROUP_SQL`, no nulls): one
     table per Parquet row group, holding one group's rows in the order they came; `rows_per_group`
     rows each, except for the last rows of each group, at the end.
 
+    Full row groups are handed out, group by group, after each batch of `reader`, or with `emit_every`
+    after each `emit_every` rows whatever the batches' sizes: the row groups then come in the order that
+    batches of `emit_every` rows give, from a reader of smaller batches (which holds less memory).
+
     Memory stays bounded: at most one row group per group is held back, in copies of its rows (a
-    slice of a batch would keep the whole batch alive).
+    slice of a batch would keep the whole batch alive), plus the rows read since the last hand-out.
     """
     pending = [_Pending(reader.schema) for _ in GROUPS]
+    read = 0
     for batch in reader:
-        if not batch.num_rows:
-            continue
-        codes = numpy_column(batch.column(column))
-        present = np.bincount(codes, minlength=len(GROUPS))
-        for number, group in enumerate(pending):
-            if not present[number]:
-                continue
-            # In file order the groups alternate every few rows: one filter per group, not a slice per run.
-            if present[number] == batch.num_rows:
-                part = batch
-            else:
-                part = pc.filter(batch, arrow_array(codes == number), memory_pool=POOL)
-            group.add(part)
-            while group.rows >= rows_per_group:
-                yield group.take(rows_per_group)
+        for piece in _cut_at(batch, read, emit_every):
+            _split(piece, column, pending)
+            read += piece.num_rows
+            if emit_every is None or read % emit_every == 0:
+                yield from _full_groups(pending, rows_per_group)
+    yield from _full_groups(pending, rows_per_group)
     for group in pending:
         if group.rows:
             yield group.take(group.rows)
+
+
+def _cut_at(batch: pa.RecordBatch, read: int, every: int | None) -> Iterator[pa.RecordBatch]:
+    """`batch` (which follows `read` rows) in pieces that end where a multiple of `every` rows is reached."""
+    start = 0
+    while every and start < batch.num_rows and (read + batch.num_rows) // every > (read + start) // every:
+        end = ((read + start) // every + 1) * every - read
+        yield batch.slice(start, end - start)
+        start = end
+    if start < batch.num_rows:
+        yield batch.slice(start) if start else batch
+
+
+def _split(batch: pa.RecordBatch, column: str, pending: list[_Pending]) -> None:
+    """Add the rows of `batch` to their groups."""
+    if not batch.num_rows:
+        return
+    codes = numpy_column(batch.column(column))
+    present = np.bincount(codes, minlength=len(GROUPS))
+    for number, group in enumerate(pending):
+        if not present[number]:
+            continue
+        # In file order the groups alternate every few rows: one filter per group, not a slice per run.
+        if present[number] == batch.num_rows:
+            part = batch
+        else:
+            part = pc.filter(batch, arrow_array(codes == number), memory_pool=POOL)
+        group.add(part)
+
+
+def _full_groups(pending: list[_Pending], rows_per_group: int) -> Iterator[pa.Table]:
+    for group in pending:
+        while group.rows >= rows_per_group:
+            yield group.take(rows_per_group)

@@ -64,7 +64,8 @@ PARSER_DUCKDB_SHARE = 0.3
 """The share of an ingest task's memory beyond the fixed part that the parser's DuckDB may use: its numpy arrays
 and Arrow buffers take about 1.1x the JSON beside it."""
 MIN_PARSER_DUCKDB_MEMORY = 128 << 20
-"""The least memory the parser's DuckDB is given (below it, a 100 MB trace parsed no smaller)."""
+"""The least memory the parser's DuckDB is given (below it, a 100 MB trace parsed no smaller at 96 MB, and at 64 MB
+15-25 MB smaller but 10-25% slower)."""
 TASKS_PER_CPU = 2
 """Rank-query tasks per CPU of the cluster: two, so that a slow batch can be made up by another; each task costs
 ~0.6 s whatever its size (its connection, the shared relations' and queries' planning), a rank ~25 ms more (a
@@ -163,7 +164,11 @@ def _largest_node_bytes(ray: ModuleType) -> int | None:
 
 
 def _ingest_task(unit: Unit, staging: str) -> dict:
-    """One unit, in a Ray worker; every error comes back as data (its one line), never as a Ray traceback."""
+    """One unit, in a Ray worker; every error comes back as data (its one line), never as a Ray traceback.
+
+    Arrow allocates from malloc's pool (`use_task_memory_pool`) and hands what is free back to the system once the
+    unit is written (`release_task_memory`)."""
+    use_task_memory_pool()
     try:
         with ThreadPoolExecutor(1) as hasher:
             return ingest_unit(unit, Path(staging), hasher, threads=task_cpus(), memory=parser_memory_bytes())
@@ -171,6 +176,28 @@ def _ingest_task(unit: Unit, staging: str) -> dict:
         return failed_outcome(unit, str(exc))
     except Exception as exc:  # noqa: BLE001 - one rank's bug must not cost the other ranks; its line is kept
         return failed_outcome(unit, f"internal error ({type(exc).__name__}: {_first_line(exc)})", bug=True)
+    finally:
+        release_task_memory()
+
+
+def use_task_memory_pool() -> None:
+    """Make malloc's pool Arrow's default in this worker, in place of mimalloc (pyarrow's default).
+
+    mimalloc keeps the memory that the parser's Arrow buffers free (much of it allocated on the write's read-ahead
+    thread) until that thread's heap is reused: one ingest task of a 108 MB trace peaked 45-55 MB higher with it
+    (benchmarks/README_cluster.md, "Memory of one Ray ingest task").
+    """
+    import pyarrow as pa
+
+    pa.set_memory_pool(pa.system_memory_pool())
+
+
+def release_task_memory() -> None:
+    """Hand the memory malloc holds free back to the system (`malloc_trim`, through Arrow's pool), so that a worker
+    that waits for its next task does not keep the last one's peak."""
+    import pyarrow as pa
+
+    pa.system_memory_pool().release_unused()
 
 
 def run_units(

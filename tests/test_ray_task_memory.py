@@ -1,0 +1,57 @@
+"""The memory settings of a Ray ingest task (traceview.ray_engine); no Ray needed, the task's body runs here."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+
+from traceview import ray_engine
+from traceview.store import Unit
+
+
+@pytest.fixture
+def default_pool() -> Iterator[None]:
+    before = pa.default_memory_pool()
+    yield
+    pa.set_memory_pool(before)
+
+
+def test_an_ingest_task_parses_with_mallocs_pool_and_releases_it(
+    default_pool: None, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    seen: list[str] = []
+    released: list[bool] = []
+
+    def parse(unit: Unit, staging: Path, hasher: object, threads: int | None, memory: int | None) -> dict:
+        seen.append(pa.default_memory_pool().backend_name)
+        return {"entry": {}}
+
+    monkeypatch.setattr(ray_engine, "ingest_unit", parse)
+    monkeypatch.setattr(ray_engine, "task_cpus", lambda: 1)
+    monkeypatch.setattr(ray_engine, "parser_memory_bytes", lambda: None)
+    monkeypatch.setattr(ray_engine, "release_task_memory", lambda: released.append(True))
+    pa.set_memory_pool(pa.mimalloc_memory_pool())
+    outcome = ray_engine._ingest_task(Unit(tmp_path / "rank0.json", "kineto", True, "t0"), str(tmp_path))
+    assert (outcome, seen, released) == ({"entry": {}}, ["system"], [True])
+
+
+def test_a_failed_task_releases_its_memory_too(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    released: list[bool] = []
+
+    def parse(*args: object, **kwargs: object) -> dict:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(ray_engine, "ingest_unit", parse)
+    monkeypatch.setattr(ray_engine, "task_cpus", lambda: 1)
+    monkeypatch.setattr(ray_engine, "parser_memory_bytes", lambda: None)
+    monkeypatch.setattr(ray_engine, "use_task_memory_pool", lambda: None)
+    monkeypatch.setattr(ray_engine, "release_task_memory", lambda: released.append(True))
+    outcome = ray_engine._ingest_task(Unit(tmp_path / "rank0.json", "kineto", True, "t0"), str(tmp_path))
+    assert outcome["failed"]["error"] == "internal error (RuntimeError: boom)" and released == [True]
+
+
+def test_release_task_memory_runs_outside_ray() -> None:
+    ray_engine.release_task_memory()  # malloc_trim through Arrow's system pool; a no-op where there is none
