@@ -401,6 +401,25 @@ def verdict(runs: dict[str, dict]) -> dict:
     return out
 
 
+def median_run(tries: list[dict]) -> dict:
+    """The run of median total time among a contender's rounds (the lower middle one of an even count); a failed
+    round, if any, stands for them all."""
+    failed = [run for run in tries if run.get("status") != "ok"]
+    if failed:
+        return failed[0]
+    ordered = sorted(tries, key=lambda run: run["total_s"])
+    return ordered[(len(ordered) - 1) // 2]
+
+
+def spread(rounds: dict[str, list[dict]]) -> str:
+    """Each contender's total time in every round."""
+    lines = []
+    for name, tries in rounds.items():
+        totals = [f"{run['total_s']:.1f}" if run.get("status") == "ok" else str(run.get("status")) for run in tries]
+        lines.append(f"{name:10} rounds: {', '.join(totals)} s")
+    return "\n".join(lines)
+
+
 def table(vendor: str, runs: dict[str, dict]) -> str:
     phases = ("ray_start", "ingest", "analyze", "cluster")
     head = f"{'contender':10} " + " ".join(f"{p + ' s':>11}" for p in phases)
@@ -428,6 +447,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--memory-mb", default="", help="trace sizes (MB) of the task-memory measurement")
     parser.add_argument("--only-memory", action="store_true", help="only the task-memory measurement")
     parser.add_argument("--timeout", type=float, default=1800.0, help="time limit of one contender (s)")
+    parser.add_argument("--repeat", type=int, default=1, help="rounds of every contender, interleaved; medians kept")
     parser.add_argument("--json", type=Path, default=OUTPUT / "cluster.json")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--dump", help=argparse.SUPPRESS)
@@ -442,13 +462,17 @@ def main(argv: list[str] | None = None) -> int:
     if not args.only_memory:
         for vendor in args.vendors.split(","):
             dump = ensure_dump(vendor, args.ranks)
-            runs = {}
-            for name in args.only.split(","):
-                harness.log(f"{vendor}: {name} (load {os.getloadavg()[0]:.2f})")
-                store = OUTPUT / "cluster" / f"{vendor}-{args.ranks}-{name}.traceview"
-                runs[name] = spawn(name, args.timeout, dump=str(dump), store=str(store))
-            figures["vendors"][vendor] = {"runs": runs, "verdict": verdict(runs)}
+            rounds: dict[str, list[dict]] = {}
+            for turn in range(args.repeat):  # interleaved, so that a slow spell of the machine hits every contender
+                for name in args.only.split(","):
+                    harness.log(f"{vendor}: {name}, round {turn + 1}/{args.repeat} (load {os.getloadavg()[0]:.2f})")
+                    store = OUTPUT / "cluster" / f"{vendor}-{args.ranks}-{name}.traceview"
+                    rounds.setdefault(name, []).append(spawn(name, args.timeout, dump=str(dump), store=str(store)))
+            runs = {name: median_run(tries) for name, tries in rounds.items()}
+            figures["vendors"][vendor] = {"runs": runs, "rounds": rounds, "verdict": verdict(runs)}
             print(table(vendor, runs))
+            if args.repeat > 1:
+                print(spread(rounds))
             print(json.dumps(figures["vendors"][vendor]["verdict"], indent=1))
             store = next((OUTPUT / "cluster").glob(f"{vendor}-{args.ranks}-*.traceview"), None)
             if store is not None:
