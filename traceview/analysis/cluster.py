@@ -15,7 +15,7 @@ from typing import Any, cast
 import polars as pl
 
 from traceview.analysis.quality import QualityNote, data_quality
-from traceview.analysis.rank_work import run_split
+from traceview.analysis.rank_work import RankRunner, SplitRun
 from traceview.analysis.report import BUILTIN_PACK, SEVERITY_ORDER, AnalysisReport, trace_rows
 from traceview.engine import connect, resolve_store
 from traceview.errors import UserError
@@ -133,32 +133,25 @@ def _steps(steps: pl.DataFrame, calls: pl.DataFrame) -> list[dict]:
     return joined.sort("rank", "step", "trace_id").select("rank", "step", "step_ns", "wait_ns").to_dicts()
 
 
-def rank_count(stores: list[Path]) -> list[int]:
-    """The distinct ranks of the traces in STORES."""
-    con = connect(stores)
-    try:
-        return [row[0] for row in con.sql("SELECT DISTINCT rank FROM traces ORDER BY rank").fetchall()]
-    finally:
-        con.close()
-
-
 def build(
     stores: list[Path],
     ranks: list[int],
     results: list[QueryResult],
     calls: pl.DataFrame | None = None,
     quality: list[QualityNote] | None = None,
+    steps: pl.DataFrame | None = None,
 ) -> ClusterResult:
-    """The cluster view from the five analyses' RESULTS over STORES: adds the per-call rows (CALLS, when not
-    given, computed) and the rank x step rows."""
-    con = connect(stores)
-    try:
-        calls = _frame(con, CALLS_SQL) if calls is None else calls
-        steps = _frame(con, STEPS_SQL)
-        if quality is None:
-            quality = data_quality(con, stores, trace_rows(con, stores))
-    finally:
-        con.close()
+    """The cluster view from the five analyses' RESULTS over STORES: adds the per-call rows (CALLS), the rank x
+    step rows (STEPS) and the data-quality notes (QUALITY), each computed when not given."""
+    if calls is None or steps is None or quality is None:
+        con = connect(stores)
+        try:
+            calls = _frame(con, CALLS_SQL) if calls is None else calls
+            steps = _frame(con, STEPS_SQL) if steps is None else steps
+            if quality is None:
+                quality = data_quality(con, stores, trace_rows(con, stores))
+        finally:
+            con.close()
     chosen = [r for r in results if r.query.name in CLUSTER_QUERIES]
     return ClusterResult(
         ranks=ranks,
@@ -201,29 +194,33 @@ def run_cluster(
     the device table's interconnect peak. With `ray`, the per-rank relations
     (`rank_work.RANK_RELATIONS`) are built by Ray tasks, the rest here meanwhile."""
     stores = [resolve_store(Path(target), cache_dir) for target in targets]
-    ranks = rank_count(stores)
-    if len(ranks) < MIN_RANKS:
-        seen = ", ".join(str(r) for r in ranks) or "none"
-        raise UserError(
-            f"{', '.join(str(t) for t in targets)}: the cluster view needs traces of two or more ranks (ranks seen:"
-            f" {seen})"
-        )
     pack = cluster_pack()
     overrides: dict[str, object] = {} if peak_link_gbps is None else {"peak_link_gbps": float(peak_link_gbps)}
     con = sandboxed_connection(stores)
     try:
-        if ray:
-            from functools import partial
-
-            from traceview import ray_engine
-
-            runner = partial(ray_engine.submit_rank_work, num_cpus=ray_cpus)
-            run = run_split(con, pack, stores, runner, overrides, limit_s)
-        else:
-            run = run_pack(con, pack, pack.queries, overrides, limit_s)
+        ranks = [row[0] for row in con.sql("SELECT DISTINCT rank FROM traces ORDER BY rank").fetchall()]
+        if len(ranks) < MIN_RANKS:
+            seen = ", ".join(str(r) for r in ranks) or "none"
+            raise UserError(
+                f"{', '.join(str(t) for t in targets)}: the cluster view needs traces of two or more ranks (ranks"
+                f" seen: {seen})"
+            )
+        split = SplitRun(con, pack, stores, _ray_runner(ray_cpus), overrides, limit_s) if ray else None
+        steps = _frame(con, STEPS_SQL)  # while the rank tasks run
+        quality = data_quality(con, stores, trace_rows(con, stores))
+        run = split.finish() if split else run_pack(con, pack, pack.queries, overrides, limit_s)
         built = next((r for r in run.shared if r.relation.name == "cluster_calls" and r.error is None), None)
         calls = _frame(con, CALLS_FROM_SHARED_SQL.format(table=built.relation.table)) if built else None
         drop_shared(con, run.shared)
     finally:
         con.close()
-    return build(stores, ranks, run.results, calls)
+    return build(stores, ranks, run.results, calls, quality, steps)
+
+
+def _ray_runner(ray_cpus: int | None) -> RankRunner:
+    """Ray's rank runner (`traceview.ray_engine.submit_rank_work`) on a Ray of `ray_cpus` CPUs."""
+    from functools import partial
+
+    from traceview import ray_engine
+
+    return partial(ray_engine.submit_rank_work, num_cpus=ray_cpus)
