@@ -268,7 +268,7 @@ def run_gather(store: Path, counts: list[int], result: dict) -> None:
         per_batch = ray.get(refs)
         outcomes = [part for batch in per_batch for part in (*batch[0], *batch[1])]
         width = len(queries) + 1
-        gathered = [pa.concat_tables([b[0][i] for b in per_batch]) for i in range(len(queries))]
+        gathered = [pa.concat_tables([b[0][i][0] for b in per_batch]) for i in range(len(queries))]
         gathered.append(pa.concat_tables([b[1][0][0] for b in per_batch]))
         gather_s = time.perf_counter() - started
         results_bytes = sum(t.nbytes for t, _, _ in outcomes if t is not None)
