@@ -16,7 +16,7 @@ read (`traceview.analysis.rank_work.RANK_RELATIONS`), as tasks over batches of c
 per rank), each building the shared relations its queries include once (`run_pack`), as the local engine does.
 DuckDB runs over the batch's part files, its threads from the task's CPUs; the rows come back as Arrow and are
 concatenated in trace_id order, the order those queries give, so the result equals the local one. The driver runs
-every other query meanwhile, and findings once the rows are back (`traceview.analysis.rank_work.run_split`); the
+every other query meanwhile, and findings once the rows are back (`traceview.analysis.rank_work.SplitRun`); the
 cluster view runs the same way.
 
 Memory: each task asks Ray for `TASK_MEMORY_FIXED` + `TASK_MEMORY_RATIO` x its input's size (a trace's JSON,

@@ -97,19 +97,6 @@ class SplitRun:
         return PackRun(shared=shared, results=[done[id(q)] for q in pack.queries])
 
 
-def run_split(
-    con: duckdb.DuckDBPyConnection,
-    pack: Pack,
-    stores: list[Path],
-    runner: RankRunner,
-    overrides: dict,
-    limit_s: float,
-) -> PackRun:
-    """Run `pack` over `stores`: its rank-scoped queries and per-rank relations through `runner`, the rest here
-    (results in the pack's order; the tables of the shared results stay until `drop_shared`)."""
-    return SplitRun(con, pack, stores, runner, overrides, limit_s).finish()
-
-
 def _splittable_relations(
     con: duckdb.DuckDBPyConnection, pack: Pack, here: list[Query], stores: list[Path]
 ) -> list[SharedRelation]:
