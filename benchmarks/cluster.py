@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -175,7 +176,7 @@ def local_runner(threads: int) -> Any:
 def start_ray(cpus: int) -> Any:
     import ray
 
-    ray.init(num_cpus=cpus, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
+    ray.init(num_cpus=cpus, include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR)
     return ray
 
 
@@ -474,10 +475,10 @@ def main(argv: list[str] | None = None) -> int:
             if args.repeat > 1:
                 print(spread(rounds))
             print(json.dumps(figures["vendors"][vendor]["verdict"], indent=1))
-            store = next((OUTPUT / "cluster").glob(f"{vendor}-{args.ranks}-*.traceview"), None)
-            if store is not None:
+            written = next((OUTPUT / "cluster").glob(f"{vendor}-{args.ranks}-*.traceview"), None)
+            if written is not None:
                 harness.log(f"{vendor}: gather at {args.gather_ranks} ranks")
-                gather = spawn("gather", args.timeout, store=str(store), gather_ranks=args.gather_ranks)
+                gather = spawn("gather", args.timeout, store=str(written), gather_ranks=args.gather_ranks)
                 figures["vendors"][vendor]["gather"] = gather.get("gather", gather)
                 for row in gather.get("gather", []):
                     print(
