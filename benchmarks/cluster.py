@@ -307,7 +307,7 @@ def run_task_memory(trace: Path, store: Path, result: dict) -> None:
 
     ray = start_ray(2)
     result["trace_bytes"] = trace.stat().st_size
-    result["memory_request_bytes"] = ray_engine.task_memory_bytes(ray_engine.input_bytes(trace))
+    result["memory_request_bytes"] = ray_engine.scheduled_memory_bytes(ray_engine.input_bytes(trace))
     result["worker_baseline_rss_bytes"] = ray.get(ray.remote(num_cpus=1)(_imports_rss).remote())
     with TreeSampler() as sampler:
         staging = store.with_name(store.name + ".staging")

@@ -20,10 +20,10 @@ every other query meanwhile, and findings once the rows are back (`traceview.ana
 cluster view runs the same way.
 
 Memory: each task asks Ray for `TASK_MEMORY_FIXED` + `TASK_MEMORY_RATIO` x its input's size (a trace's JSON,
-estimated from a gzip's trailer; a batch's part files), at most a node's memory, so that a node runs no more tasks
-than it holds. An analysis task's DuckDB may use that request less the fixed part (`duckdb_memory_bytes`); an
-ingest task's parser DuckDB `PARSER_DUCKDB_SHARE` of it (`parser_memory_bytes`; Kineto; the Ascend parser keeps
-its own budget).
+estimated from a gzip's trailer; a batch's part files), rounded up to `MEMORY_STEP`, at most a node's memory, so
+that a node runs no more tasks than it holds. An analysis task's DuckDB may use that request less the fixed part
+(`duckdb_memory_bytes`); an ingest task's parser DuckDB `PARSER_DUCKDB_SHARE` of it (`parser_memory_bytes`;
+Kineto; the Ascend parser keeps its own budget).
 """
 
 from __future__ import annotations
@@ -132,10 +132,9 @@ def scheduled_memory_bytes(size: int, node_bytes: int | None = None) -> int:
     return min(rounded, node_bytes) if node_bytes else rounded
 
 
-def task_memory_bytes(size: int, node_bytes: int | None = None) -> int:
-    """The memory a task over `size` input bytes asks Ray for: fixed part + ratio x size, at most `node_bytes`."""
-    wanted = TASK_MEMORY_FIXED + int(TASK_MEMORY_RATIO * size)
-    return min(wanted, node_bytes) if node_bytes else wanted
+def task_memory_bytes(size: int) -> int:
+    """The memory a task over `size` input bytes may use: fixed part + ratio x size."""
+    return TASK_MEMORY_FIXED + int(TASK_MEMORY_RATIO * size)
 
 
 def duckdb_memory_bytes() -> int | None:
