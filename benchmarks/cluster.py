@@ -13,7 +13,7 @@
 
    Phases: ``ray_start`` (Ray's start, 0 for the local engine), ``ingest``, ``analyze`` (the core pack, as
    `traceview analyze`) and, where the command exists, ``cluster`` (the cluster view). Memory: the peak of the
-   summed RSS of the contender's process tree (driver, raylet, GCS, workers; sampled every 50 ms from /proc), the
+   summed RSS of the contender's process tree (driver, raylet, GCS, workers; sampled every 200 ms from /proc), the
    driver's own peak (VmHWM) and the largest Ray worker's peak.
 3. Measures the driver's gather of the rank-scoped queries' results at 64, 128 and 256 ranks: the tasks run
    first (ray.wait), then the timed part is `ray.get` of every rank's Arrow tables and their concatenation; it
@@ -53,7 +53,7 @@ REPO = Path(__file__).resolve().parents[1]
 OUTPUT = REPO / "benchmarks" / "output"
 CONTENDERS = ("local1", "local2", "ray1", "ray2")
 MB = 10**6
-SAMPLE_S = 0.05
+SAMPLE_S = 0.2  # the per-process peaks are the kernel's (VmHWM); only the tree's summed peak is sampled
 TARGET_RAY_SPEEDUP = 1.7  # ray2 vs ray1
 TARGET_RAY_OVERHEAD = 0.15  # rayP vs localP, whole run
 TARGET_TASK_RSS = (1.5, 300 * MB)  # a task's peak RSS <= 1.5 x trace + 300 MB
@@ -63,13 +63,20 @@ TARGET_TASK_RSS = (1.5, 300 * MB)  # a task's peak RSS <= 1.5 x trace + 300 MB
 
 
 def _status_kb(pid: int, key: str) -> int:
+    return _status_kbs(pid, (key,))[0]
+
+
+def _status_kbs(pid: int, keys: tuple[str, ...]) -> list[int]:
+    """The values (kB) of `keys` in /proc/PID/status, read once; 0 for one not found."""
+    found: dict[str, int] = {}
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith(key + ":"):
-                return int(line.split()[1])
+            key, _, rest = line.partition(":")
+            if key in keys:
+                found[key] = int(rest.split()[0])
     except (OSError, ValueError, IndexError):
         pass
-    return 0
+    return [found.get(key, 0) for key in keys]
 
 
 def _children() -> dict[int, list[int]]:
@@ -114,8 +121,9 @@ class TreeSampler:
     def _sample(self) -> None:
         total = 0
         for pid in tree(os.getpid()):
-            total += _status_kb(pid, "VmRSS") * 1024
-            hwm = _status_kb(pid, "VmHWM") * 1024
+            rss_kb, hwm_kb = _status_kbs(pid, ("VmRSS", "VmHWM"))
+            total += rss_kb * 1024
+            hwm = hwm_kb * 1024
             if hwm:
                 self.hwm[pid] = (hwm, self.hwm.get(pid, (0, ""))[1] or _cmdline(pid)[:80])
         self.peak_sum = max(self.peak_sum, total)

@@ -146,9 +146,16 @@ def test_a_corrupt_rank_fails_alone_and_a_rerun_redoes_only_it(local_ray: object
     same_stores(ingest(files, tmp_path / "local.traceview").store, out)
 
 
-def test_a_killed_worker_is_retried_and_the_store_is_the_same(local_ray: object, tmp_path: Path) -> None:
-    """A worker that dies (os._exit) on its first try of one rank: Ray retries it, the store equals the local one."""
+@pytest.mark.parametrize("tasks_per_cpu", [8, 1], ids=["one-rank-tasks", "batches"])
+def test_a_killed_worker_is_retried_and_the_store_is_the_same(
+    local_ray: object, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, tasks_per_cpu: int
+) -> None:
+    """A worker that dies (os._exit) on its first try of one rank: Ray retries a task of one rank, a batch runs
+    again one rank per task; the store equals the local one."""
+    monkeypatch.setattr(ray_engine, "INGEST_TASKS_PER_CPU", tasks_per_cpu)
     files = rank_files(tmp_path)
+    sizes = [ray_engine.input_bytes(f) for f in files]
+    assert len(ray_engine.ingest_batches(sizes, 2)) == (2 if tasks_per_cpu == 1 else 4)
     marker = tmp_path / "died-once"
 
     def dies_once(unit: Unit, staging: str) -> dict:
@@ -162,6 +169,39 @@ def test_a_killed_worker_is_retried_and_the_store_is_the_same(local_ray: object,
     assert marker.exists()
     assert result.failed == 0 and len(result.manifest["inputs"]) == 4
     same_stores(ingest(files, tmp_path / "local.traceview").store, out)
+
+
+def test_a_rank_that_always_kills_its_worker_fails_alone(
+    local_ray: object, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A rank whose worker dies on every try, in a batch: its batch-mate is ingested, it fails with Ray's line."""
+    monkeypatch.setattr(ray_engine, "INGEST_TASKS_PER_CPU", 1)
+    monkeypatch.setattr(ray_engine, "MAX_RETRIES", 1)
+    files = rank_files(tmp_path)
+
+    def always_dies(unit: Unit, staging: str) -> dict:
+        if unit.path.name.endswith("rank2.pt.trace.json.gz"):
+            os._exit(1)
+        return ray_engine._ingest_task(unit, staging)
+
+    result = ingest(files, tmp_path / "ray.traceview", runner=partial(ray_engine.run_units, task_function=always_dies))
+    assert len(result.manifest["inputs"]) == 3
+    (failed,) = result.manifest["failed"]
+    assert failed["path"] == str(files[2].resolve()) and failed["error"].startswith("Ray task failed (")
+
+
+def test_small_ranks_share_ingest_tasks_and_large_ones_do_not() -> None:
+    """Consecutive units in order; a batch holds at most an equal share of the input over INGEST_TASKS_PER_CPU tasks
+    per CPU and INGEST_BATCH_BYTES; a unit over that is alone; an unknown size (0) counts as 1 byte."""
+    per_cpu, most = ray_engine.INGEST_TASKS_PER_CPU, ray_engine.INGEST_BATCH_BYTES
+    batches = ray_engine.ingest_batches([10_000] * 256, 1)
+    assert len(batches) == per_cpu and [i for batch in batches for i in batch] == list(range(256))
+    assert len(ray_engine.ingest_batches([10_000] * 256, 2)) == 2 * per_cpu
+    pairs = [[i, i + 1] for i in range(0, 40, 2)]
+    large = ray_engine.ingest_batches([most // 2] * 40 + [3 * most] + [most // 2] * 40, 1)
+    assert large == pairs + [[40]] + [[i + 41 for i in pair] for pair in pairs]
+    assert ray_engine.ingest_batches([0] * 4, 1) == [[0], [1], [2], [3]]
+    assert ray_engine.ingest_batches([], 4) == []
 
 
 def test_gzip_damage_message_is_the_parsers(local_ray: object, tmp_path: Path) -> None:

@@ -19,9 +19,11 @@ def default_pool() -> Iterator[None]:
     pa.set_memory_pool(before)
 
 
-def test_an_ingest_task_parses_with_mallocs_pool_and_releases_it(
-    default_pool: None, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+@pytest.mark.parametrize("large", [True, False], ids=["large", "small"])
+def test_an_ingest_task_picks_arrows_pool_by_size_and_releases_it(
+    default_pool: None, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, large: bool
 ) -> None:
+    """malloc's pool from SYSTEM_POOL_MIN_BYTES of input on, pyarrow's own below; memory released either way."""
     seen: list[str] = []
     released: list[bool] = []
 
@@ -29,13 +31,19 @@ def test_an_ingest_task_parses_with_mallocs_pool_and_releases_it(
         seen.append(pa.default_memory_pool().backend_name)
         return {"entry": {}}
 
+    size = ray_engine.SYSTEM_POOL_MIN_BYTES - (0 if large else 1)
+    monkeypatch.setattr(ray_engine, "_size_or_zero", lambda path: size)
     monkeypatch.setattr(ray_engine, "ingest_unit", parse)
     monkeypatch.setattr(ray_engine, "task_cpus", lambda: 1)
     monkeypatch.setattr(ray_engine, "parser_memory_bytes", lambda: None)
     monkeypatch.setattr(ray_engine, "release_task_memory", lambda: released.append(True))
-    pa.set_memory_pool(pa.mimalloc_memory_pool())
-    outcome = ray_engine._ingest_task(Unit(tmp_path / "rank0.json", "kineto", True, "t0"), str(tmp_path))
-    assert (outcome, seen, released) == ({"entry": {}}, ["system"], [True])
+    pyarrows = pa.default_memory_pool().backend_name
+    for first in (pyarrows, "system"):  # whichever pool the worker's previous unit left
+        pa.set_memory_pool(pa.system_memory_pool() if first == "system" else pa.default_memory_pool())
+        outcome = ray_engine._ingest_task(Unit(tmp_path / "rank0.json", "kineto", True, "t0"), str(tmp_path))
+        assert outcome == {"entry": {}}
+    expected = "system" if large else pyarrows
+    assert (seen, released) == ([expected, expected], [True, True])
 
 
 def test_a_failed_task_releases_its_memory_too(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -47,7 +55,7 @@ def test_a_failed_task_releases_its_memory_too(monkeypatch: pytest.MonkeyPatch, 
     monkeypatch.setattr(ray_engine, "ingest_unit", parse)
     monkeypatch.setattr(ray_engine, "task_cpus", lambda: 1)
     monkeypatch.setattr(ray_engine, "parser_memory_bytes", lambda: None)
-    monkeypatch.setattr(ray_engine, "use_task_memory_pool", lambda: None)
+    monkeypatch.setattr(ray_engine, "use_task_memory_pool", lambda size: None)
     monkeypatch.setattr(ray_engine, "release_task_memory", lambda: released.append(True))
     outcome = ray_engine._ingest_task(Unit(tmp_path / "rank0.json", "kineto", True, "t0"), str(tmp_path))
     assert outcome["failed"]["error"] == "internal error (RuntimeError: boom)" and released == [True]

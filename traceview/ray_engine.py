@@ -4,11 +4,13 @@ Ray is imported here only, and only when asked for (`pip install 'traceview[ray]
 convention, names an existing cluster; without it a local Ray is started with `num_cpus` CPUs (default: the
 machine's), its dashboard off and its workers' logs kept out of the terminal.
 
-Ingest runs one task per unit (a rank's trace file or dump directory) with `TASK_CPUS` CPUs: the task parses with
-the same code as the local engine (`traceview.store.ingest_unit`), its parser's threads set from the CPUs Ray gave
-it, and writes its part files into the store's staging directory, which must be on a path every node sees. The
-driver writes the manifest last. A task whose worker dies is retried (`MAX_RETRIES`); a unit that still fails comes
-back as its one-line error, and the store keeps the others (`IngestResult.failed`).
+Ingest runs the units (a rank's trace file or dump directory) as tasks of `TASK_CPUS` CPUs: a large unit alone, small
+consecutive ones together (`ingest_batches`), so that a task's fixed cost is paid per batch. A task parses each of its
+units with the same code as the local engine (`traceview.store.ingest_unit`), its parser's threads set from the CPUs
+Ray gave it, and writes their part files into the store's staging directory, which must be on a path every node
+sees. The driver writes the manifest last. A task of one unit whose worker dies is retried (`MAX_RETRIES`); a batch
+whose worker dies is run again as one task per unit; a unit that still fails comes back as its one-line error, and
+the store keeps the others (`IngestResult.failed`).
 
 Analyze runs the packs' queries declared `-- scope: rank`, and builds the per-rank relations the driver's queries
 read (`traceview.analysis.rank_work.RANK_RELATIONS`), as tasks over batches of consecutive traces (`batch_count`:
@@ -35,6 +37,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING
+
+import pyarrow as pa
 
 from traceview.errors import UserError
 from traceview.parsers.errors import TraceFormatError
@@ -66,6 +70,14 @@ and Arrow buffers take about 1.1x the JSON beside it."""
 MIN_PARSER_DUCKDB_MEMORY = 128 << 20
 """The least memory the parser's DuckDB is given (below it, a 100 MB trace parsed no smaller at 96 MB, and at 64 MB
 15-25 MB smaller but 10-25% slower)."""
+INGEST_TASKS_PER_CPU = 8
+"""Ingest tasks per CPU of the cluster that small units are batched into (`ingest_batches`): enough for the CPUs to
+finish together and for the progress to move, few enough that Ray's cost per task (~6 ms, beside the unit's work)
+stays small."""
+INGEST_BATCH_BYTES = 16 << 20
+"""The most input bytes an ingest task of several units holds; a unit this large or larger is a task of its own."""
+SYSTEM_POOL_MIN_BYTES = 32 << 20
+"""From this input size on, an ingest task parses with Arrow on malloc's pool (`use_task_memory_pool`)."""
 TASKS_PER_CPU = 2
 """Rank-query tasks per CPU of the cluster: two, so that a slow batch can be made up by another; each task costs
 ~0.6 s whatever its size (its connection, the shared relations' and queries' planning), a rank ~25 ms more (a
@@ -162,12 +174,17 @@ def _largest_node_bytes(ray: ModuleType) -> int | None:
     return int(max(sizes)) if sizes and max(sizes) > 0 else None
 
 
+def _ingest_batch(units: list[Unit], staging: str, unit_task: Callable[[Unit, str], dict]) -> list[dict]:
+    """Some units, one after the other, in a Ray worker (`unit_task`: `_ingest_task`, or a test's stand-in)."""
+    return [unit_task(unit, staging) for unit in units]
+
+
 def _ingest_task(unit: Unit, staging: str) -> dict:
     """One unit, in a Ray worker; every error comes back as data (its one line), never as a Ray traceback.
 
-    Arrow allocates from malloc's pool (`use_task_memory_pool`) and hands what is free back to the system once the
-    unit is written (`release_task_memory`)."""
-    use_task_memory_pool()
+    Arrow allocates from the pool `use_task_memory_pool` picks for the unit's size and hands what is free back to
+    the system once the unit is written (`release_task_memory`)."""
+    use_task_memory_pool(_size_or_zero(unit.path))
     try:
         with ThreadPoolExecutor(1) as hasher:
             return ingest_unit(unit, Path(staging), hasher, threads=task_cpus(), memory=parser_memory_bytes())
@@ -179,23 +196,25 @@ def _ingest_task(unit: Unit, staging: str) -> dict:
         release_task_memory()
 
 
-def use_task_memory_pool() -> None:
-    """Make malloc's pool Arrow's default in this worker, in place of mimalloc (pyarrow's default).
+_PYARROW_POOL = pa.default_memory_pool()
+"""pyarrow's own default pool (mimalloc where pyarrow has it), as it was when this module was imported."""
+
+
+def use_task_memory_pool(size: int) -> None:
+    """Make Arrow's default pool malloc's for an input of `SYSTEM_POOL_MIN_BYTES` or more, pyarrow's own (mimalloc)
+    for a smaller one.
 
     mimalloc keeps the memory that the parser's Arrow buffers free (much of it allocated on the write's read-ahead
-    thread) until that thread's heap is reused: one ingest task of a 108 MB trace peaked 45-55 MB higher with it
+    thread) until that thread's heap is reused: one ingest task of a 108 MB trace peaked 45-55 MB higher with it.
+    On small inputs it is the faster one: 256 ranks of a few kB each took 5% longer on malloc's pool
     (benchmarks/README_cluster.md, "Memory of one Ray ingest task").
     """
-    import pyarrow as pa
-
-    pa.set_memory_pool(pa.system_memory_pool())
+    pa.set_memory_pool(pa.system_memory_pool() if size >= SYSTEM_POOL_MIN_BYTES else _PYARROW_POOL)
 
 
 def release_task_memory() -> None:
     """Hand the memory malloc holds free back to the system (`malloc_trim`, through Arrow's pool), so that a worker
     that waits for its next task does not keep the last one's peak."""
-    import pyarrow as pa
-
     pa.system_memory_pool().release_unused()
 
 
@@ -208,34 +227,70 @@ def run_units(
 ) -> list[dict]:
     """Ingest the units as Ray tasks (a `traceview.store.UnitRunner`); outcomes in the units' order.
 
-    `task_function` replaces the task's body (`_ingest_task`), for tests that make workers fail.
+    `task_function` replaces the body run for each unit (`_ingest_task`), for tests that make workers fail.
     """
     ray = connect(num_cpus)
-    task = ray.remote(num_cpus=TASK_CPUS, max_retries=MAX_RETRIES)(task_function or _ingest_task)
+    task = ray.remote(num_cpus=TASK_CPUS)(_ingest_batch)
+    body = task_function or _ingest_task
     node = _largest_node_bytes(ray)
-    index = {
-        task.options(memory=scheduled_memory_bytes(_size_or_zero(unit.path), node)).remote(unit, str(staging)): i
-        for i, unit in enumerate(units)
-    }
+    sizes = [_size_or_zero(unit.path) for unit in units]
+
+    def submit(batch: list[int]) -> object:
+        # a unit's memory is handed back before the next one's parse, so a batch needs its largest unit's
+        return task.options(
+            memory=scheduled_memory_bytes(max(sizes[i] for i in batch), node),
+            max_retries=MAX_RETRIES if len(batch) == 1 else 0,
+        ).remote([units[i] for i in batch], str(staging), body)
+
+    cpus = int(ray.cluster_resources().get("CPU", 1))
+    index = {submit(batch): batch for batch in ingest_batches(sizes, cpus)}
     outcomes: list[dict] = [{} for _ in units]
     pending = list(index)
+    finished = 0
     try:
         while pending:
-            # every rank done by now, not one at a time: the driver wakes up once per PROGRESS_S, not per rank
+            # every batch done by now, not one at a time: the driver wakes up once per PROGRESS_S, not per batch
             done, pending = ray.wait(pending, num_returns=len(pending), timeout=PROGRESS_S, fetch_local=False)
             for ref in done:
-                unit = units[index[ref]]
+                batch = index.pop(ref)
                 try:
-                    outcomes[index[ref]] = ray.get(ref)
-                except ray.exceptions.RayError as exc:  # the worker died on every try
-                    outcomes[index[ref]] = failed_outcome(unit, f"Ray task failed ({_ray_reason(exc)})")
+                    for i, outcome in zip(batch, ray.get(ref), strict=True):
+                        outcomes[i] = outcome
+                except ray.exceptions.RayError as exc:  # the worker died (on every try of a single unit)
+                    if len(batch) > 1:
+                        for i in batch:
+                            again = submit([i])
+                            index[again] = [i]
+                            pending.append(again)
+                        continue
+                    outcomes[batch[0]] = failed_outcome(units[batch[0]], f"Ray task failed ({_ray_reason(exc)})")
+                finished += len(batch)
             if progress and done:
-                progress(f"{len(units) - len(pending)}/{len(units)} ranks done")
+                progress(f"{finished}/{len(units)} ranks done")
     except BaseException:
         for ref in pending:
             ray.cancel(ref, force=True)
         raise
     return outcomes
+
+
+def ingest_batches(sizes: list[int], cpus: int) -> list[list[int]]:
+    """The units (by their input sizes, in order) cut into batches of consecutive units, one task each: a batch holds
+    at most `INGEST_BATCH_BYTES` and about an equal share of all the input over `INGEST_TASKS_PER_CPU` tasks per CPU;
+    a unit larger than that is a batch of its own."""
+    weights = [max(1, size) for size in sizes]
+    share = -(-sum(weights) // max(1, cpus * INGEST_TASKS_PER_CPU))
+    limit = min(INGEST_BATCH_BYTES, share)
+    batches: list[list[int]] = []
+    held = 0
+    for i, weight in enumerate(weights):
+        if batches and held + weight <= limit:
+            batches[-1].append(i)
+            held += weight
+        else:
+            batches.append([i])
+            held = weight
+    return batches
 
 
 def _size_or_zero(path: Path) -> int:
@@ -320,8 +375,6 @@ def submit_rank_work(
 
 def _concatenated(outcomes: list[RankRows]) -> RankRows:
     """The batches' rows of one query or relation, in order, or its first error; the seconds added."""
-    import pyarrow as pa
-
     seconds = sum(outcome[2] for outcome in outcomes)
     error = next((outcome[1] for outcome in outcomes if outcome[1]), None)
     if error is not None:
