@@ -12,6 +12,7 @@ import duckdb
 from traceview import store as store_mod
 from traceview.devices import specs_table
 from traceview.errors import UserError
+from traceview.parsers.model import MODEL_VERSION
 from traceview.paths import cache_store_for
 
 if TYPE_CHECKING:
@@ -101,6 +102,9 @@ def connect(stores: Path | list[Path], trace_id: str | list[str] | None = None) 
 
     stores = [stores] if isinstance(stores, Path) else list(stores)
     con = duckdb.connect()
+    # Every query binds the views again, which reads each part file's footer: read them once per connection.
+    con.execute("SET parquet_metadata_cache = true")
+    union = "" if _one_schema(stores) else ", union_by_name = true"
     ids = [trace_id] if isinstance(trace_id, str) else trace_id
     parts = ["*.parquet"] if ids is None else [f"part-{_glob_literal(Path(i))}.parquet" for i in ids]
     for table, schema in TABLES.items():
@@ -112,7 +116,7 @@ def connect(stores: Path | list[Path], trace_id: str | list[str] | None = None) 
         ]
         if patterns:
             listing = "[" + ", ".join(_quote(p) for p in patterns) + "]"
-            con.execute(f"CREATE VIEW {table} AS SELECT * FROM read_parquet({listing}, union_by_name = true)")
+            con.execute(f"CREATE VIEW {table} AS SELECT * FROM read_parquet({listing}{union})")
         else:  # a store written before this table existed: an empty view of the right shape
             # tables, not registered Arrow data: those are seen by this connection only, not by its cursors
             con.from_arrow(empty_table(schema)).create(f"_empty_{table}")
@@ -133,6 +137,20 @@ def connect(stores: Path | list[Path], trace_id: str | list[str] | None = None) 
         """
     )
     return con
+
+
+def _one_schema(stores: list[Path]) -> bool:
+    """True when every store's manifest records this model version: their part files then have one table's
+    columns each, and DuckDB may read them by the first file's schema instead of reading every file's footer to
+    unite them (`union_by_name`, a few ms per file). A file that differed would fail the query, not change it."""
+    for store in stores:
+        try:
+            manifest = store_mod.read_manifest(store)
+        except UserError:
+            return False
+        if not isinstance(manifest, dict) or manifest.get("model_version") != MODEL_VERSION:
+            return False
+    return True
 
 
 def resolve_store(target: Path, cache_dir: Path | None = None, force: bool = False) -> Path:
