@@ -37,6 +37,7 @@ import argparse
 import json
 import logging
 import os
+import statistics
 import subprocess
 import sys
 import threading
@@ -388,8 +389,10 @@ def spawn(worker: str, timeout: float, **options: str) -> dict:
         return {"contender": worker, "status": "no result", "log": harness.tail(log)}
 
 
-def verdict(runs: dict[str, dict]) -> dict:
-    """The targets: ray2 vs ray1 speed-up, and Ray's overhead over the local engine at the same parallelism."""
+def verdict(runs: dict[str, dict], rounds: dict[str, list[dict]] | None = None) -> dict:
+    """The targets: ray2 vs ray1 speed-up, and Ray's overhead over the local engine at the same parallelism, from the
+    median runs; with `rounds`, also the median of the same ratios taken round by round (`*_paired`), which a slow
+    spell of the machine that spans a round moves less."""
     def total(name: str) -> float | None:
         run = runs.get(name, {})
         return run.get("total_s") if run.get("status") == "ok" else None
@@ -403,6 +406,15 @@ def verdict(runs: dict[str, dict]) -> dict:
         if local and ray:
             out[f"ray{cpus}_overhead_over_local{cpus}"] = ray / local - 1
             out[f"ray{cpus}_overhead_ok"] = ray / local - 1 <= TARGET_RAY_OVERHEAD
+    for key, (num, den, offset) in {
+        "ray2_speedup_over_ray1_paired": ("ray1", "ray2", 0.0),
+        "ray1_overhead_over_local1_paired": ("ray1", "local1", -1.0),
+        "ray2_overhead_over_local2_paired": ("ray2", "local2", -1.0),
+    }.items():
+        pairs = zip((rounds or {}).get(num, []), (rounds or {}).get(den, []), strict=False)
+        ratios = [a["total_s"] / b["total_s"] + offset for a, b in pairs if a.get("status") == b.get("status") == "ok"]
+        if ratios:
+            out[key] = statistics.median(ratios)
     shas = {r.get("analyze_results_sha") for r in runs.values() if r.get("status") == "ok"}
     out["same_analyze_results"] = len(shas) == 1
     views = {r.get("cluster_json_sha") for r in runs.values() if r.get("status") == "ok"}
@@ -478,7 +490,7 @@ def main(argv: list[str] | None = None) -> int:
                     store = OUTPUT / "cluster" / f"{vendor}-{args.ranks}-{name}.traceview"
                     rounds.setdefault(name, []).append(spawn(name, args.timeout, dump=str(dump), store=str(store)))
             runs = {name: median_run(tries) for name, tries in rounds.items()}
-            figures["vendors"][vendor] = {"runs": runs, "rounds": rounds, "verdict": verdict(runs)}
+            figures["vendors"][vendor] = {"runs": runs, "rounds": rounds, "verdict": verdict(runs, rounds)}
             print(table(vendor, runs))
             if args.repeat > 1:
                 print(spread(rounds))

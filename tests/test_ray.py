@@ -276,10 +276,11 @@ def test_rank_batches_keep_the_order_and_one_store_each() -> None:
     assert ray_engine.rank_batches(traces[:3], 8, min_size=2) == [(a, ["t0", "t1", "t2"])]
 
 
-def test_one_batch_on_one_cpu() -> None:
-    """One CPU: one batch (nothing to balance); more CPUs: TASKS_PER_CPU batches each."""
-    assert ray_engine.batch_count(1) == 1
+def test_rank_batches_per_cpu() -> None:
+    """TASKS_PER_CPU batches per CPU (one on one CPU), at least one."""
+    assert ray_engine.batch_count(1) == ray_engine.TASKS_PER_CPU == 1
     assert ray_engine.batch_count(2) == 2 * ray_engine.TASKS_PER_CPU
+    assert ray_engine.batch_count(0) == 1
 
 
 def test_tasks_of_about_one_size_ask_for_the_same_memory() -> None:

@@ -14,7 +14,7 @@ the store keeps the others (`IngestResult.failed`).
 
 Analyze runs the packs' queries declared `-- scope: rank`, and builds the per-rank relations the driver's queries
 read (`traceview.analysis.rank_work.RANK_RELATIONS`), as tasks over batches of consecutive traces (`batch_count`:
-`TASKS_PER_CPU` tasks per CPU of the cluster, one on a single CPU; a task's fixed cost is paid once per batch, not
+`TASKS_PER_CPU` tasks per CPU of the cluster; a task's fixed cost is paid once per batch, not
 per rank), each building the shared relations its queries include once (`run_pack`), as the local engine does.
 DuckDB runs over the batch's part files, its threads from the task's CPUs; the rows come back as Arrow and are
 concatenated in trace_id order, the order those queries give, so the result equals the local one. The driver runs
@@ -76,12 +76,13 @@ finish together and for the progress to move, few enough that Ray's cost per tas
 stays small."""
 INGEST_BATCH_BYTES = 16 << 20
 """The most input bytes an ingest task of several units holds; a unit this large or larger is a task of its own."""
-SYSTEM_POOL_MIN_BYTES = 32 << 20
-"""From this input size on, an ingest task parses with Arrow on malloc's pool (`use_task_memory_pool`)."""
-TASKS_PER_CPU = 2
-"""Rank-query tasks per CPU of the cluster: two, so that a slow batch can be made up by another; each task costs
-~0.6 s whatever its size (its connection, the shared relations' and queries' planning), a rank ~25 ms more (a
-synthetic rank of a few hundred slices)."""
+SYSTEM_POOL_MIN_BYTES = INGEST_BATCH_BYTES
+"""From this input size on (a unit that is a task of its own), an ingest task parses with Arrow on malloc's pool
+(`use_task_memory_pool`)."""
+TASKS_PER_CPU = 1
+"""Rank-query tasks per CPU of the cluster. Each task has a fixed cost whatever its size (its worker's connection,
+the shared relations' and queries' planning): on 2 CPUs and 256 synthetic ranks, one task per CPU analysed in
+3.9-4.8 s, two per CPU in 5.3-5.9 s (benchmarks/README_cluster.md)."""
 
 
 def ray_requested(flag: bool = False) -> bool:
@@ -383,9 +384,9 @@ def _concatenated(outcomes: list[RankRows]) -> RankRows:
 
 
 def batch_count(cpus: int) -> int:
-    """How many batches of ranks to cut for a cluster of `cpus` CPUs: `TASKS_PER_CPU` per CPU, one on one CPU (there
-    is nothing to balance, and each task has a fixed cost)."""
-    return 1 if cpus <= 1 else cpus * TASKS_PER_CPU
+    """How many batches of ranks to cut for a cluster of `cpus` CPUs: `TASKS_PER_CPU` per CPU (each task has a fixed
+    cost)."""
+    return max(1, cpus * TASKS_PER_CPU)
 
 
 def rank_batches(traces: list[tuple[Path, str]], tasks: int, min_size: int = 1) -> list[tuple[Path, list[str]]]:
