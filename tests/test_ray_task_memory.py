@@ -23,7 +23,8 @@ def default_pool() -> Iterator[None]:
 def test_an_ingest_task_picks_arrows_pool_by_size_and_releases_it(
     default_pool: None, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, large: bool
 ) -> None:
-    """malloc's pool from SYSTEM_POOL_MIN_BYTES of input on, pyarrow's own below; memory released either way."""
+    """malloc's pool from SYSTEM_POOL_MIN_BYTES of input on, pyarrow's own below, whichever pool the worker's
+    previous unit left; memory released after every unit."""
     seen: list[str] = []
     released: list[bool] = []
 
@@ -31,17 +32,18 @@ def test_an_ingest_task_picks_arrows_pool_by_size_and_releases_it(
         seen.append(pa.default_memory_pool().backend_name)
         return {"entry": {}}
 
-    size = ray_engine.SYSTEM_POOL_MIN_BYTES - (0 if large else 1)
-    monkeypatch.setattr(ray_engine, "_size_or_zero", lambda path: size)
     monkeypatch.setattr(ray_engine, "ingest_unit", parse)
     monkeypatch.setattr(ray_engine, "task_cpus", lambda: 1)
     monkeypatch.setattr(ray_engine, "parser_memory_bytes", lambda: None)
     monkeypatch.setattr(ray_engine, "release_task_memory", lambda: released.append(True))
-    pyarrows = pa.default_memory_pool().backend_name
-    for first in (pyarrows, "system"):  # whichever pool the worker's previous unit left
-        pa.set_memory_pool(pa.system_memory_pool() if first == "system" else pa.default_memory_pool())
-        outcome = ray_engine._ingest_task(Unit(tmp_path / "rank0.json", "kineto", True, "t0"), str(tmp_path))
-        assert outcome == {"entry": {}}
+    pyarrows = ray_engine._PYARROW_POOL.backend_name
+    assert pyarrows != "system"
+    size = ray_engine.SYSTEM_POOL_MIN_BYTES - (0 if large else 1)
+    unit = Unit(tmp_path / "rank0.json", "kineto", True, "t0")
+    for previous in (ray_engine._PYARROW_POOL, pa.system_memory_pool()):
+        pa.set_memory_pool(previous)
+        outcomes = ray_engine._ingest_batch([unit], [size], str(tmp_path), ray_engine._ingest_task)
+        assert outcomes == [{"entry": {}}]
     expected = "system" if large else pyarrows
     assert (seen, released) == ([expected, expected], [True, True])
 
@@ -57,7 +59,8 @@ def test_a_failed_task_releases_its_memory_too(monkeypatch: pytest.MonkeyPatch, 
     monkeypatch.setattr(ray_engine, "parser_memory_bytes", lambda: None)
     monkeypatch.setattr(ray_engine, "use_task_memory_pool", lambda size: None)
     monkeypatch.setattr(ray_engine, "release_task_memory", lambda: released.append(True))
-    outcome = ray_engine._ingest_task(Unit(tmp_path / "rank0.json", "kineto", True, "t0"), str(tmp_path))
+    unit = Unit(tmp_path / "rank0.json", "kineto", True, "t0")
+    (outcome,) = ray_engine._ingest_batch([unit], [0], str(tmp_path), ray_engine._ingest_task)
     assert outcome["failed"]["error"] == "internal error (RuntimeError: boom)" and released == [True]
 
 

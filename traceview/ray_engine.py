@@ -175,17 +175,25 @@ def _largest_node_bytes(ray: ModuleType) -> int | None:
     return int(max(sizes)) if sizes and max(sizes) > 0 else None
 
 
-def _ingest_batch(units: list[Unit], staging: str, unit_task: Callable[[Unit, str], dict]) -> list[dict]:
-    """Some units, one after the other, in a Ray worker (`unit_task`: `_ingest_task`, or a test's stand-in)."""
-    return [unit_task(unit, staging) for unit in units]
+def _ingest_batch(
+    units: list[Unit], sizes: list[int], staging: str, unit_task: Callable[[Unit, str], dict]
+) -> list[dict]:
+    """Some units, one after the other, in a Ray worker (`unit_task`: `_ingest_task`, or a test's stand-in).
+
+    Arrow allocates from the pool `use_task_memory_pool` picks for each unit's input size (as the driver measured
+    it) and hands what is free back to the system once the unit is written (`release_task_memory`)."""
+    outcomes = []
+    for unit, size in zip(units, sizes, strict=True):
+        use_task_memory_pool(size)
+        try:
+            outcomes.append(unit_task(unit, staging))
+        finally:
+            release_task_memory()
+    return outcomes
 
 
 def _ingest_task(unit: Unit, staging: str) -> dict:
-    """One unit, in a Ray worker; every error comes back as data (its one line), never as a Ray traceback.
-
-    Arrow allocates from the pool `use_task_memory_pool` picks for the unit's size and hands what is free back to
-    the system once the unit is written (`release_task_memory`)."""
-    use_task_memory_pool(_size_or_zero(unit.path))
+    """One unit, in a Ray worker; every error comes back as data (its one line), never as a Ray traceback."""
     try:
         with ThreadPoolExecutor(1) as hasher:
             return ingest_unit(unit, Path(staging), hasher, threads=task_cpus(), memory=parser_memory_bytes())
@@ -193,8 +201,6 @@ def _ingest_task(unit: Unit, staging: str) -> dict:
         return failed_outcome(unit, str(exc))
     except Exception as exc:  # noqa: BLE001 - one rank's bug must not cost the other ranks; its line is kept
         return failed_outcome(unit, f"internal error ({type(exc).__name__}: {_first_line(exc)})", bug=True)
-    finally:
-        release_task_memory()
 
 
 _PYARROW_POOL = pa.default_memory_pool()
@@ -241,7 +247,7 @@ def run_units(
         return task.options(
             memory=scheduled_memory_bytes(max(sizes[i] for i in batch), node),
             max_retries=MAX_RETRIES if len(batch) == 1 else 0,
-        ).remote([units[i] for i in batch], str(staging), body)
+        ).remote([units[i] for i in batch], [sizes[i] for i in batch], str(staging), body)
 
     cpus = int(ray.cluster_resources().get("CPU", 1))
     index = {submit(batch): batch for batch in ingest_batches(sizes, cpus)}
