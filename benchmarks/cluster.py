@@ -11,9 +11,14 @@
    * ``ray1`` / ``ray2``: a local Ray started with ``num_cpus=P`` (the CLI's ``--ray --ray-cpus P``), one ingest
      task per rank and the rank-scoped queries as one task per rank.
 
+   Rounds (``--repeat``) interleave the contenders, in the reverse order every other round. ``--side-by-side`` runs a
+   round's ``local1`` and ``ray1`` at the same time, one on each of the first two cores (swapped every other round),
+   so that both meet the same state of the machine: the medians of their round-by-round ratios then measure Ray's
+   overhead on one core with far less of the VM's drift.
+
    Phases: ``ray_start`` (Ray's start, 0 for the local engine), ``ingest``, ``analyze`` (the core pack, as
    `traceview analyze`) and, where the command exists, ``cluster`` (the cluster view). Memory: the peak of the
-   summed RSS of the contender's process tree (driver, raylet, GCS, workers; sampled every 200 ms from /proc), the
+   summed RSS of the contender's process tree (driver, raylet, GCS, workers; sampled every 500 ms from /proc), the
    driver's own peak (VmHWM) and the largest Ray worker's peak.
 3. Measures the driver's gather of the rank-scoped queries' results at 64, 128 and 256 ranks: the tasks run
    first (ray.wait), then the timed part is `ray.get` of every rank's Arrow tables and their concatenation; it
@@ -29,6 +34,7 @@ Usage::
     python benchmarks/cluster.py                                   # 256 ranks, both vendors, all contenders
     python benchmarks/cluster.py --ranks 16 --gather-ranks 4,8,16   # a quick smoke run
     python benchmarks/cluster.py --only-memory --memory-mb 100,300
+    python benchmarks/cluster.py --only local1,ray1 --side-by-side --repeat 7   # Ray's overhead on one core
 """
 
 from __future__ import annotations
@@ -43,6 +49,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
@@ -54,7 +61,7 @@ REPO = Path(__file__).resolve().parents[1]
 OUTPUT = REPO / "benchmarks" / "output"
 CONTENDERS = ("local1", "local2", "ray1", "ray2")
 MB = 10**6
-SAMPLE_S = 0.2  # the per-process peaks are the kernel's (VmHWM); only the tree's summed peak is sampled
+SAMPLE_S = 0.5  # the per-process peaks are the kernel's (VmHWM); only the tree's summed peak is sampled
 TARGET_RAY_SPEEDUP = 1.7  # ray2 vs ray1
 TARGET_RAY_OVERHEAD = 0.15  # rayP vs localP, whole run
 TARGET_TASK_RSS = (1.5, 300 * MB)  # a task's peak RSS <= 1.5 x trace + 300 MB
@@ -189,15 +196,19 @@ def start_ray(cpus: int) -> Any:
     return ray
 
 
-def run_contender(name: str, dump: Path, store: Path, result: dict) -> None:
-    """Ingest DUMP into STORE and run the analyses, on P cores (the contender's name ends with P)."""
+def run_contender(name: str, dump: Path, store: Path, result: dict, cores: list[int] | None = None) -> None:
+    """Ingest DUMP into STORE and run the analyses, on P cores (the contender's name ends with P): CORES, or the
+    first P of this process's."""
     from traceview import ray_engine
     from traceview.analysis.report import run_packs
     from traceview.store import ingest
 
     cpus = int(name[-1])
-    os.sched_setaffinity(0, set(sorted(os.sched_getaffinity(0))[:cpus]))
-    result.update(cpus=cpus, load_1m_at_start=os.getloadavg()[0])
+    pinned = set(cores or sorted(os.sched_getaffinity(0))[:cpus])
+    if len(pinned) != cpus:
+        raise ValueError(f"{name} runs on {cpus} cores, not on {sorted(pinned)}")
+    os.sched_setaffinity(0, pinned)
+    result.update(cpus=cpus, cores=sorted(pinned), load_1m_at_start=os.getloadavg()[0])
     on_ray = name.startswith("ray")
     with TreeSampler() as sampler:
         with phase(result, "ray_start"):
@@ -345,7 +356,8 @@ def worker_main(args: argparse.Namespace) -> int:
         elif args.worker == "memory":
             run_task_memory(Path(args.dump), Path(args.store), result)
         else:
-            run_contender(args.worker, Path(args.dump), Path(args.store), result)
+            cores = [int(core) for core in args.cores.split(",")] if args.cores else None
+            run_contender(args.worker, Path(args.dump), Path(args.store), result, cores)
 
     return harness.run_worker(args.worker, None, Path(args.result), body)
 
@@ -387,6 +399,45 @@ def spawn(worker: str, timeout: float, **options: str) -> dict:
         return json.loads(result.read_text())
     except (OSError, ValueError):
         return {"contender": worker, "status": "no result", "log": harness.tail(log)}
+
+
+def run_rounds(vendor: str, dump: Path, args: argparse.Namespace) -> dict[str, list[dict]]:
+    """Every contender's runs, round after round, interleaved so that a slow spell of the machine hits every
+    contender, in the reverse order every other round so that a drift across a round favours none. With
+    `--side-by-side`, a round's local1 and ray1 run at the same time, each on one of the first two cores (swapped
+    every other round): both then meet the same state of the machine, whose speed drifts by 10-15% between two
+    runs one after the other."""
+    names = args.only.split(",")
+    pair = [name for name in names if name in ("local1", "ray1")] if args.side_by_side else []
+    if args.side_by_side and len(pair) != 2:
+        raise SystemExit("--side-by-side needs local1 and ray1 among --only")
+    cores = sorted(os.sched_getaffinity(0))[:2]
+    rounds: dict[str, list[dict]] = {name: [] for name in names}
+    for turn in range(args.repeat):
+        order = names if turn % 2 == 0 else names[::-1]
+        for name in order:
+            if name in pair[1:]:
+                continue
+            where = f"{vendor}: round {turn + 1}/{args.repeat} (load {os.getloadavg()[0]:.2f}):"
+            if name in pair:
+                placed = dict(zip(pair if turn % 2 == 0 else pair[::-1], cores, strict=True))
+                harness.log(f"{where} {', '.join(f'{n} on core {c}' for n, c in placed.items())}, side by side")
+                with ThreadPoolExecutor(len(placed)) as pool:
+                    started = {
+                        n: pool.submit(spawn_contender, n, vendor, dump, args, str(c)) for n, c in placed.items()
+                    }
+                for n, future in started.items():
+                    rounds[n].append({**future.result(), "side_by_side_with": next(o for o in pair if o != n)})
+                continue
+            harness.log(f"{where} {name}")
+            rounds[name].append(spawn_contender(name, vendor, dump, args))
+    return rounds
+
+
+def spawn_contender(name: str, vendor: str, dump: Path, args: argparse.Namespace, cores: str = "") -> dict:
+    store = OUTPUT / "cluster" / f"{vendor}-{args.ranks}-{name}.traceview"
+    options = {"dump": str(dump), "store": str(store)} | ({"cores": cores} if cores else {})
+    return spawn(name, args.timeout, **options)
 
 
 def verdict(runs: dict[str, dict], rounds: dict[str, list[dict]] | None = None) -> dict:
@@ -474,6 +525,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dump", help=argparse.SUPPRESS)
     parser.add_argument("--store", help=argparse.SUPPRESS)
     parser.add_argument("--result", help=argparse.SUPPRESS)
+    parser.add_argument("--cores", help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--side-by-side", action="store_true",
+        help="run local1 and ray1 of a round at the same time, each on its own core (swapped every round)",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     if args.worker:
         return worker_main(args)
@@ -483,12 +539,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.only_memory:
         for vendor in args.vendors.split(","):
             dump = ensure_dump(vendor, args.ranks)
-            rounds: dict[str, list[dict]] = {}
-            for turn in range(args.repeat):  # interleaved, so that a slow spell of the machine hits every contender
-                for name in args.only.split(","):
-                    harness.log(f"{vendor}: {name}, round {turn + 1}/{args.repeat} (load {os.getloadavg()[0]:.2f})")
-                    store = OUTPUT / "cluster" / f"{vendor}-{args.ranks}-{name}.traceview"
-                    rounds.setdefault(name, []).append(spawn(name, args.timeout, dump=str(dump), store=str(store)))
+            rounds = run_rounds(vendor, dump, args)
             runs = {name: median_run(tries) for name, tries in rounds.items()}
             figures["vendors"][vendor] = {"runs": runs, "rounds": rounds, "verdict": verdict(runs, rounds)}
             print(table(vendor, runs))
