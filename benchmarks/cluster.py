@@ -10,9 +10,13 @@
      other, each parsed with P threads (the local engine's only parallelism; DuckDB's analyses use its threads);
    * ``ray1`` / ``ray2``: a local Ray started with ``num_cpus=P`` (the CLI's ``--ray --ray-cpus P``), one ingest
      task per rank and the rank-scoped queries as one task per rank.
+   * ``up-ray1`` / ``up-ray2`` (only when named in ``--only``): ``--ray`` on a Ray already running on the same P cores,
+     as on a cluster (``RAY_ADDRESS``): a head started by a child process before the timed phases and left
+     ``SETTLE_S`` to settle; ``ray_start`` is then the driver's connection to it (`ray_engine.connect`).
 
    Rounds (``--repeat``) interleave the contenders, in the reverse order every other round. ``--side-by-side`` runs a
-   round's ``local1`` and ``ray1`` at the same time, one on each of the first two cores (swapped every other round),
+   round's two one-core contenders (``local1`` and ``ray1`` or ``up-ray1``) at the same time, one on each of the
+   first two cores (swapped every other round),
    so that both meet the same state of the machine: the medians of their round-by-round ratios then measure Ray's
    overhead on one core with far less of the VM's drift.
 
@@ -50,7 +54,7 @@ import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -59,7 +63,8 @@ import harness  # benchmarks/harness.py, beside this script
 
 REPO = Path(__file__).resolve().parents[1]
 OUTPUT = REPO / "benchmarks" / "output"
-CONTENDERS = ("local1", "local2", "ray1", "ray2")
+CONTENDERS = ("local1", "local2", "ray1", "ray2")  # the default; also up-ray1, up-ray2
+SETTLE_S = 3.0  # a running Ray's processes have finished starting by then (its start takes 2.3-3.8 s on one core)
 MB = 10**6
 SAMPLE_S = 0.5  # the per-process peaks are the kernel's (VmHWM); only the tree's summed peak is sampled
 TARGET_RAY_SPEEDUP = 1.7  # ray2 vs ray1
@@ -150,7 +155,11 @@ class TreeSampler:
         self._sample()
 
     def figures(self) -> dict[str, Any]:
-        workers = [hwm for pid, (hwm, cmd) in self.hwm.items() if pid != os.getpid() and cmd.startswith("ray::")]
+        # a worker first seen while it imports is still named by its script
+        workers = [
+            hwm for pid, (hwm, cmd) in self.hwm.items()
+            if pid != os.getpid() and (cmd.startswith("ray::") or "default_worker.py" in cmd)
+        ]  # fmt: skip
         return {
             "tree_peak_rss_bytes": self.peak_sum,
             "driver_peak_rss_bytes": _status_kb(os.getpid(), "VmHWM") * 1024,
@@ -196,6 +205,34 @@ def start_ray(cpus: int) -> Any:
     return ray
 
 
+@contextmanager
+def running_ray(cpus: int) -> Iterator[str]:
+    """A Ray of `cpus` CPUs running on this process's cores, as a cluster runs before a command attaches to it: a head
+    started by a child process (`ray.init`), left `SETTLE_S` to settle; yields its address, stops it on leaving.
+
+    The address is "auto" (the newest Ray of this machine, this one): Ray 2.60's token authentication turns a driver
+    away from the head's GCS address given as such, without the token that "auto" finds."""
+    code = (
+        "import logging, sys, ray; "
+        "ray.init(num_cpus=int(sys.argv[1]), include_dashboard=False, log_to_driver=False, "
+        "logging_level=logging.ERROR); print(ray.get_runtime_context().gcs_address, flush=True); "
+        "sys.stdin.read(); ray.shutdown()"
+    )
+    head = subprocess.Popen(
+        [sys.executable, "-c", code, str(cpus)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        address = head.stdout.readline().strip() if head.stdout else ""
+        if not address:
+            raise RuntimeError("the Ray head did not start")
+        time.sleep(SETTLE_S)
+        yield "auto"
+    finally:
+        if head.stdin:
+            head.stdin.close()
+        head.wait(timeout=120)
+
+
 def run_contender(name: str, dump: Path, store: Path, result: dict, cores: list[int] | None = None) -> None:
     """Ingest DUMP into STORE and run the analyses, on P cores (the contender's name ends with P): CORES, or the
     first P of this process's."""
@@ -209,10 +246,12 @@ def run_contender(name: str, dump: Path, store: Path, result: dict, cores: list[
         raise ValueError(f"{name} runs on {cpus} cores, not on {sorted(pinned)}")
     os.sched_setaffinity(0, pinned)
     result.update(cpus=cpus, cores=sorted(pinned), load_1m_at_start=os.getloadavg()[0])
-    on_ray = name.startswith("ray")
-    with TreeSampler() as sampler:
+    on_ray = "ray" in name
+    with ExitStack() as before_timing, TreeSampler() as sampler:
+        if name.startswith("up-"):
+            os.environ["RAY_ADDRESS"] = before_timing.enter_context(running_ray(cpus))
         with phase(result, "ray_start"):
-            ray = start_ray(cpus) if on_ray else None
+            ray = (ray_engine.connect() if name.startswith("up-") else start_ray(cpus)) if on_ray else None
         with phase(result, "ingest"):
             runner = partial(ray_engine.run_units, num_cpus=cpus) if on_ray else local_runner(cpus)
             done = ingest([dump], store, force=True, runner=runner)
@@ -404,13 +443,13 @@ def spawn(worker: str, timeout: float, **options: str) -> dict:
 def run_rounds(vendor: str, dump: Path, args: argparse.Namespace) -> dict[str, list[dict]]:
     """Every contender's runs, round after round, interleaved so that a slow spell of the machine hits every
     contender, in the reverse order every other round so that a drift across a round favours none. With
-    `--side-by-side`, a round's local1 and ray1 run at the same time, each on one of the first two cores (swapped
-    every other round): both then meet the same state of the machine, whose speed drifts by 10-15% between two
-    runs one after the other."""
+    `--side-by-side`, a round's local1 and its one-CPU Ray contender run at the same time, each on one of the first
+    two cores (swapped every other round): both then meet the same state of the machine, whose speed drifts by
+    10-15% between two runs one after the other."""
     names = args.only.split(",")
-    pair = [name for name in names if name in ("local1", "ray1")] if args.side_by_side else []
-    if args.side_by_side and len(pair) != 2:
-        raise SystemExit("--side-by-side needs local1 and ray1 among --only")
+    pair = [name for name in names if name.endswith("1")] if args.side_by_side else []
+    if args.side_by_side and (len(pair) != 2 or "local1" not in pair):
+        raise SystemExit("--side-by-side needs local1 and one Ray contender of one CPU in --only, and no other")
     cores = sorted(os.sched_getaffinity(0))[:2]
     rounds: dict[str, list[dict]] = {name: [] for name in names}
     for turn in range(args.repeat):
@@ -452,16 +491,15 @@ def verdict(runs: dict[str, dict], rounds: dict[str, list[dict]] | None = None) 
     if total("ray1") and total("ray2"):
         out["ray2_speedup_over_ray1"] = total("ray1") / total("ray2")  # type: ignore[operator]
         out["ray2_speedup_ok"] = out["ray2_speedup_over_ray1"] >= TARGET_RAY_SPEEDUP
-    for cpus in (1, 2):
-        local, ray = total(f"local{cpus}"), total(f"ray{cpus}")
+    overheads = [(f"{up}ray{cpus}", f"local{cpus}") for up in ("", "up-") for cpus in (1, 2)]
+    for ray_name, local_name in overheads:
+        local, ray = total(local_name), total(ray_name)
         if local and ray:
-            out[f"ray{cpus}_overhead_over_local{cpus}"] = ray / local - 1
-            out[f"ray{cpus}_overhead_ok"] = ray / local - 1 <= TARGET_RAY_OVERHEAD
-    for key, (num, den, offset) in {
-        "ray2_speedup_over_ray1_paired": ("ray1", "ray2", 0.0),
-        "ray1_overhead_over_local1_paired": ("ray1", "local1", -1.0),
-        "ray2_overhead_over_local2_paired": ("ray2", "local2", -1.0),
-    }.items():
+            out[f"{ray_name}_overhead_over_{local_name}"] = ray / local - 1
+            out[f"{ray_name}_overhead_ok"] = ray / local - 1 <= TARGET_RAY_OVERHEAD
+    paired = {"ray2_speedup_over_ray1_paired": ("ray1", "ray2", 0.0)}
+    paired |= {f"{ray}_overhead_over_{local}_paired": (ray, local, -1.0) for ray, local in overheads}
+    for key, (num, den, offset) in paired.items():
         pairs = zip((rounds or {}).get(num, []), (rounds or {}).get(den, []), strict=False)
         ratios = [a["total_s"] / b["total_s"] + offset for a, b in pairs if a.get("status") == b.get("status") == "ok"]
         if ratios:
@@ -528,7 +566,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cores", help=argparse.SUPPRESS)
     parser.add_argument(
         "--side-by-side", action="store_true",
-        help="run local1 and ray1 of a round at the same time, each on its own core (swapped every round)",
+        help="run local1 and a Ray contender of one CPU at the same time, each on its own core (swapped every round)",
     )  # fmt: skip
     args = parser.parse_args(argv)
     if args.worker:
