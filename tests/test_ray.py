@@ -232,6 +232,26 @@ def test_analyze_on_ray_gives_the_local_results(
     assert reports["ray"]["errors"] == reports["local"]["errors"] == []
 
 
+def test_a_command_attaches_to_a_running_ray(local_ray: object, tmp_path: Path) -> None:
+    """`RAY_ADDRESS=auto traceview analyze --ray`, in a process of its own, runs on the Ray already running (this
+    module's, as after `ray start --head`) and gives the local results."""
+    import subprocess
+
+    store = ingest([SAMPLES / "cluster_gpu"], tmp_path / "s.traceview").store
+    local = tmp_path / "local.json"
+    assert runner.invoke(app, ["analyze", str(store), "--json", str(local)]).exit_code == 0
+    env = {
+        **os.environ,
+        "RAY_ADDRESS": "auto",
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
+    }
+    attached = tmp_path / "attached.json"
+    command = [sys.executable, "-m", "traceview", "analyze", str(store), "--ray", "--json", str(attached)]
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert json.loads(attached.read_text())["results"] == json.loads(local.read_text())["results"]
+
+
 def test_analyze_on_ray_sweeps_the_ranks_on_ray(local_ray: object, tmp_path: Path) -> None:
     """`analyze --ray` builds the per-rank sweep (busy_rows) on the tasks only; the driver reads the gathered
     rank_busy rows, and the cluster queries' results equal the local ones."""
@@ -358,7 +378,7 @@ def test_rank_queries_run_once_per_trace(tmp_path: Path) -> None:
         return lambda: ([(None, "on purpose", 0.0)] * len(pack.queries), [(None, "on purpose", 0.0)] * len(gathered))
 
     report = run_packs([store], rank_runner=fails_everything)
-    (traces, names, relations, gathered, least), = calls
+    ((traces, names, relations, gathered, least),) = calls
     assert [trace_id for _, trace_id in traces] == sorted(e["trace_id"] for e in read_manifest(store)["inputs"])
     assert len(traces) == 4
     rank_scoped = [q.name for q in find_pack("core").queries if q.scope == "rank"]
