@@ -45,7 +45,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import os
 import statistics
 import subprocess
@@ -155,6 +154,8 @@ class TreeSampler:
         self._sample()
 
     def figures(self) -> dict[str, Any]:
+        """The figures as of now: a sample first, so that a run shorter than `SAMPLE_S` has its peaks (VmHWM) too."""
+        self._sample()
         # a worker first seen while it imports is still named by its script
         workers = [
             hwm for pid, (hwm, cmd) in self.hwm.items()
@@ -198,28 +199,21 @@ def local_runner(threads: int) -> Any:
     return run
 
 
-def start_ray(cpus: int) -> Any:
-    import ray
-
-    ray.init(num_cpus=cpus, include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR)
-    return ray
-
-
 @contextmanager
 def running_ray(cpus: int) -> Iterator[str]:
     """A Ray of `cpus` CPUs running on this process's cores, as a cluster runs before a command attaches to it: a head
-    started by a child process (`ray.init`), left `SETTLE_S` to settle; yields its address, stops it on leaving.
+    started by a child process (`ray_engine.connect`, as a command without RAY_ADDRESS starts one), left `SETTLE_S`
+    to settle; yields its address, stops it on leaving.
 
     The address is "auto" (the newest Ray of this machine, this one): Ray 2.60's token authentication turns a driver
     away from the head's GCS address given as such, without the token that "auto" finds."""
     code = (
-        "import logging, sys, ray; "
-        "ray.init(num_cpus=int(sys.argv[1]), include_dashboard=False, log_to_driver=False, "
-        "logging_level=logging.ERROR); print(ray.get_runtime_context().gcs_address, flush=True); "
-        "sys.stdin.read(); ray.shutdown()"
+        "import sys; from traceview import ray_engine; ray = ray_engine.connect(int(sys.argv[1])); "
+        "print(ray.get_runtime_context().gcs_address, flush=True); sys.stdin.read(); ray.shutdown()"
     )
+    env = {key: value for key, value in os.environ.items() if key != "RAY_ADDRESS"}
     head = subprocess.Popen(
-        [sys.executable, "-c", code, str(cpus)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+        [sys.executable, "-c", code, str(cpus)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env
     )
     try:
         address = head.stdout.readline().strip() if head.stdout else ""
@@ -251,7 +245,7 @@ def run_contender(name: str, dump: Path, store: Path, result: dict, cores: list[
         if name.startswith("up-"):
             os.environ["RAY_ADDRESS"] = before_timing.enter_context(running_ray(cpus))
         with phase(result, "ray_start"):
-            ray = (ray_engine.connect() if name.startswith("up-") else start_ray(cpus)) if on_ray else None
+            ray = ray_engine.connect(cpus) if on_ray else None  # attaches to RAY_ADDRESS's Ray, if set
         with phase(result, "ingest"):
             runner = partial(ray_engine.run_units, num_cpus=cpus) if on_ray else local_runner(cpus)
             done = ingest([dump], store, force=True, runner=runner)
@@ -308,7 +302,7 @@ def run_gather(store: Path, counts: list[int], result: dict) -> None:
     from traceview.analysis.report import packs_for
     from traceview.packs import needed_by
 
-    ray = start_ray(2)
+    ray = ray_engine.connect(2)
     traces = ranks_of([store])
     core = packs_for([])[0]
     queries = [replace(q, findings=[]) for q in core.queries if q.scope == "rank"]
@@ -364,7 +358,7 @@ def run_task_memory(trace: Path, store: Path, result: dict) -> None:
     from traceview import parsers, ray_engine
     from traceview.store import _build
 
-    ray = start_ray(2)
+    ray = ray_engine.connect(2)
     result["trace_bytes"] = trace.stat().st_size
     result["memory_request_bytes"] = ray_engine.scheduled_memory_bytes(ray_engine.input_bytes(trace))
     result["worker_baseline_rss_bytes"] = ray.get(ray.remote(num_cpus=1)(_imports_rss).remote())

@@ -249,7 +249,9 @@ def test_a_command_attaches_to_a_running_ray(local_ray: object, tmp_path: Path) 
     command = [sys.executable, "-m", "traceview", "analyze", str(store), "--ray", "--json", str(attached)]
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300, check=False)
     assert done.returncode == 0, done.stderr[-2000:]
-    assert json.loads(attached.read_text())["results"] == json.loads(local.read_text())["results"]
+    reports = {name: json.loads(path.read_text()) for name, path in (("local", local), ("attached", attached))}
+    for part in ("results", "findings", "errors"):
+        assert reports["attached"][part] == reports["local"][part], part
 
 
 def test_analyze_on_ray_sweeps_the_ranks_on_ray(local_ray: object, tmp_path: Path) -> None:
